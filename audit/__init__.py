@@ -1,0 +1,33 @@
+"""flax-audit: audit JAX/Flax models for explanations, robustness, fairness and imbalance.
+
+The public names below load lazily, so `import audit` stays cheap (JAX loads on first use).
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from audit.errors import AuditInputError
+
+__version__ = "0.1.0"
+
+_PUBLIC = {
+    "Dataset": "audit.data",
+    "Model": "audit.models",
+    "train": "audit.models",
+    "datasets": "audit.datasets",
+}
+
+__all__ = ["AuditInputError", *_PUBLIC]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _PUBLIC:
+        module = importlib.import_module(_PUBLIC[name])
+        return module if module.__name__ == f"audit.{name}" else getattr(module, name)
+    raise AttributeError(f"module 'audit' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

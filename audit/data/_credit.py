@@ -1,0 +1,76 @@
+"""Synthetic credit-default data with planted, documented properties.
+
+Every row is an applicant; the label is whether the loan defaulted (the minority class, ~10%).
+The generating process is fixed by a seed, so the planted truths below are facts that tests
+and analyzers can check:
+
+- The label depends only on ``IMPORTANT`` columns; on the logit: ``late_payments`` +2.2 each,
+  ``debt_ratio`` +10 per unit, ``income`` -2.5 per standard deviation of its log,
+  ``credit_history_years`` -1.5 per 5 years, ``employment`` (``unemployed`` +3.5,
+  ``self_employed`` +1.2). The Bayes-optimal accuracy is about 0.95 (majority rate 0.90).
+- ``BIAS``: on top of that, women are labelled as defaulters more often (+1.5 on the logit):
+  historical label bias against ``sex == "female"``.
+- ``PROXY``: ``sector`` has no effect on the label, but its distribution depends strongly on sex,
+  so a model that never sees ``sex`` can still learn the bias through it.
+- ``IRRELEVANT`` columns (``housing``, ``purpose``, ``n_dependents``, ``loan_amount``) are
+  independent noise.
+- ``sex`` and ``age`` are sensitive attributes, kept out of the model inputs by default.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+IMPORTANT = ("late_payments", "debt_ratio", "income", "credit_history_years", "employment")
+IRRELEVANT = ("housing", "purpose", "n_dependents", "loan_amount")
+PROXY = "sector"
+SENSITIVE = ("sex", "age")
+BIAS = {"attribute": "sex", "group": "female", "logit_shift": 1.5}
+POSITIVE_RATE = 0.10
+CATEGORICAL = ("employment", "housing", "purpose", "sector")
+
+_SECTORS = ("care", "education", "retail", "construction", "engineering", "transport")
+_SECTOR_P = {"female": (0.32, 0.25, 0.2, 0.05, 0.08, 0.10), "male": (0.05, 0.08, 0.17, 0.3, 0.22, 0.18)}
+
+
+def _sigmoid(z: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-z))
+
+
+def credit_frame(n: int = 20_000, *, seed: int = 0) -> pd.DataFrame:
+    """The raw credit table: `n` applicants with a `default` column ("yes"/"no")."""
+    rng = np.random.default_rng(seed)
+    sex = rng.choice(["female", "male"], size=n)
+    age = rng.integers(21, 76, size=n)
+    income = np.round(np.exp(rng.normal(10.6, 0.45, size=n)), -1)
+    debt_ratio = np.round(rng.beta(2.0, 5.0, size=n), 3)
+    history = np.round(np.minimum(age - 18, rng.gamma(3.0, 3.5, size=n)), 1)
+    late = rng.poisson(0.6, size=n)
+    loan = np.round(np.exp(rng.normal(9.5, 0.7, size=n)), -1)
+    employment = rng.choice(["salaried", "self_employed", "unemployed", "retired"], size=n,
+                            p=[0.6, 0.2, 0.08, 0.12])
+    housing = rng.choice(["own", "rent", "mortgage"], size=n, p=[0.3, 0.4, 0.3])
+    purpose = rng.choice(["car", "home", "education", "business", "other"], size=n)
+    dependents = rng.poisson(1.0, size=n)
+    sector = np.where(sex == "female",
+                      rng.choice(_SECTORS, size=n, p=_SECTOR_P["female"]),
+                      rng.choice(_SECTORS, size=n, p=_SECTOR_P["male"]))
+
+    log_income = np.log(income)
+    logit = (2.2 * late + 10.0 * (debt_ratio - 0.28)
+             - 2.5 * (log_income - 10.6) / 0.45 - 1.5 * (history - 9.0) / 5.0
+             + 3.5 * (employment == "unemployed") + 1.2 * (employment == "self_employed")
+             + BIAS["logit_shift"] * (sex == BIAS["group"]))
+    lo, hi = -20.0, 20.0  # intercept so that the expected default rate is POSITIVE_RATE
+    for _ in range(60):
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if _sigmoid(logit + mid).mean() < POSITIVE_RATE else (lo, mid)
+    default = rng.random(n) < _sigmoid(logit + (lo + hi) / 2)
+    return pd.DataFrame({
+        "age": age, "sex": sex, "income": income, "debt_ratio": debt_ratio,
+        "credit_history_years": history, "late_payments": late, "loan_amount": loan,
+        "employment": employment, "housing": housing, "purpose": purpose,
+        "n_dependents": dependents, "sector": sector,
+        "default": np.where(default, "yes", "no"),
+    })

@@ -1,0 +1,116 @@
+"""Build a tabular `Dataset` from a pandas DataFrame or a CSV file, validating at the edge."""
+
+from __future__ import annotations
+
+import os
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+
+from audit.data._dataset import Dataset, stratified_split
+from audit.data._encoding import TabularEncoding
+from audit.errors import AuditInputError
+
+
+def _check_columns(df: pd.DataFrame, names: Sequence[str], role: str) -> None:
+    missing = [n for n in names if n not in df.columns]
+    if missing:
+        raise AuditInputError(f"{role} column(s) {missing} not found; the data has columns "
+                              f"{[str(c) for c in df.columns]}.")
+
+
+def _check_numeric(df: pd.DataFrame, name: str) -> None:
+    values = pd.to_numeric(df[name], errors="coerce")
+    bad = np.flatnonzero(values.isna().to_numpy() & df[name].notna().to_numpy())
+    if bad.size:
+        raise AuditInputError(
+            f"column {name!r} row {int(bad[0])}: value {df[name].iloc[bad[0]]!r} is not a number; "
+            f"fix it or list {name!r} in categorical=[...].")
+    finite = np.isfinite(values.to_numpy(dtype=np.float64))
+    if not finite.all():
+        row = int(np.flatnonzero(~finite)[0])
+        raise AuditInputError(f"column {name!r} row {row}: missing, NaN or infinite value "
+                              f"({int((~finite).sum())} rows); impute or drop them first.")
+
+
+def from_pandas(df: pd.DataFrame, *, target: str, sensitive: Sequence[str] = (),
+                categorical: Sequence[str] = (), drop: Sequence[str] = (),
+                include_sensitive: bool = False, class_names: Sequence[str] | None = None,
+                fractions: Sequence[float] = (0.6, 0.2, 0.2), seed: int = 0,
+                name: str = "dataset") -> Dataset:
+    """A tabular Dataset from a DataFrame.
+
+    Every column except `target`, `drop` (and `sensitive`, unless `include_sensitive`) becomes a
+    model input: `categorical` ones one-hot, the rest standardised with the training rows'
+    statistics. Sensitive columns are kept per row as group labels for the fairness analysis.
+    """
+    if not isinstance(df, pd.DataFrame):
+        raise AuditInputError(f"expected a pandas DataFrame, got {type(df).__name__}.")
+    if len(df) == 0:
+        raise AuditInputError(f"{name}: the data has no rows.")
+    _check_columns(df, [target], "target")
+    _check_columns(df, sensitive, "sensitive")
+    _check_columns(df, categorical, "categorical")
+    _check_columns(df, drop, "drop")
+    df = df.reset_index(drop=True)
+    labels = df[target]
+    if labels.isna().any():
+        raise AuditInputError(f"target column {target!r} row {int(np.flatnonzero(labels.isna())[0])} "
+                              "is missing; drop unlabeled rows first.")
+    if class_names is None:
+        class_names = tuple(str(c) for c in sorted(labels.unique(), key=lambda v: (str(type(v)), v)))
+    class_names = tuple(str(c) for c in class_names)
+    index = {c: i for i, c in enumerate(class_names)}
+    label_text = labels.astype(str).to_numpy()
+    unknown = [v for v in np.unique(label_text) if v not in index]
+    if unknown:
+        raise AuditInputError(f"target {target!r} has values {unknown} that are not in "
+                              f"class_names {list(class_names)}.")
+    y = np.array([index[v] for v in label_text], dtype=np.int32)
+    if len(np.unique(y)) < 2:
+        raise AuditInputError(f"target {target!r} has a single class ({label_text[0]!r}); "
+                              "a classifier needs two or more.")
+    excluded = {target, *drop} | (set() if include_sensitive else set(sensitive))
+    inputs = [c for c in df.columns if c not in excluded]
+    if not inputs:
+        raise AuditInputError(f"{name}: no input columns are left after removing target, drop "
+                              "and sensitive columns.")
+    for col in inputs:
+        if col in categorical:
+            if df[col].isna().any():
+                row = int(np.flatnonzero(df[col].isna().to_numpy())[0])
+                raise AuditInputError(f"categorical column {col!r} row {row} is missing; fill it "
+                                      "(e.g. with 'unknown') first.")
+        else:
+            _check_numeric(df, col)
+    frame = df[inputs].copy()
+    for col in inputs:
+        if col not in categorical:
+            frame[col] = pd.to_numeric(frame[col])
+    splits = stratified_split(y, fractions=fractions, seed=seed)
+    encoding = TabularEncoding.fit(frame.iloc[splits["train"]], categorical=list(categorical))
+    raw = encoding.raw_matrix(frame.astype({c: str for c in inputs if c in categorical}))
+    groups = {}
+    for col in sensitive:
+        if df[col].isna().any():
+            raise AuditInputError(f"sensitive column {col!r} row {int(np.flatnonzero(df[col].isna())[0])} "
+                                  "is missing; label it (e.g. 'unknown') first.")
+        values = df[col].to_numpy()
+        groups[col] = values if values.dtype.kind in "iuf" else values.astype(str)
+    return Dataset(X=encoding.encode(raw), y=y, feature_names=encoding.input_names,
+                   class_names=class_names, kind="tabular", sensitive=groups, splits=splits,
+                   encoding=encoding, raw=raw, name=name)
+
+
+def from_csv(path: str | os.PathLike, **kwargs) -> Dataset:
+    """`from_pandas` on a CSV file; the same keyword arguments."""
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise AuditInputError(f"CSV file {path!r} does not exist.")
+    try:
+        df = pd.read_csv(path)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise AuditInputError(f"cannot read CSV {path!r}: {exc}") from None
+    kwargs.setdefault("name", os.path.splitext(os.path.basename(path))[0])
+    return from_pandas(df, **kwargs)
