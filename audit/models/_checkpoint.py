@@ -1,0 +1,159 @@
+"""Safe checkpoints: msgpack parameters (no pickle) plus a JSON manifest with a checksum.
+
+Layout of a checkpoint directory::
+
+    manifest.json    format, version, architecture, input shape, class names, metadata,
+                     library versions, and per-parameter shape/dtype plus the file's sha256
+    params.msgpack   {parameter path: array}, written with flax.serialization (raw bytes)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from importlib import metadata as importlib_metadata
+from typing import Any
+
+import jax
+import numpy as np
+from flax import serialization
+
+from audit.errors import AuditInputError
+from audit.models import zoo
+from audit.models._model import Model, split_nnx
+
+FORMAT, VERSION = "flax-audit-checkpoint", 1
+_LIBRARIES = ("jax", "flax", "optax", "numpy", "flax-audit")
+
+
+def _flat(params: Any) -> dict[str, np.ndarray]:
+    return {jax.tree_util.keystr(path): np.asarray(leaf)
+            for path, leaf in jax.tree_util.tree_flatten_with_path(params)[0]}
+
+
+def _versions() -> dict[str, str]:
+    out = {}
+    for name in _LIBRARIES:
+        try:
+            out[name] = importlib_metadata.version(name)
+        except importlib_metadata.PackageNotFoundError:
+            out[name] = "unknown"
+    return out
+
+
+def _json_ready(value: Any) -> Any:
+    try:
+        return json.loads(json.dumps(value))
+    except TypeError as exc:
+        raise AuditInputError(f"model metadata must be JSON-serialisable: {exc}") from None
+
+
+def save(model: Model, directory: str | os.PathLike) -> str:
+    """Write `model` to `directory` atomically (a complete checkpoint or none). Returns the path."""
+    directory = os.fspath(directory)
+    flat = _flat(model.params)
+    payload = serialization.msgpack_serialize(flat)
+    manifest = {
+        "format": FORMAT, "version": VERSION,
+        "architecture": _json_ready(dict(model.architecture)) if model.architecture else None,
+        "input_shape": list(model.input_shape), "class_names": list(model.class_names),
+        "batch_size": model.batch_size, "metadata": _json_ready(dict(model.metadata)),
+        "libraries": _versions(),
+        "params": {"file": "params.msgpack", "sha256": hashlib.sha256(payload).hexdigest(),
+                   "tree": {k: [list(v.shape), str(v.dtype)] for k, v in flat.items()}},
+    }
+    parent = os.path.dirname(os.path.abspath(directory))
+    os.makedirs(parent, exist_ok=True)
+    staging = tempfile.mkdtemp(prefix=".checkpoint-", dir=parent)
+    try:
+        with open(os.path.join(staging, "params.msgpack"), "wb") as f:
+            f.write(payload)
+        with open(os.path.join(staging, "manifest.json"), "w") as f:
+            json.dump(manifest, f, indent=2)
+        if os.path.isdir(directory):
+            shutil.rmtree(directory)
+        os.replace(staging, directory)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return directory
+
+
+def _read_manifest(directory: str) -> dict[str, Any]:
+    path = os.path.join(directory, "manifest.json")
+    if not os.path.isfile(path):
+        raise AuditInputError(f"{directory!r} is not a checkpoint: no manifest.json inside.")
+    try:
+        with open(path) as f:
+            manifest = json.load(f)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise AuditInputError(f"checkpoint manifest {path!r} is corrupt ({exc}).") from None
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+        raise AuditInputError(f"{path!r} is not a flax-audit checkpoint manifest.")
+    if manifest.get("version") != VERSION:
+        raise AuditInputError(f"checkpoint {directory!r} has format version {manifest.get('version')}; "
+                              f"this flax-audit reads version {VERSION}.")
+    for key in ("input_shape", "class_names", "params"):
+        if key not in manifest:
+            raise AuditInputError(f"checkpoint manifest {path!r} lacks {key!r}.")
+    return manifest
+
+
+def _template(manifest: dict[str, Any], like: Model | None, directory: str) -> Model:
+    if like is not None:
+        return like
+    arch = manifest.get("architecture")
+    if not arch:
+        raise AuditInputError(f"checkpoint {directory!r} holds a custom model; load it with "
+                              "Model.load(path, like=model) where `model` has the same structure.")
+    module = zoo.build(arch["name"], {k: v for k, v in arch["config"].items() if k != "name"})
+    apply, params = split_nnx(module)
+    return Model(apply=apply, params=params, input_shape=manifest["input_shape"],
+                 class_names=manifest["class_names"], architecture=arch)
+
+
+def load(directory: str | os.PathLike, *, like: Model | None = None) -> Model:
+    """Read a checkpoint written by `save`, verifying its checksum and parameter shapes.
+
+    Zoo models are rebuilt from the manifest; for other models pass `like`, a Model with the
+    same apply function and parameter structure (its values are replaced).
+    """
+    directory = os.fspath(directory)
+    manifest = _read_manifest(directory)
+    path = os.path.join(directory, manifest["params"].get("file", "params.msgpack"))
+    if not os.path.isfile(path):
+        raise AuditInputError(f"checkpoint {directory!r} lacks its parameter file {path!r}.")
+    with open(path, "rb") as f:
+        payload = f.read()
+    if hashlib.sha256(payload).hexdigest() != manifest["params"].get("sha256"):
+        raise AuditInputError(f"checkpoint {directory!r} is corrupt: {os.path.basename(path)} does not "
+                              "match the checksum in manifest.json; re-save or retrain the model.")
+    try:
+        flat = serialization.msgpack_restore(payload)
+    except Exception as exc:  # msgpack raises several unrelated types on bad bytes
+        raise AuditInputError(f"checkpoint {directory!r}: cannot decode parameters ({exc}).") from None
+    template = _template(manifest, like, directory)
+    leaves_with_path, treedef = jax.tree_util.tree_flatten_with_path(template.params)
+    leaves = []
+    for key_path, leaf in leaves_with_path:
+        key = jax.tree_util.keystr(key_path)
+        if key not in flat:
+            raise AuditInputError(f"checkpoint {directory!r} lacks parameter {key}; it was saved from "
+                                  "a different architecture.")
+        value = np.asarray(flat[key])
+        if value.shape != np.shape(leaf) or value.dtype != np.asarray(leaf).dtype:
+            raise AuditInputError(f"checkpoint {directory!r}: parameter {key} has shape {value.shape} "
+                                  f"{value.dtype}, the model expects {np.shape(leaf)} {np.asarray(leaf).dtype}.")
+        leaves.append(value)
+    extra = sorted(set(flat) - {jax.tree_util.keystr(p) for p, _ in leaves_with_path})
+    if extra:
+        raise AuditInputError(f"checkpoint {directory!r} has parameters {extra[:3]} the model does not "
+                              "have; it was saved from a different architecture.")
+    return template.replace(params=jax.tree_util.tree_unflatten(treedef, leaves),
+                            input_shape=tuple(manifest["input_shape"]),
+                            class_names=tuple(manifest["class_names"]),
+                            metadata=manifest.get("metadata") or {},
+                            batch_size=int(manifest.get("batch_size", template.batch_size)))

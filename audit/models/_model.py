@@ -1,0 +1,174 @@
+"""`Model`: the one place that knows Linen and NNX; below it every analyzer sees a pure function.
+
+A Model is `apply(params, x) -> logits` plus its params, input shape and class names. Batch
+evaluation pads to one fixed batch size, so any number of rows compiles exactly once.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+from typing import Any, Callable, Mapping, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from audit.errors import AuditInputError
+
+ApplyFn = Callable[[Any, jax.Array], jax.Array]
+
+
+def _eval_view(module):
+    """An evaluation-mode copy of an NNX module (dropout off, running batch statistics)."""
+    from flax import nnx
+
+    copy = nnx.clone(module)
+    copy.eval()
+    return copy
+
+
+def split_nnx(module) -> tuple[ApplyFn, Any]:
+    """NNX module -> (pure apply, params). Params hold `nnx.Param` and `nnx.BatchStat` state;
+    everything else (RNG streams) is fixed inside `apply`. The user's module is not mutated."""
+    from flax import nnx
+
+    graphdef, params, rest = nnx.split(_eval_view(module), (nnx.Param, nnx.BatchStat), ...)
+
+    def apply(params, x):
+        return nnx.merge(graphdef, params, rest)(x)
+
+    return apply, params
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Model:
+    """A classifier as a pure function: `apply(params, x) -> logits` of shape (n, n_classes).
+
+    `architecture` names a zoo architecture and its config when the model can be rebuilt from
+    a checkpoint alone; `metadata` carries free-form facts (training history, data fingerprint).
+    """
+
+    apply: ApplyFn
+    params: Any
+    input_shape: tuple[int, ...]
+    class_names: tuple[str, ...]
+    architecture: Mapping[str, Any] | None = None
+    metadata: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    batch_size: int = 512
+    differentiable: bool = True
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "input_shape", tuple(int(d) for d in self.input_shape))
+        object.__setattr__(self, "class_names", tuple(str(c) for c in self.class_names))
+        if len(self.class_names) < 2:
+            raise AuditInputError(f"a classifier needs at least two class names, got {self.class_names}.")
+        if self.batch_size < 1:
+            raise AuditInputError(f"batch_size must be positive, got {self.batch_size}.")
+        apply, size = self.apply, self.batch_size
+        object.__setattr__(self, "_batch_logits", jax.jit(lambda p, x: apply(p, x).astype(jnp.float32)))
+        object.__setattr__(self, "_batch", size)
+
+    # ---- constructors ------------------------------------------------------------------
+    @classmethod
+    def from_function(cls, fn: ApplyFn, params: Any, *, input_shape: Sequence[int],
+                      class_names: Sequence[str], **kwargs) -> "Model":
+        """Wrap a pure `fn(params, x) -> logits`."""
+        return cls(apply=fn, params=params, input_shape=tuple(input_shape),
+                   class_names=tuple(class_names), **kwargs)
+
+    @classmethod
+    def from_linen(cls, module, variables: Mapping[str, Any], *, input_shape: Sequence[int],
+                   class_names: Sequence[str], **kwargs) -> "Model":
+        """Wrap a Linen module and its variables (all collections, e.g. params, batch_stats).
+
+        The module is called as `module.apply(variables, x)`; pass a module configured for
+        inference (e.g. `train=False` attributes) if it has dropout or batch norm.
+        """
+        return cls(apply=lambda v, x: module.apply(v, x), params=variables,
+                   input_shape=tuple(input_shape), class_names=tuple(class_names), **kwargs)
+
+    @classmethod
+    def from_nnx(cls, module, *, input_shape: Sequence[int], class_names: Sequence[str],
+                 **kwargs) -> "Model":
+        """Wrap an NNX module (evaluated in eval mode; the module itself is not changed)."""
+        apply, params = split_nnx(module)
+        config = getattr(module, "config", None)
+        if config is not None and "architecture" not in kwargs and hasattr(config, "to_dict"):
+            kwargs["architecture"] = {"name": config.name, "config": config.to_dict()}
+        return cls(apply=apply, params=params, input_shape=tuple(input_shape),
+                   class_names=tuple(class_names), **kwargs)
+
+    # ---- evaluation --------------------------------------------------------------------
+    @property
+    def n_classes(self) -> int:
+        return len(self.class_names)
+
+    def _check(self, x: Any) -> np.ndarray:
+        x = np.asarray(x, dtype=np.float32)
+        if x.shape[1:] != self.input_shape:
+            raise AuditInputError(f"input has shape {x.shape}; this model takes (n, "
+                                  f"{', '.join(map(str, self.input_shape))}).")
+        return x
+
+    def logits(self, x: Any) -> np.ndarray:
+        """Logits for any number of rows, in fixed-size padded batches (compiles once)."""
+        x = self._check(x)
+        n, size = len(x), self._batch
+        if n == 0:
+            return np.zeros((0, self.n_classes), np.float32)
+        padded = np.zeros(((n + size - 1) // size * size, *self.input_shape), np.float32)
+        padded[:n] = x
+        outs = [self._batch_logits(self.params, padded[i:i + size]) for i in range(0, len(padded), size)]
+        return np.asarray(jnp.concatenate(outs))[:n]
+
+    def predict_proba(self, x: Any) -> np.ndarray:
+        """Softmax class probabilities, shape (n, n_classes)."""
+        return np.asarray(jax.nn.softmax(self.logits(x), axis=-1))
+
+    def predict(self, x: Any) -> np.ndarray:
+        """Predicted class ids, shape (n,)."""
+        return self.logits(x).argmax(axis=-1).astype(np.int32)
+
+    def accuracy(self, x: Any, y: Any) -> float:
+        return float((self.predict(x) == np.asarray(y)).mean())
+
+    def compile_count(self) -> int:
+        """How many times the batched logits function has been compiled (for tests and benches)."""
+        return self._batch_logits._cache_size()
+
+    # ---- checkpoints -------------------------------------------------------------------
+    def save(self, directory) -> str:
+        """Write a safe checkpoint (msgpack params + JSON manifest, no pickle) atomically."""
+        from audit.models import _checkpoint
+
+        return _checkpoint.save(self, directory)
+
+    @classmethod
+    def load(cls, directory, *, like: "Model | None" = None) -> "Model":
+        """Read a checkpoint; zoo models rebuild themselves, others need `like` (same structure)."""
+        from audit.models import _checkpoint
+
+        return _checkpoint.load(directory, like=like)
+
+    # ---- misc --------------------------------------------------------------------------
+    def replace(self, **changes) -> "Model":
+        return dataclasses.replace(self, **changes)
+
+    def fingerprint(self) -> str:
+        """sha256 over parameter shapes and bytes: identifies the weights in reports."""
+        h = hashlib.sha256()
+        for path, leaf in jax.tree_util.tree_flatten_with_path(self.params)[0]:
+            arr = np.asarray(leaf)
+            h.update(jax.tree_util.keystr(path).encode())
+            h.update(str(arr.shape).encode())
+            h.update(np.ascontiguousarray(arr).tobytes())
+        return h.hexdigest()
+
+    def summary(self) -> dict[str, Any]:
+        """Small JSON-ready description for model cards."""
+        leaves = jax.tree_util.tree_leaves(self.params)
+        return {"architecture": dict(self.architecture) if self.architecture else None,
+                "input_shape": list(self.input_shape), "classes": list(self.class_names),
+                "parameters": int(sum(np.size(leaf) for leaf in leaves)),
+                "fingerprint": self.fingerprint()}

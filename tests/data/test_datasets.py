@@ -1,0 +1,60 @@
+import numpy as np
+import pytest
+
+from audit import AuditInputError, datasets
+from audit.data import _credit
+
+
+@pytest.mark.parametrize("name, shape, n_classes, rows", [
+    ("credit", (24,), 2, 20_000),
+    ("breast_cancer", (30,), 2, 569),
+    ("digits", (8, 8, 1), 10, 1797),
+    ("mnist", (28, 28, 1), 10, 5000),
+])
+def test_bundled_datasets_load_offline_with_documented_shapes(name, shape, n_classes, rows):
+    data = datasets.load(name)
+    assert data.X.shape == (rows, *shape) and data.X.dtype == np.float32
+    assert data.n_classes == n_classes and len(data.y) == rows
+    parts = [data.splits[s] for s in ("train", "val", "test")]
+    assert sum(len(p) for p in parts) == rows
+    assert len(np.unique(np.concatenate(parts))) == rows  # disjoint and complete
+    if data.kind == "image":
+        assert data.X.min() >= 0 and data.X.max() <= 1
+
+
+def test_credit_planted_properties():
+    data = datasets.load("credit")
+    assert abs(data.y.mean() - _credit.POSITIVE_RATE) < 0.01
+    assert data.class_names == ("no", "yes")
+    assert set(data.sensitive) == {"sex", "age"}
+    assert "sex" not in data.raw_feature_names and "age" not in data.raw_feature_names
+    sex = data.sensitive["sex"]
+    rate = {g: data.y[sex == g].mean() for g in ("female", "male")}
+    assert rate["female"] > 1.5 * rate["male"]  # planted label bias against women
+    raw = dict(zip(data.raw_feature_names, data.raw.T))
+    sectors = dict(enumerate(data.encoding.columns[data.raw_feature_names.index("sector")].categories))
+    care = np.array([sectors[int(c)] == "care" for c in raw["sector"]])
+    assert care[sex == "female"].mean() > 4 * care[sex == "male"].mean()  # the proxy
+
+
+def test_credit_generation_and_split_are_seeded():
+    a, b, c = (datasets.load("credit", n=500, seed=s) for s in (1, 1, 2))
+    assert np.array_equal(a.X, b.X) and np.array_equal(a.splits["test"], b.splits["test"])
+    assert not np.array_equal(a.X, c.X)
+
+
+def test_split_is_stratified():
+    data = datasets.load("credit")
+    rates = [data.y[data.splits[s]].mean() for s in ("train", "val", "test")]
+    assert max(rates) - min(rates) < 0.002
+
+
+def test_include_sensitive_adds_model_inputs():
+    data = datasets.load("credit", n=500, include_sensitive=True)
+    assert "sex" in data.raw_feature_names and "age" in data.raw_feature_names
+    assert {"sex=female", "sex=male"} <= set(data.feature_names)
+
+
+def test_unknown_dataset_is_a_clear_error():
+    with pytest.raises(AuditInputError, match="unknown dataset 'cifar'"):
+        datasets.load("cifar")

@@ -1,0 +1,77 @@
+import jax
+import numpy as np
+import optax
+import pytest
+
+from audit import AuditInputError, datasets
+from audit.data import Dataset, stratified_split
+from audit.models import History, Model, train
+
+
+def test_credit_mlp_beats_the_majority_rate(credit_small, credit_model):
+    test = credit_small.test
+    majority = 1 - test.y.mean()
+    assert credit_model.accuracy(test.X, test.y) > majority + 0.02
+    history = History.from_dict(credit_model.metadata["training"])
+    assert 1 <= history.best_epoch <= len(history.epochs)
+    assert {"train_loss", "val_loss", "val_accuracy"} <= set(history.epochs[0])
+
+
+def test_digits_cnn_learns(digits, digits_cnn):
+    assert digits_cnn.accuracy(digits.test.X, digits.test.y) > 0.85
+
+
+def test_same_seed_same_weights_and_other_seed_differs(credit_small):
+    runs = [train("mlp", credit_small, epochs=2, seed=s, progress=False) for s in (3, 3, 4)]
+    same = jax.tree.leaves(runs[0].params), jax.tree.leaves(runs[1].params)
+    assert all(np.array_equal(a, b) for a, b in zip(*same))
+    assert runs[0].fingerprint() != runs[2].fingerprint()
+
+
+def test_early_stopping_restores_the_best_epoch(credit_small):
+    model = train("mlp", credit_small, epochs=40, patience=2, learning_rate=0.05, progress=False)
+    history = model.metadata["training"]
+    losses = [e["val_loss"] for e in history["epochs"]]
+    assert history["stopped_early"] and history["best_epoch"] == int(np.argmin(losses)) + 1
+    val = credit_small.val
+    ce = optax.softmax_cross_entropy_with_integer_labels(model.logits(val.X), val.y).mean()
+    assert abs(float(ce) - min(losses)) < 1e-4
+
+
+def test_class_weights_raise_minority_recall(credit_small):
+    test = credit_small.test
+    plain = train("mlp", credit_small, epochs=6, progress=False)
+    weighted = train("mlp", credit_small, epochs=6, class_weight="balanced", progress=False)
+    recall = lambda m: (m.predict(test.X)[test.y == 1] == 1).mean()
+    assert recall(weighted) > recall(plain) + 0.05
+
+
+def test_zero_sample_weights_ignore_rows(credit_small):
+    n = len(credit_small.splits["train"])
+    weights = np.ones(n)
+    weights[: n // 2] = 0
+    a = train("mlp", credit_small, epochs=1, sample_weight=weights, progress=False)
+    assert a.metadata["training"]["settings"]["sample_weight"] is True
+    with pytest.raises(AuditInputError, match="sample_weight needs"):
+        train("mlp", credit_small, epochs=1, sample_weight=np.ones(3), progress=False)
+
+
+def test_training_a_function_model(linear_model):
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(400, 5)).astype(np.float32)
+    y = (X @ np.array([-1, 1, 0, 2, 0]) > 0).astype(int)
+    ds = Dataset(X=X, y=y, feature_names=tuple("abcde"), class_names=("neg", "pos"),
+                 splits=stratified_split(y, seed=0))
+    trained = train(linear_model, ds, epochs=30, batch_size=16, learning_rate=0.05, progress=False)
+    assert isinstance(trained, Model)
+    assert trained.accuracy(ds.test.X, ds.test.y) > 0.9 > linear_model.accuracy(ds.test.X, ds.test.y)
+
+
+def test_bad_settings():
+    data = datasets.load("credit", n=300)
+    with pytest.raises(AuditInputError, match="must be positive"):
+        train("mlp", data, epochs=0)
+    with pytest.raises(AuditInputError, match="class_weight 'equal'"):
+        train("mlp", data, class_weight="equal")
+    with pytest.raises(AuditInputError, match="unknown keys"):
+        train("mlp", data, depth=3)
