@@ -1,0 +1,182 @@
+"""Players of a Shapley game: which model inputs move together, and the masked value function.
+
+A player is a set of flat input indices: one raw tabular column (its one-hot block is one
+player), a single input, or a square image patch over all channels. A coalition keeps its
+players' inputs from the explained example and takes the others from a background row, so
+the value of a coalition S is the interventional expectation E_b[f(x_S, b_not S)]
+(Janzing, Minorics & Bloebaum 2020, "Feature relevance quantification in explainable AI").
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import math
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from audit.errors import AuditInputError
+
+PLAYER_KINDS = ("raw", "inputs", "patches")
+OUTPUTS = ("probability", "logit")
+CHUNK_ROWS = 8192  # rows per model call: cache-sized chunks (see bench/explain.py)
+
+
+@dataclasses.dataclass(frozen=True)
+class Players:
+    """`groups[j]` lists the flat input indices of player j; `names[j]` names it."""
+
+    kind: str
+    names: tuple[str, ...]
+    groups: tuple[tuple[int, ...], ...]
+    input_shape: tuple[int, ...]
+
+    @property
+    def n(self) -> int:
+        return len(self.groups)
+
+    @property
+    def n_inputs(self) -> int:
+        return int(np.prod(self.input_shape))
+
+    def matrix(self) -> np.ndarray:
+        """(players, flat inputs) 0/1 membership matrix."""
+        g = np.zeros((self.n, self.n_inputs), np.float32)
+        for j, idx in enumerate(self.groups):
+            g[j, list(idx)] = 1.0
+        return g
+
+    def owner(self) -> np.ndarray:
+        """Player index of every flat input (-1 for inputs no player owns)."""
+        out = np.full(self.n_inputs, -1, np.int64)
+        for j, idx in enumerate(self.groups):
+            out[list(idx)] = j
+        return out
+
+
+def default_patch(input_shape: tuple[int, ...]) -> int:
+    """The smallest square patch giving at most 16 patches (a 4x4 grid on square images)."""
+    h, w = input_shape[0], input_shape[1]
+    return max(math.ceil(h / 4), math.ceil(w / 4))
+
+
+def resolve(model, data, players: str | None, patch: int | None, method: str) -> Players:
+    """Pick the players: one per raw column for tabular data with an encoding; inputs for other
+    tabular models; square patches for images (single pixels with the gradient method)."""
+    shape = tuple(model.input_shape)
+    image = len(shape) == 3 or (data is not None and data.kind == "image")
+    if players is None:
+        if image:
+            players = "inputs" if method == "gradient" else "patches"
+        else:
+            players = "raw" if data is not None and data.encoding is not None else "inputs"
+    if players not in PLAYER_KINDS:
+        raise AuditInputError(f"players={players!r}; choose one of {list(PLAYER_KINDS)} or None.")
+    if data is not None and tuple(data.input_shape) != shape:
+        raise AuditInputError(f"data {data.name!r} has inputs of shape {tuple(data.input_shape)}, but "
+                              f"the model takes {shape}; pass the Dataset the model was trained on.")
+    if players == "raw":
+        if data is None or data.encoding is None:
+            raise AuditInputError("players='raw' needs data=<the tabular Dataset> with an encoding "
+                                  "(it says which inputs belong to which raw column); pass data= or "
+                                  "use players='inputs'.")
+        return Players("raw", tuple(data.raw_feature_names), tuple(data.feature_groups), shape)
+    if players == "patches":
+        if len(shape) != 3:
+            raise AuditInputError(f"players='patches' needs image inputs (height, width, channels); "
+                                  f"this model takes {shape}. Use players='raw' or 'inputs'.")
+        h, w, c = shape
+        size = default_patch(shape) if patch is None else int(patch)
+        if size < 1 or size > max(h, w):
+            raise AuditInputError(f"patch={patch} must be between 1 and {max(h, w)} pixels.")
+        flat = np.arange(h * w * c).reshape(h, w, c)
+        groups, names = [], []
+        for r in range(0, h, size):
+            for q in range(0, w, size):
+                groups.append(tuple(int(i) for i in flat[r:r + size, q:q + size].ravel()))
+                names.append(f"patch[{r}:{min(r + size, h)},{q}:{min(q + size, w)}]")
+        return Players("patches", tuple(names), tuple(groups), shape)
+    n = int(np.prod(shape))
+    if data is not None and data.kind == "tabular" and len(data.feature_names) == n:
+        names = tuple(data.feature_names)
+    elif len(shape) == 3:
+        h, w, c = shape
+        names = tuple(f"pixel[{i // (w * c)},{i // c % w},{i % c}]" for i in range(n))
+    else:
+        names = tuple(f"x{i}" for i in range(n))
+    return Players("inputs", names, tuple((i,) for i in range(n)), shape)
+
+
+def player_data(players: Players, x: np.ndarray, data) -> tuple[np.ndarray, np.ndarray | None]:
+    """What each player "is" for each example: raw column values (categoricals as codes, with
+    category names as display data), single input values, or the mean value of a patch."""
+    flat = x.reshape(len(x), -1).astype(np.float64)
+    if players.kind == "inputs":
+        return flat, None
+    if players.kind == "patches":
+        return np.stack([flat[:, list(g)].mean(axis=1) for g in players.groups], axis=1), None
+    values = np.empty((len(x), players.n))
+    display = np.empty((len(x), players.n), dtype=object)
+    for j, (col, g) in enumerate(zip(data.encoding.columns, players.groups)):
+        if col.kind == "categorical":
+            codes = flat[:, list(g)].argmax(axis=1)
+            values[:, j] = codes
+            display[:, j] = np.asarray(col.categories, dtype=object)[codes]
+        else:
+            decoded = flat[:, g[0]] * col.std + col.mean  # float32 inputs: keep 6 significant digits
+            values[:, j] = [float(f"{v:.6g}") for v in decoded]
+            display[:, j] = values[:, j]
+    has_categories = any(c.kind == "categorical" for c in data.encoding.columns)
+    return values, display if has_categories else None
+
+
+def output_fn(apply: Callable, output: str) -> Callable[[Any, jax.Array], jax.Array]:
+    """params, x -> the explained outputs for all classes (softmax probabilities or logits)."""
+    if output == "probability":
+        return lambda p, x: jax.nn.softmax(apply(p, x).astype(jnp.float32), axis=-1)
+    return lambda p, x: apply(p, x).astype(jnp.float32)
+
+
+@functools.lru_cache(maxsize=32)
+def _value_step(apply: Callable, output: str, input_shape: tuple[int, ...]) -> Callable:
+    """One jitted step: one example, a chunk of coalitions, all background rows -> the mean
+    explained output per coalition (for the example's class)."""
+    out_fn = output_fn(apply, output)
+
+    def step(params, x, cls, background, owner, coalitions):
+        masks = coalitions[:, owner]  # (chunk, inputs): player membership -> input membership
+        rows = jnp.where(masks[:, None, :], x[None, None, :], background[None, :, :])
+        c, b, _ = rows.shape
+        out = out_fn(params, rows.reshape((c * b, *input_shape)))
+        return out[:, cls].reshape(c, b).mean(axis=1)
+
+    return jax.jit(step)
+
+
+def coalition_values(model, x: np.ndarray, cls: np.ndarray, background: np.ndarray,
+                     coalitions: np.ndarray, owner: np.ndarray, *, output: str,
+                     chunk_rows: int = CHUNK_ROWS) -> np.ndarray:
+    """v[i, k] = mean over background rows b of f_cls[i](x[i] where coalition k holds, else b).
+
+    `x` (n, d) and `background` (B, d) are flat; `coalitions` (m, players) boolean; `owner[t]`
+    is the player of input t. Model calls go in chunks of about `chunk_rows` rows, one jitted
+    step per chunk, every chunk the same shape (the step compiles once); memory stays bounded
+    whatever n and m are. Steps are dispatched asynchronously, so the host loop over chunks
+    costs no device time (measured in bench/explain.py against a loop inside jit).
+    """
+    n, m, nb = len(x), len(coalitions), len(background)
+    per = max(1, min(m, chunk_rows // nb))
+    padded = np.zeros((-(-m // per) * per, coalitions.shape[1]), bool)
+    padded[:m] = coalitions
+    step = _value_step(model.apply, output, tuple(model.input_shape))
+    bg = jnp.asarray(background, jnp.float32)
+    own = jnp.asarray(owner, jnp.int32)
+    chunks = [jnp.asarray(padded[s:s + per]) for s in range(0, len(padded), per)]
+    xs, cs = jnp.asarray(x, jnp.float32), jnp.asarray(cls, jnp.int32)
+    out = [step(model.params, xs[i], cs[i], bg, own, ch) for i in range(n) for ch in chunks]
+    if not out:
+        return np.zeros((n, m))
+    return np.asarray(jnp.concatenate(out).reshape(n, -1), np.float64)[:, :m]
