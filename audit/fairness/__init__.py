@@ -1,0 +1,17 @@
+"""Fairness: group metrics with bootstrap intervals, disparities, proxies and mitigations.
+
+`evaluate(model, data)` is the audit entry point; `assess(y_true, y_pred, groups)` works on
+arrays; `mitigate(model, data, attribute=...)` retrains with reweighing and fits per-group
+thresholds, reporting before/after numbers.
+"""
+
+from audit.fairness._assess import assess
+from audit.fairness._disparity import DISPARITIES, Disparity
+from audit.fairness._evaluate import evaluate
+from audit.fairness._groups import Grouping, intersect, make_grouping
+from audit.fairness._mitigate import FairnessMitigation, MitigationArm, mitigate, reweighing_weights
+from audit.fairness._report import AttributeResult, FairnessReport, GroupTable, ProxyResult
+
+__all__ = ["AttributeResult", "DISPARITIES", "Disparity", "FairnessMitigation", "FairnessReport",
+           "GroupTable", "Grouping", "MitigationArm", "ProxyResult", "assess", "evaluate", "intersect",
+           "make_grouping", "mitigate", "reweighing_weights"]

@@ -1,0 +1,117 @@
+"""Group metrics and disparities for one grouping, from labels, predictions and scores (arrays)."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+from audit.errors import AuditInputError
+from audit.fairness import _disparity, _stats
+from audit.fairness._groups import Grouping, make_grouping
+from audit.fairness._report import AttributeResult, GroupTable
+
+
+def check_predictions(y_true, y_pred, scores, n_classes: int, where: str) -> tuple[np.ndarray, ...]:
+    """Validate labels, predictions and (optional) scores once, at the edge."""
+    y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
+    if y_true.ndim != 1 or y_pred.shape != y_true.shape:
+        raise AuditInputError(f"{where}: y_true {y_true.shape} and y_pred {y_pred.shape} must be "
+                              "1-D arrays of the same length.")
+    if len(y_true) == 0:
+        raise AuditInputError(f"{where}: no rows to assess.")
+    for label, v in (("y_true", y_true), ("y_pred", y_pred)):
+        if v.dtype.kind not in "iu" or v.min() < 0 or v.max() >= n_classes:
+            raise AuditInputError(f"{where}: {label} must hold integer class ids in [0, {n_classes}) "
+                                  f"(the model's classes); got values {np.unique(v)[:10].tolist()}.")
+    if scores is not None:
+        scores = np.asarray(scores, np.float64)
+        if scores.shape != (len(y_true), n_classes):
+            raise AuditInputError(f"{where}: scores have shape {scores.shape}; expected "
+                                  f"({len(y_true)}, {n_classes}) class probabilities.")
+        bad = np.flatnonzero(~np.isfinite(scores).all(axis=1))
+        if bad.size:
+            raise AuditInputError(f"{where}: the model's scores are NaN or infinite for {bad.size} rows "
+                                  f"(first: row {int(bad[0])}); check the model and its inputs.")
+        if scores.min() < -1e-6 or scores.max() > 1 + 1e-6:
+            raise AuditInputError(f"{where}: scores must be probabilities in [0, 1] (softmax outputs).")
+        scores = np.clip(scores, 0.0, 1.0)
+    return y_true.astype(np.int64), y_pred.astype(np.int64), scores
+
+
+def _class_index(c, class_names: Sequence[str]) -> int:
+    if isinstance(c, (int, np.integer)) and 0 <= int(c) < len(class_names):
+        return int(c)
+    if str(c) in class_names:
+        return list(class_names).index(str(c))
+    raise AuditInputError(f"class {c!r} is not one of the model's classes {list(class_names)}.")
+
+
+def assess(y_true, y_pred, groups, *, scores=None, class_names: Sequence[str] | None = None,
+           classes: Sequence[int | str] | None = None, favorable_class: int | str | None = None,
+           name: str = "group", n_bootstrap: int = 500, confidence: float = 0.95, seed: int = 0,
+           n_bins: int = 10, min_group_size: int = 30, min_count: int = 10) -> AttributeResult:
+    """Per-group metrics and disparities with bootstrap intervals for one attribute.
+
+    `groups` is one label per row (or a `Grouping`); `scores` (n, K) class probabilities
+    enable ROC-AUC and calibration error. `classes` are analysed one-vs-rest (default: class 1
+    for a binary problem, every class otherwise); `favorable_class` is the outcome whose
+    selection rate enters the disparate impact ratio (default: the first analysed class).
+    """
+    if class_names is None:
+        k = int(max(np.max(y_true), np.max(y_pred))) + 1 if len(np.asarray(y_true)) else 2
+        class_names = tuple(str(i) for i in range(max(k, 2 if scores is None else np.shape(scores)[1])))
+    class_names = tuple(str(c) for c in class_names)
+    n_classes = len(class_names)
+    y_true, y_pred, scores = check_predictions(y_true, y_pred, scores, n_classes, f"attribute {name!r}")
+    grouping = groups if isinstance(groups, Grouping) else make_grouping(groups, name)
+    if len(grouping.codes) != len(y_true):
+        raise AuditInputError(f"sensitive attribute {grouping.name!r} has {len(grouping.codes)} values "
+                              f"for {len(y_true)} rows; give one value per row.")
+    if len(grouping.labels) < 2:
+        raise AuditInputError(f"sensitive attribute {grouping.name!r} has a single group "
+                              f"{list(grouping.labels)} in these rows; fairness needs two or more.")
+    if not 0 < confidence < 1 or n_bootstrap < 0 or n_bins < 1:
+        raise AuditInputError("confidence must be in (0, 1), n_bootstrap >= 0 and n_bins >= 1.")
+    analysed = ([1] if n_classes == 2 else list(range(n_classes))) if classes is None else \
+        [_class_index(c, class_names) for c in classes]
+    favorable = analysed[0] if favorable_class is None else _class_index(favorable_class, class_names)
+    rng = np.random.default_rng(seed)
+    G = len(grouping.labels)
+    tables, disparities = [], []
+    for c in dict.fromkeys([*analysed, favorable]):
+        y_pos, pred_pos = y_true == c, y_pred == c
+        score = scores[:, c] if scores is not None else np.zeros(len(y_true))
+        stats = _stats.row_stats(y_pos, pred_pos, y_true == y_pred, score, n_bins=n_bins)
+        sums = _stats.group_sums(stats, grouping.codes, G)
+        point = _stats.rates(sums, n_bins)
+        if scores is None:
+            point["calibration_error"] = np.full(G, np.nan)
+            point["roc_auc"] = np.full(G, np.nan)
+        else:
+            point["roc_auc"] = np.array([_stats.roc_auc(y_pos[grouping.codes == g], score[grouping.codes == g])
+                                         for g in range(G)])
+        reps = None
+        if n_bootstrap:
+            boot = _stats.bootstrap_sums(stats, grouping.codes, G, n_bootstrap=n_bootstrap, rng=rng)
+            reps = _stats.rates(boot, n_bins)
+            if scores is None:
+                reps["calibration_error"] = np.full((n_bootstrap, G), np.nan)
+        counts = {"size": sums[:, _stats.ONE], "positives": sums[:, _stats.POS],
+                  "negatives": sums[:, _stats.ONE] - sums[:, _stats.POS], "predicted": sums[:, _stats.SEL]}
+        values = {m: np.asarray(point[m], np.float64) for m in _stats.GROUP_METRICS}
+        names = [n for n in _disparity.DISPARITIES if n != "disparate_impact"] if c in analysed else []
+        names += ["disparate_impact"] if c == favorable else []
+        if c in analysed:
+            tables.append(GroupTable(attribute=grouping.name, class_name=class_names[c],
+                                     groups=grouping.labels, values=values))
+        for dname in names:
+            if dname == "calibration_gap" and scores is None:
+                continue
+            disparities.append(_disparity.compute(
+                dname, attribute=grouping.name, class_name=class_names[c], labels=grouping.labels,
+                point=point, reps=reps, counts=counts, confidence=confidence,
+                min_group_size=min_group_size, min_count=min_count))
+    return AttributeResult(name=grouping.name, rule=grouping.rule, groups=grouping.labels,
+                           sizes=grouping.sizes, tables=tuple(tables), disparities=tuple(disparities),
+                           empty_groups=grouping.empty)

@@ -1,0 +1,55 @@
+"""Reliability curve and expected calibration error (Naeini et al. 2015; Guo et al. 2017).
+
+Top-label calibration: each row's confidence is its largest class probability, and it is
+correct when that class is the label. Rows fall in `n_bins` equal-width confidence bins;
+ECE = sum_b (n_b / n) |accuracy_b - confidence_b|, MCE = max_b |accuracy_b - confidence_b|.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Mapping
+
+import numpy as np
+
+from audit.results import array, to_jsonable
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Reliability:
+    """Per-bin counts, mean confidence and accuracy (NaN for empty bins) on [0, 1]."""
+
+    edges: np.ndarray
+    counts: np.ndarray
+    confidence: np.ndarray
+    accuracy: np.ndarray
+    ece: float
+    mce: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: to_jsonable(getattr(self, k)) for k in ("edges", "counts", "confidence", "accuracy",
+                                                             "ece", "mce")}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> "Reliability":
+        return cls(edges=array(d["edges"]), counts=array(d["counts"], np.int64),
+                   confidence=array(d["confidence"]), accuracy=array(d["accuracy"]),
+                   ece=float(d["ece"]), mce=float(d["mce"]))
+
+
+def reliability(y_true, proba, *, n_bins: int = 10) -> Reliability:
+    """Top-label reliability curve, ECE and MCE of class probabilities `proba` (n, K)."""
+    y_true, proba = np.asarray(y_true), np.asarray(proba, np.float64)
+    conf = proba.max(axis=1)
+    correct = (proba.argmax(axis=1) == y_true).astype(np.float64)
+    b = np.minimum((conf * n_bins).astype(np.int64), n_bins - 1)
+    counts = np.bincount(b, minlength=n_bins)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean_conf = np.bincount(b, weights=conf, minlength=n_bins) / counts
+        acc = np.bincount(b, weights=correct, minlength=n_bins) / counts
+    gap = np.abs(acc - mean_conf)
+    filled = counts > 0
+    return Reliability(edges=np.linspace(0.0, 1.0, n_bins + 1), counts=counts.astype(np.int64),
+                       confidence=mean_conf, accuracy=acc,
+                       ece=float((counts[filled] / len(conf) * gap[filled]).sum()),
+                       mce=float(gap[filled].max()))

@@ -1,0 +1,135 @@
+"""`evaluate(model, data)`: class-imbalance audit of a model on one split."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from audit.errors import AuditInputError
+from audit.fairness._assess import check_predictions
+from audit.fairness._evaluate import check_model_data
+from audit.imbalance import _threshold
+from audit.imbalance._calibration import reliability
+from audit.imbalance._report import ImbalanceReport
+from audit.results import Finding, Provenance, timer
+
+
+def class_metrics(y, pred, proba, n_classes: int) -> tuple[dict[str, np.ndarray], dict[str, float], np.ndarray]:
+    """(per-class metrics, summary metrics, confusion matrix) with scikit-learn's definitions."""
+    from sklearn import metrics as skm
+
+    labels = np.arange(n_classes)
+    precision, recall, f1, support = skm.precision_recall_fscore_support(
+        y, pred, labels=labels, zero_division=0.0)
+    present = np.bincount(y, minlength=n_classes) > 0
+    recall = np.where(present, recall, np.nan)
+    auc = np.full(n_classes, np.nan)
+    ap = np.full(n_classes, np.nan)
+    for k in np.flatnonzero(present & (np.bincount(y, minlength=n_classes) < len(y))):
+        auc[k] = skm.roc_auc_score(y == k, proba[:, k])
+        ap[k] = skm.average_precision_score(y == k, proba[:, k])
+    per_class = {"precision": precision, "recall": recall, "f1": f1, "support": support.astype(np.float64),
+                 "roc_auc": auc, "pr_auc": ap}
+    counts = np.bincount(y, minlength=n_classes)
+    summary = {"accuracy": float(skm.accuracy_score(y, pred)),
+               "majority_accuracy": float(counts.max() / len(y)),
+               "balanced_accuracy": float(skm.balanced_accuracy_score(y, pred)),
+               "macro_f1": float(skm.f1_score(y, pred, labels=labels, average="macro", zero_division=0.0)),
+               "weighted_f1": float(skm.f1_score(y, pred, labels=labels, average="weighted", zero_division=0.0)),
+               "mcc": float(skm.matthews_corrcoef(y, pred)),
+               "brier": float(skm.brier_score_loss(y, proba if n_classes > 2 else proba[:, 1], labels=labels))}
+    return per_class, summary, skm.confusion_matrix(y, pred, labels=labels)
+
+
+def _findings(report_parts, *, class_names, train_counts, counts, min_recall, max_recall_gap, max_ece) -> tuple[Finding, ...]:
+    per_class, summary, rel, thresholds = report_parts
+    out = []
+    minority = int(np.argmin(train_counts))
+    name = class_names[minority]
+    recall = per_class["recall"][minority]
+    ratio = train_counts.max() / max(train_counts.min(), 1)
+    if counts[minority] == 0:
+        out.append(Finding(id="imbalance.minority_absent", status="warn", title="Minority class absent",
+                           message=f"No audited row is of the minority class {name!r}; its recall is undefined."))
+    else:
+        low = recall < min_recall
+        best = float(np.nanmax(per_class["recall"]))
+        behind = recall < best - max_recall_gap
+        out.append(Finding(
+            id="imbalance.minority_recall", status="fail" if low else "warn" if behind else "pass",
+            title=f"Recall of the minority class {name!r}",
+            message=(f"The model finds {recall:.1%} of {name!r} rows (class ratio {ratio:.1f}:1 in training)"
+                     + (f"; below {min_recall:.0%}." if low else
+                        f", against {best:.1%} for the best-served class." if behind else ".")),
+            metric=f"recall:{name}", value=float(recall), threshold=min_recall))
+    for k in np.flatnonzero((counts > 0) & (per_class["recall"] < min_recall)):
+        if k != minority:
+            out.append(Finding(id=f"imbalance.low_recall:{class_names[k]}", status="warn",
+                               title=f"Low recall for {class_names[k]!r}",
+                               message=f"Recall of {class_names[k]!r} is {per_class['recall'][k]:.1%}.",
+                               metric=f"recall:{class_names[k]}", value=float(per_class["recall"][k]),
+                               threshold=min_recall))
+    never = [class_names[k] for k in np.flatnonzero(per_class["support"] > 0)
+             if per_class["precision"][k] == 0 and per_class["recall"][k] == 0]
+    if never:
+        out.append(Finding(id="imbalance.never_predicted", status="fail", title="Classes never found",
+                           message=f"The model never correctly predicts {never}; precision and F1 are 0 there."))
+    gain = summary["accuracy"] - summary["majority_accuracy"]
+    hides = gain < 0.5 * (1 - summary["majority_accuracy"]) or summary["balanced_accuracy"] < summary["accuracy"] - 0.1
+    msg = (f"Accuracy {summary['accuracy']:.3f} against {summary['majority_accuracy']:.3f} for always predicting "
+           f"the majority class; balanced accuracy {summary['balanced_accuracy']:.3f}")
+    if thresholds is not None:
+        d, f = thresholds.point("default"), thresholds.point("f1_optimal")
+        msg += (f"; at the default threshold recall of {thresholds.positive_class!r} is {d.recall:.1%}, at the "
+                f"F1-optimal threshold {f.threshold:.2f} it is {f.recall:.1%}")
+    out.append(Finding(id="imbalance.accuracy_hides", status="warn" if hides else "pass",
+                       title="What accuracy hides", message=msg + ".", metric="balanced_accuracy",
+                       value=summary["balanced_accuracy"]))
+    out.append(Finding(id="imbalance.calibration", status="warn" if rel.ece > max_ece else "pass",
+                       title="Calibration", message=f"Expected calibration error {rel.ece:.3f} (Brier "
+                       f"{summary['brier']:.3f}).", metric="ece", value=rel.ece, threshold=max_ece))
+    return tuple(out)
+
+
+def evaluate(model, data, *, split: str = "test", seed: int = 0, n_bins: int = 10,
+             threshold_split: str | None = "val", fp_cost: float = 1.0, fn_cost: float | None = None,
+             min_recall: float = 0.5, max_recall_gap: float = 0.2, max_ece: float = 0.1, max_points: int = 256) -> ImbalanceReport:
+    """Class distribution, per-class and summary metrics, confusion matrix, calibration and, for
+    binary models, threshold analysis (thresholds chosen on `threshold_split` when it has rows of
+    both classes, else on the audited rows). The minority class's recall fails below `min_recall`
+    and warns when it trails the best class's recall by more than `max_recall_gap`; ECE warns
+    above `max_ece`. `seed` is recorded; the analysis itself draws no random numbers.
+    """
+    with timer() as t:
+        rows = check_model_data(model, data, split)
+        proba = model.predict_proba(data.X[rows]).astype(np.float64)
+        y, pred, proba = check_predictions(data.y[rows], proba.argmax(-1), proba, model.n_classes,
+                                           f"{data.name}[{split}]")
+        K = model.n_classes
+        train_rows = data.splits.get("train", np.arange(0))
+        train_counts = np.bincount(data.y[train_rows], minlength=K) if len(train_rows) else np.bincount(y, minlength=K)
+        counts = np.bincount(y, minlength=K)
+        per_class, summary, confusion = class_metrics(y, pred, proba, K)
+        rel = reliability(y, proba, n_bins=n_bins)
+        thresholds = None
+        if K == 2 and counts.min() > 0:
+            fit_rows = data.splits.get(threshold_split, np.arange(0)) if threshold_split else np.arange(0)
+            if len(fit_rows) and len(np.unique(data.y[fit_rows])) == 2:
+                score_fit = model.predict_proba(data.X[fit_rows]).astype(np.float64)[:, 1]
+                if not np.isfinite(score_fit).all():
+                    raise AuditInputError(f"the model's scores on split {threshold_split!r} are NaN or infinite.")
+                y_fit, chosen_on = data.y[fit_rows], threshold_split
+            else:
+                score_fit, y_fit, chosen_on = proba[:, 1], y, split
+            thresholds = _threshold.analyse(y, proba[:, 1], y_fit=y_fit, score_fit=score_fit, chosen_on=chosen_on,
+                                            positive_class=model.class_names[1], fp_cost=fp_cost,
+                                            fn_cost=fn_cost, max_points=max_points)
+        findings = _findings((per_class, summary, rel, thresholds), class_names=model.class_names,
+                             train_counts=train_counts, counts=counts, min_recall=min_recall,
+                             max_recall_gap=max_recall_gap, max_ece=max_ece)
+    settings = {"n_bins": n_bins, "threshold_split": threshold_split, "fp_cost": fp_cost, "fn_cost": fn_cost,
+                "min_recall": min_recall, "max_recall_gap": max_recall_gap, "max_ece": max_ece, "max_points": max_points}
+    return ImbalanceReport(class_names=tuple(model.class_names), split=split, train_counts=train_counts,
+                           counts=counts, per_class=per_class, summary=summary, confusion=confusion,
+                           reliability=rel, thresholds=thresholds, findings=findings,
+                           provenance=Provenance(method="imbalance.evaluate", settings=settings, seed=seed,
+                                                 seconds=t[0]))
