@@ -1,0 +1,115 @@
+"""Shared attack machinery: per-example losses, the attack score and the step loop.
+
+All losses are per example and *maximised* by the attacker. `score` orders candidate
+adversarials (higher is stronger); an example is fooled when its score is positive.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from audit.errors import AuditInputError
+
+LOSSES = ("ce", "margin", "dlr")
+
+
+def _other_max(logits: jnp.ndarray, label: jnp.ndarray) -> jnp.ndarray:
+    onehot = jax.nn.one_hot(label, logits.shape[-1], dtype=bool)
+    return jnp.max(jnp.where(onehot, -jnp.inf, logits), axis=-1)
+
+
+def _pick(logits: jnp.ndarray, label: jnp.ndarray) -> jnp.ndarray:
+    return jnp.take_along_axis(logits, label[:, None], axis=-1)[:, 0]
+
+
+def score(logits: jnp.ndarray, y: jnp.ndarray, targeted: bool) -> jnp.ndarray:
+    """Margin in the attacker's favour: positive exactly when the attack has succeeded."""
+    if targeted:
+        return _pick(logits, y) - _other_max(logits, y)
+    return _other_max(logits, y) - _pick(logits, y)
+
+
+def loss(name: str, logits: jnp.ndarray, y: jnp.ndarray, targeted: bool) -> jnp.ndarray:
+    """Per-example attack loss (to maximise): cross-entropy, CW margin or DLR (Croce & Hein 2020)."""
+    logits = logits.astype(jnp.float32)
+    if name == "ce":
+        ce = optax.softmax_cross_entropy_with_integer_labels(logits, y)
+        return -ce if targeted else ce
+    if name == "margin":
+        return score(logits, y, targeted)
+    if name == "dlr":
+        k = logits.shape[-1]
+        if k < 3 or (targeted and k < 4):
+            raise AuditInputError(f"the DLR loss needs at least {4 if targeted else 3} classes "
+                                  f"(the model has {k}); use loss='ce' or 'margin'.")
+        top = -jnp.sort(-logits, axis=-1)
+        if targeted:
+            # y holds the target; the DLR-targeted loss needs the true label, which a targeted
+            # attack does not have here, so use the strongest non-target class instead.
+            scale = top[:, 0] - 0.5 * (top[:, 2] + top[:, 3]) + 1e-12
+            return (_pick(logits, y) - _other_max(logits, y)) / scale
+        scale = top[:, 0] - top[:, 2] + 1e-12
+        return (_other_max(logits, y) - _pick(logits, y)) / scale
+    raise AuditInputError(f"loss {name!r} is not supported; use one of {list(LOSSES)}.")
+
+
+def loss_and_grad(apply_fn: Callable, params: Any, x: jnp.ndarray, y: jnp.ndarray, name: str,
+                  targeted: bool) -> tuple[jnp.ndarray, jnp.ndarray, jnp.ndarray]:
+    """(per-example loss, logits, input gradient). Eval-mode models treat rows independently,
+    so the gradient of the summed loss is the per-example gradient (what vmap would give)."""
+
+    def total(x):
+        logits = apply_fn(params, x).astype(jnp.float32)
+        per = loss(name, logits, y, targeted)
+        return jnp.sum(per), (per, logits)
+
+    (_, (per, logits)), g = jax.value_and_grad(total, has_aux=True)(x)
+    return per, logits, g
+
+
+def is_tracing(*arrays) -> bool:
+    return any(isinstance(a, jax.core.Tracer) for a in jax.tree_util.tree_leaves(arrays))
+
+
+def check_loop(loop: str) -> str:
+    if loop not in ("auto", "host", "scan"):
+        raise AuditInputError(f"loop {loop!r} must be 'auto', 'host' or 'scan'.")
+    return loop
+
+
+@functools.lru_cache(maxsize=None)
+def _jitted(fn: Callable) -> Callable:
+    return jax.jit(fn, static_argnums=0)
+
+
+def call(fn: Callable, static: Any, *args, host: bool):
+    """Call `fn(static, *args)`, jitted (one cached compile per static config) unless tracing."""
+    return _jitted(fn)(static, *args) if host else fn(static, *args)
+
+
+def run_steps(step: Callable, static: Any, consts: Any, state: Any, n: int, *, host: bool) -> Any:
+    """Run `state = step(static, consts, i, state)` for i < n.
+
+    On the host: a Python loop over one jitted step (measured faster on CPU for conv nets than
+    a compiled loop). Under tracing (inside the caller's jit, e.g. adversarial training):
+    `lax.fori_loop`, so the attack stays jittable.
+    """
+    if host:
+        jitted = _jitted(step)
+        for i in range(n):
+            state = jitted(static, consts, jnp.int32(i), state)
+        return state
+    return jax.lax.fori_loop(0, n, lambda i, s: step(static, consts, i, s), state)
+
+
+def use_host(loop: str, *arrays) -> bool:
+    """Host loop for 'host', compiled loop for 'scan'; 'auto' picks host unless inside a trace."""
+    check_loop(loop)
+    if loop == "scan" or is_tracing(*arrays):
+        return False
+    return True

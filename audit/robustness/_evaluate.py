@@ -1,0 +1,355 @@
+"""`evaluate(model, data)`: robust accuracy over an eps grid for several attacks, with
+intervals per class and per sensitive group, baselines, examples and sanity checks."""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from audit.errors import AuditInputError
+from audit.results import Provenance, timer
+from audit.robustness import _sanity
+from audit.robustness._core import loss_and_grad
+from audit.robustness._domain import Domain, check_domain, check_eps, domain_for
+from audit.robustness._minimal import minimal_perturbation
+from audit.robustness._noise import noise
+from audit.robustness._pgd import pgd
+from audit.robustness._registry import ATTACKS
+from audit.robustness._report import AdversarialExample, Curve, RobustnessReport
+
+DEFAULT_EPS = {
+    ("image", "linf"): (0.0, 0.01, 0.02, 0.05, 0.1, 0.2, 0.3),
+    ("image", "l2"): (0.0, 0.25, 0.5, 1.0, 1.5, 2.0, 3.0),
+    ("tabular", "linf"): (0.0, 0.05, 0.1, 0.2, 0.3, 0.5, 1.0),
+    ("tabular", "l2"): (0.0, 0.1, 0.25, 0.5, 1.0, 2.0),
+}
+
+
+def default_eps(kind: str, norm: str) -> tuple[float, ...]:
+    """Eps grids for images in [0, 1] and for standardised tabular inputs (std units)."""
+    return DEFAULT_EPS[(kind, norm)]
+
+
+def _batched(fn: Callable, x: np.ndarray, y: np.ndarray, batch: int, key) -> np.ndarray:
+    """fn(xb, yb, key) over fixed-size batches (the last one padded): one compile for any n."""
+    n = len(x)
+    out = None
+    for b, start in enumerate(range(0, n, batch)):
+        xb, yb = x[start:start + batch], y[start:start + batch]
+        m = len(xb)
+        if m < batch:
+            xb = np.concatenate([xb, np.repeat(xb[-1:], batch - m, axis=0)])
+            yb = np.concatenate([yb, np.repeat(yb[-1:], batch - m, axis=0)])
+        res = np.asarray(fn(xb, yb, jax.random.fold_in(key, b)))[:m]
+        if out is None:
+            out = np.empty((n,) + res.shape[1:], res.dtype)
+        out[start:start + m] = res
+    return out
+
+
+def _bootstrap(correct: np.ndarray, rows: np.ndarray, *, draws: int, confidence: float,
+               seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Accuracy per eps over `rows` with a percentile bootstrap interval (vectorised)."""
+    k = correct.shape[0]
+    if rows.size == 0:
+        nan = np.full(k, np.nan)
+        return nan, nan.copy(), nan.copy()
+    sub = correct[:, rows].astype(np.float64)
+    acc = sub.mean(axis=1)
+    if draws <= 0:
+        return acc, acc.copy(), acc.copy()
+    idx = np.random.default_rng(seed).integers(0, rows.size, size=(draws, rows.size))
+    boot = sub[:, idx].mean(axis=2)  # (k, draws)
+    alpha = (1 - confidence) / 2
+    return acc, np.quantile(boot, alpha, axis=1), np.quantile(boot, 1 - alpha, axis=1)
+
+
+def _groups(values: np.ndarray) -> list[tuple[str, np.ndarray]]:
+    """Group labels per row; numeric attributes with many values are cut into quartile bins."""
+    values = np.asarray(values)
+    if values.dtype.kind in "iuf" and len(np.unique(values)) > 10:
+        edges = np.unique(np.quantile(values, [0.25, 0.5, 0.75]))
+        bins = np.digitize(values, edges)
+        bounds = [values.min(), *edges, values.max()]
+        labels = [f"[{bounds[i]:g}, {bounds[i + 1]:g}{']' if i == len(edges) else ')'}" for i in range(len(edges) + 1)]
+        return [(labels[b], np.flatnonzero(bins == b)) for b in range(len(edges) + 1) if (bins == b).any()]
+    return [(str(v), np.flatnonzero(values == v)) for v in np.unique(values)]
+
+
+def _grad_x_input(model, x: np.ndarray, batch: int) -> np.ndarray:
+    """Mean |d logit_pred / dx * x| per input (gradient x input attribution)."""
+    @jax.jit
+    def attribution(xb):
+        def top(v):
+            z = model.apply(model.params, v)
+            return jnp.sum(jnp.max(z, axis=-1))
+        return jnp.abs(jax.grad(top)(xb) * xb)
+    out = _batched(lambda xb, yb, k: attribution(jnp.asarray(xb)), x, np.zeros(len(x), np.int32), batch,
+                   jax.random.key(0))
+    return out.reshape(len(x), -1).mean(axis=0)
+
+
+def _bad_gradients(model, x, y, domain: Domain, batch: int) -> float:
+    """Share of inputs whose margin-loss gradient is all zero (on mutable inputs) or non-finite."""
+    @jax.jit
+    def bad(xb, yb):
+        _, _, g = loss_and_grad(model.apply, model.params, xb, yb, "margin", False)
+        g = g * domain.mutable
+        flat = g.reshape(g.shape[0], -1)
+        return (~jnp.all(jnp.isfinite(flat), axis=1)) | (jnp.max(jnp.abs(flat), axis=1) == 0)
+    flags = _batched(lambda xb, yb, k: bad(jnp.asarray(xb), jnp.asarray(yb)), x, y, batch, jax.random.key(0))
+    return float(flags.mean())
+
+
+def _validate(model, data, norm, attacks, n, bootstrap, confidence, examples_per_eps, impute_k):
+    if tuple(model.input_shape) != tuple(data.input_shape):
+        raise AuditInputError(f"the model takes inputs of shape {model.input_shape} but the data has "
+                              f"{data.input_shape}; evaluate the model on the data it was built for.")
+    if len(model.class_names) != data.n_classes:
+        raise AuditInputError(f"the model has {len(model.class_names)} classes but the data has "
+                              f"{data.n_classes}; labels must be class ids of the model.")
+    if norm not in ("linf", "l2"):
+        raise AuditInputError(f"norm {norm!r} is not supported; use 'linf' or 'l2'.")
+    for name in attacks:
+        if name not in ATTACKS:
+            raise AuditInputError(f"unknown attack {name!r}; choose from {sorted(ATTACKS)}.")
+        spec = ATTACKS[name]
+        if norm not in spec.norms:
+            raise AuditInputError(f"attack {name!r} supports norms {list(spec.norms)}, not {norm!r}; "
+                                  "drop it from attacks or change norm.")
+        if data.n_classes < spec.min_classes:
+            raise AuditInputError(f"attack {name!r} needs at least {spec.min_classes} classes; the data has "
+                                  f"{data.n_classes}.")
+        if spec.needs_gradients and not model.differentiable:
+            raise AuditInputError(f"attack {name!r} needs gradients but the model is marked not "
+                                  "differentiable; use attacks=('square',).")
+    if not attacks:
+        raise AuditInputError("attacks is empty; name at least one attack, e.g. ('pgd',).")
+    if int(n) != n or n < 1:
+        raise AuditInputError(f"n must be a positive integer (examples to attack), got {n}.")
+    if bootstrap < 0 or not 0 < confidence < 1:
+        raise AuditInputError("bootstrap must be >= 0 and confidence in (0, 1).")
+    if examples_per_eps < 0:
+        raise AuditInputError(f"examples_per_eps must be >= 0, got {examples_per_eps}.")
+    if any(int(k) != k or k < 1 for k in impute_k):
+        raise AuditInputError(f"impute_k must hold positive integers, got {list(impute_k)}.")
+
+
+def evaluate(model, data, *, norm: str = "linf", eps: Sequence[float] | None = None,
+             attacks: Sequence[str] | None = None, split: str = "test", n: int = 500, steps: int = 20,
+             restarts: int = 1, apgd_steps: int | None = None, square_queries: int = 500,
+             domain: Domain | None = None, allow_categorical: bool = False, allow_sensitive: bool = False,
+             immutable: Sequence[str] = (), min_perturbation_n: int = 100, search_steps: int = 8,
+             importance: Sequence[str] | None = None, impute_k: Sequence[int] = (1, 3),
+             bootstrap: int = 1000, confidence: float = 0.95, examples_per_eps: int = 2,
+             batch_size: int | None = None, sanity: bool = True, seed: int = 0) -> RobustnessReport:
+    """Robust accuracy of `model` on a seeded sample of at most `n` rows of `data`'s `split`.
+
+    Runs each attack (default FGSM, PGD-`steps`, APGD-CE and, for linf, Square; gradient-free
+    only for non-differentiable models) at every eps of the grid (default `default_eps`),
+    inside the `domain` (default `domain_for(data, ...)`: pixel range, or training bounds with
+    categorical one-hots and sensitive inputs immutable). Robust accuracy counts examples that
+    are classified correctly and survive the attack; "ensemble" is the worst case over the
+    attacks per example (as AutoAttack). Adds Gaussian/uniform noise baselines, per-class and
+    per-group curves with bootstrap intervals, minimal perturbations (PGD bisection on the first
+    `min_perturbation_n` examples, 0 to skip), mean-imputation of the top-k important raw
+    columns (tabular; ranked by mean |gradient x input| unless `importance` names a ranking),
+    a few adversarial examples per eps, and the sanity checks of `_sanity` as findings.
+    """
+    differentiable = bool(model.differentiable)
+    if attacks is None:
+        attacks = (("fgsm", "pgd", "apgd") if differentiable else ()) + (("square",) if norm == "linf" else ())
+    attacks = tuple(attacks)
+    _validate(model, data, norm, attacks, n, bootstrap, confidence, examples_per_eps, impute_k)
+    settings = {"steps": int(steps), "restarts": int(restarts), "apgd_steps": int(apgd_steps or steps),
+                "square_queries": int(square_queries)}
+    for k, v in settings.items():
+        if v < 1:
+            raise AuditInputError(f"{k} must be a positive integer, got {v}.")
+    part = data.part(split)
+    if domain is None:
+        domain = domain_for(data, allow_categorical=allow_categorical, allow_sensitive=allow_sensitive,
+                            immutable=immutable)
+    else:
+        domain = check_domain(domain, data.input_shape)
+    width = domain.width(norm)
+    if eps is None:
+        grid = np.array([e for e in default_eps(data.kind, norm) if e <= width * (1 + 1e-6)])
+    else:
+        grid = np.unique(check_eps(eps, norm=norm, domain=domain))
+    batch = int(batch_size or (64 if data.kind == "image" else 512))
+    with timer() as clock:
+        rng = np.random.default_rng(seed)
+        rows = np.sort(rng.choice(len(part), size=min(int(n), len(part)), replace=False))
+        x, y = part.X[rows], part.y[rows]
+        batch = min(batch, len(x))  # every batched call below uses this one shape
+        key = jax.random.key(seed)
+        proba = model.predict_proba(x)
+        pred = proba.argmax(axis=1)
+        clean = pred == y
+        m = len(x)
+
+        def attack_all(name, e, k):
+            spec = ATTACKS[name]
+            fn = lambda xb, yb, kb: spec.run(model.apply, model.params, xb, yb, eps=float(e), norm=norm,
+                                             domain=domain, key=kb, settings=settings)
+            return _batched(fn, x, y, batch, k)
+
+        correct = {a: np.empty((len(grid), m), bool) for a in attacks}
+        ens_adv = np.repeat(x[None], len(grid), axis=0)
+        ens_by = np.full((len(grid), m), "", dtype=object)
+        for j, e in enumerate(grid):
+            for ai, a in enumerate(attacks):
+                if e == 0:
+                    correct[a][j] = clean
+                    continue
+                adv = attack_all(a, e, jax.random.fold_in(key, 1000 * j + ai))
+                ok = clean & (model.predict(adv) == y)
+                correct[a][j] = ok
+                new = ~ok & clean & (ens_by[j] == "")
+                ens_adv[j][new] = adv[new]
+                ens_by[j][new] = a
+        ens = np.logical_and.reduce([correct[a] for a in attacks])
+        baselines = {}
+        for bi, kind in enumerate(("gaussian", "uniform")):
+            acc = np.empty((len(grid), m), bool)
+            for j, e in enumerate(grid):
+                noisy = np.asarray(noise(x, eps=float(e), norm=norm, kind=kind, domain=domain,
+                                         key=jax.random.fold_in(key, 50_000 + 100 * bi + j)))
+                acc[j] = clean & (model.predict(noisy) == y)
+            baselines[f"{kind}_noise"] = acc
+
+        curves = []
+        boot = dict(draws=int(bootstrap), confidence=float(confidence))
+        everyone = np.arange(m)
+        for i, (name, c) in enumerate([*correct.items(), ("ensemble", ens)]):
+            curves.append(Curve("attack", name, *_bootstrap(c, everyone, seed=seed + i, **boot), n=m))
+        for i, (name, c) in enumerate(baselines.items()):
+            curves.append(Curve("baseline", name, *_bootstrap(c, everyone, seed=seed + 100 + i, **boot), n=m))
+        for ci, cname in enumerate(data.class_names):
+            r = np.flatnonzero(y == ci)
+            curves.append(Curve("class", cname, *_bootstrap(ens, r, seed=seed + 200 + ci, **boot), n=int(r.size)))
+        for attr in sorted(data.sensitive):
+            values = part.sensitive[attr][rows]
+            for gi, (label, r) in enumerate(_groups(values)):
+                curves.append(Curve("group", label, *_bootstrap(ens, r, seed=seed + 300 + gi, **boot),
+                                    n=int(r.size), attribute=attr))
+
+        # minimal perturbation (PGD bisection) on the first examples
+        k_min = min(int(min_perturbation_n), m) if differentiable else 0
+        eps_max = float(grid.max()) if grid.max() > 0 else width
+        if k_min:
+            def search(xb, yb, kb):
+                d, f = minimal_perturbation(model.apply, model.params, xb, yb, eps_max=eps_max, norm=norm,
+                                            search_steps=search_steps, steps=steps, domain=domain, key=kb)
+                return np.stack([d, f], axis=1)
+            out = _batched(search, x[:k_min], y[:k_min], batch, jax.random.fold_in(key, 70_000))
+            dist, found = out[:, 0], out[:, 1] > 0.5
+        else:
+            dist, found = np.zeros(0), np.zeros(0, bool)
+
+        # imputation of the most important raw columns (tabular)
+        imputation, ranking = {}, ()
+        if data.kind == "tabular" and impute_k:
+            raw_names = list(data.raw_feature_names)
+            groups = data.feature_groups
+            if importance is not None:
+                unknown = [f for f in importance if f not in raw_names]
+                if unknown:
+                    raise AuditInputError(f"importance names {unknown} are not raw columns {raw_names}.")
+                ranking = tuple(importance)
+            elif differentiable:
+                scores = _grad_x_input(model, x, batch)
+                per_col = np.array([scores[list(g)].sum() for g in groups])
+                ranking = tuple(raw_names[i] for i in np.argsort(-per_col, kind="stable"))
+            means = data.part("train").X.mean(axis=0)
+            for k in impute_k:
+                if not ranking or k > len(ranking):
+                    continue
+                xi = x.copy()
+                for name in ranking[:k]:
+                    cols = list(groups[raw_names.index(name)])
+                    xi[:, cols] = means[cols]
+                imputation[f"top{k}"] = float((model.predict(xi) == y).mean())
+
+        # adversarial examples for the report and dashboard
+        examples = []
+        for j, e in enumerate(grid):
+            if e == 0 or examples_per_eps == 0:
+                continue
+            fooled = np.flatnonzero(ens_by[j] != "")[:examples_per_eps]
+            if fooled.size:
+                p_adv = model.predict_proba(ens_adv[j][fooled])
+                for t, i in enumerate(fooled):
+                    examples.append(AdversarialExample(
+                        eps=float(e), attack=str(ens_by[j][i]), row=int(data.splits[split][rows[i]]),
+                        label=int(y[i]), original=x[i].astype(np.float32), adversarial=ens_adv[j][i].astype(np.float32),
+                        clean_prediction=int(pred[i]), clean_confidence=float(proba[i, pred[i]]),
+                        adversarial_prediction=int(p_adv[t].argmax()),
+                        adversarial_confidence=float(p_adv[t].max())))
+
+        findings, checks = [], {}
+        if sanity:
+            findings, checks = _checks(model, x, y, clean, grid, correct, baselines, attacks, domain, norm,
+                                       width, settings, batch, key, differentiable, found, k_min)
+    provenance = Provenance(
+        method="robustness.evaluate",
+        settings={"norm": norm, "eps": grid.tolist(), "attacks": list(attacks), "split": split, "n": m,
+                  **settings, "bootstrap": int(bootstrap), "confidence": float(confidence),
+                  "batch_size": batch, "min_perturbation_n": k_min, "search_steps": int(search_steps),
+                  "immutable_inputs": int((np.asarray(domain.mutable) == 0).sum()),
+                  "allow_categorical": bool(allow_categorical), "allow_sensitive": bool(allow_sensitive),
+                  "model": model.fingerprint()[:16], "data": data.fingerprint()[:16]},
+        seed=int(seed), seconds=float(clock[0]))
+    return RobustnessReport(
+        norm=norm, eps=grid.astype(np.float64), attacks=attacks, n=m, clean_accuracy=float(clean.mean()),
+        curves=tuple(curves), min_distance=np.asarray(dist, np.float64), min_found=np.asarray(found, bool),
+        min_eps_max=float(eps_max), imputation=imputation, importance=tuple(ranking), examples=tuple(examples),
+        kind=data.kind, input_shape=tuple(data.input_shape), feature_names=tuple(data.feature_names),
+        class_names=tuple(data.class_names), checks=checks, findings=tuple(findings), provenance=provenance)
+
+
+def _checks(model, x, y, clean, grid, correct, baselines, attacks, domain, norm, width, settings, batch,
+            key, differentiable, found, k_min):
+    """Run the sanity checks; returns (findings, the numbers they were based on)."""
+    findings, checks = [], {}
+    m = len(x)
+    tol = max(0.02, 1.0 / m)
+    acc = {a: c.mean(axis=1) for a, c in correct.items()}
+    positive = grid > 0
+    white = [a for a in attacks if ATTACKS[a].needs_gradients]
+    if "pgd" in acc and "fgsm" in acc and positive.any():
+        findings.append(_sanity.pgd_vs_fgsm(grid[positive], acc["pgd"][positive], acc["fgsm"][positive], tol=tol))
+    if "pgd" in acc and positive.any():
+        j = int(np.flatnonzero(positive)[np.argmin(np.abs(acc["pgd"][positive] - clean.mean() / 2))])
+        strong = _batched(lambda xb, yb, kb: pgd(model.apply, model.params, xb, yb, eps=float(grid[j]), norm=norm,
+                                                 steps=2 * settings["steps"], restarts=settings["restarts"] + 1,
+                                                 domain=domain, key=kb), x, y, batch, jax.random.fold_in(key, 80_000))
+        strong_acc = float((clean & (model.predict(strong) == y)).mean())
+        checks.update({"more_iterations_eps": float(grid[j]), "more_iterations_accuracy": strong_acc})
+        findings.append(_sanity.more_iterations(float(grid[j]), float(acc["pgd"][j]), strong_acc, tol=tol))
+    if differentiable:
+        sub = slice(0, min(m, 200))
+        big = _batched(lambda xb, yb, kb: pgd(model.apply, model.params, xb, yb, eps=width, norm=norm,
+                                              steps=settings["steps"], domain=domain, key=kb),
+                       x[sub], y[sub], batch, jax.random.fold_in(key, 90_000))
+        big_acc = float((model.predict(big) == y[sub]).mean())
+        checks.update({"large_eps": width, "large_eps_accuracy": big_acc})
+        findings.append(_sanity.large_eps(width, big_acc, chance=1.0 / model.n_classes))
+        bad = _bad_gradients(model, x, y, domain, batch)
+        checks["bad_gradient_fraction"] = bad
+        findings.append(_sanity.gradients(bad))
+    if white and positive.any():
+        best_white = np.min([acc[a] for a in white], axis=0)
+        if "square" in acc:
+            findings.append(_sanity.black_box_vs_white_box(grid[positive], acc["square"][positive],
+                                                           best_white[positive], tol=max(0.05, tol)))
+        noise_acc = np.min([b.mean(axis=1) for b in baselines.values()], axis=0)
+        strongest = np.min([acc[a] for a in attacks], axis=0)
+        findings.append(_sanity.noise_vs_attack(grid[positive], noise_acc[positive], strongest[positive], tol=tol))
+    if k_min:
+        findings.append(_sanity.censored(float(np.mean(found))))
+    return findings, checks

@@ -1,0 +1,53 @@
+"""The attacks `evaluate` can run, with their capabilities as data (not class hierarchies)."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Callable, Mapping
+
+from audit.robustness._apgd import apgd
+from audit.robustness._pgd import fgsm, pgd
+from audit.robustness._square import square
+
+
+@dataclasses.dataclass(frozen=True)
+class AttackSpec:
+    """`run(apply_fn, params, x, y, *, eps, norm, domain, key, settings) -> x_adv`."""
+
+    name: str
+    run: Callable[..., Any]
+    needs_gradients: bool
+    stochastic: bool
+    norms: tuple[str, ...]
+    min_classes: int = 2
+    paper: str = ""
+
+
+def _fgsm(apply_fn, params, x, y, *, eps, norm, domain, key, settings: Mapping[str, Any]):
+    return fgsm(apply_fn, params, x, y, eps=eps, norm=norm, domain=domain)
+
+
+def _pgd(apply_fn, params, x, y, *, eps, norm, domain, key, settings):
+    return pgd(apply_fn, params, x, y, eps=eps, norm=norm, domain=domain, key=key,
+               steps=settings["steps"], restarts=settings["restarts"], loss=settings.get("loss", "ce"))
+
+
+def _apgd(loss):
+    def run(apply_fn, params, x, y, *, eps, norm, domain, key, settings):
+        return apgd(apply_fn, params, x, y, eps=eps, norm=norm, domain=domain, key=key, loss=loss,
+                    steps=settings["apgd_steps"], restarts=settings["restarts"])
+    return run
+
+
+def _square(apply_fn, params, x, y, *, eps, norm, domain, key, settings):
+    return square(apply_fn, params, x, y, eps=eps, domain=domain, key=key, queries=settings["square_queries"])
+
+
+ATTACKS: dict[str, AttackSpec] = {
+    "fgsm": AttackSpec("fgsm", _fgsm, True, False, ("linf", "l2"), paper="Goodfellow et al. 2015"),
+    "pgd": AttackSpec("pgd", _pgd, True, True, ("linf", "l2"), paper="Madry et al. 2018"),
+    "apgd": AttackSpec("apgd", _apgd("ce"), True, True, ("linf", "l2"), paper="Croce & Hein 2020"),
+    "apgd_dlr": AttackSpec("apgd_dlr", _apgd("dlr"), True, True, ("linf", "l2"), min_classes=3,
+                           paper="Croce & Hein 2020"),
+    "square": AttackSpec("square", _square, False, True, ("linf",), paper="Andriushchenko et al. 2020"),
+}

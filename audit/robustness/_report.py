@@ -1,0 +1,198 @@
+"""`RobustnessReport`: robust-accuracy curves with intervals, minimal perturbations, baselines,
+adversarial examples and the attack sanity checks, as one frozen JSON-safe result."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Mapping
+
+import numpy as np
+
+from audit.results import Finding, Provenance, array, to_jsonable
+
+CURVE_KINDS = ("attack", "baseline", "class", "group")
+
+
+def eps_name(eps: float) -> str:
+    """The stable spelling of an eps in metric names: `format(eps, "g")` ("0.3", "0.0313725")."""
+    return format(float(eps), "g")
+
+
+@dataclasses.dataclass(frozen=True)
+class Curve:
+    """Accuracy against eps with a bootstrap interval (`low`, `high`) over `n` examples.
+
+    kind "attack": one attack or "ensemble" (worst case over attacks); "baseline": random noise;
+    "class": the ensemble on one true class; "group": the ensemble on one sensitive group.
+    """
+
+    kind: str
+    name: str
+    accuracy: np.ndarray
+    low: np.ndarray
+    high: np.ndarray
+    n: int
+    attribute: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, "name": self.name, "accuracy": to_jsonable(self.accuracy),
+                "low": to_jsonable(self.low), "high": to_jsonable(self.high), "n": self.n,
+                "attribute": self.attribute}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> "Curve":
+        return cls(kind=d["kind"], name=d["name"], accuracy=array(d["accuracy"]), low=array(d["low"]),
+                   high=array(d["high"]), n=int(d["n"]), attribute=d.get("attribute"))
+
+
+@dataclasses.dataclass(frozen=True)
+class AdversarialExample:
+    """One attacked example: `original` and `adversarial` inputs (perturbation = their
+    difference), the true label, and both predictions with their confidences."""
+
+    eps: float
+    attack: str
+    row: int
+    label: int
+    original: np.ndarray
+    adversarial: np.ndarray
+    clean_prediction: int
+    clean_confidence: float
+    adversarial_prediction: int
+    adversarial_confidence: float
+
+    @property
+    def perturbation(self) -> np.ndarray:
+        return self.adversarial - self.original
+
+    def to_dict(self) -> dict[str, Any]:
+        d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        return to_jsonable(d)
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> "AdversarialExample":
+        return cls(eps=float(d["eps"]), attack=d["attack"], row=int(d["row"]), label=int(d["label"]),
+                   original=array(d["original"], np.float32), adversarial=array(d["adversarial"], np.float32),
+                   clean_prediction=int(d["clean_prediction"]), clean_confidence=float(d["clean_confidence"]),
+                   adversarial_prediction=int(d["adversarial_prediction"]),
+                   adversarial_confidence=float(d["adversarial_confidence"]))
+
+
+@dataclasses.dataclass(frozen=True)
+class RobustnessReport:
+    """Result of `audit.robustness.evaluate`.
+
+    `curves` hold every robust-accuracy curve over `eps` (per attack, the "ensemble" worst
+    case, noise baselines, per class and per sensitive group). `min_distance` / `min_found`:
+    per-example minimal perturbation (PGD bisection) on the first examples of the sample.
+    `imputation`: accuracy after replacing the k most important raw columns by their training
+    mean (tabular only), ranked by `importance`. `findings` are the attack sanity checks.
+    """
+
+    SCHEMA = 1
+
+    norm: str
+    eps: np.ndarray
+    attacks: tuple[str, ...]
+    n: int
+    clean_accuracy: float
+    curves: tuple[Curve, ...]
+    min_distance: np.ndarray
+    min_found: np.ndarray
+    min_eps_max: float
+    imputation: Mapping[str, float]
+    importance: tuple[str, ...]
+    examples: tuple[AdversarialExample, ...]
+    kind: str
+    input_shape: tuple[int, ...]
+    feature_names: tuple[str, ...]
+    class_names: tuple[str, ...]
+    checks: Mapping[str, float]
+    findings: tuple[Finding, ...]
+    provenance: Provenance
+
+    # ---- lookups -----------------------------------------------------------------------
+    def curve(self, name: str, *, kind: str = "attack", attribute: str | None = None) -> Curve:
+        for c in self.curves:
+            if c.kind == kind and c.name == name and c.attribute == attribute:
+                return c
+        raise KeyError(f"no {kind} curve {name!r}" + (f" for {attribute!r}" if attribute else ""))
+
+    def curves_of(self, kind: str, *, attribute: str | None = None) -> tuple[Curve, ...]:
+        return tuple(c for c in self.curves if c.kind == kind and (attribute is None or c.attribute == attribute))
+
+    @property
+    def attributes(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(c.attribute for c in self.curves if c.kind == "group"))
+
+    @property
+    def median_min_perturbation(self) -> float:
+        """Median distance to the boundary (censored examples count as `min_eps_max`, so a
+        median among censored ones is a lower bound)."""
+        return float(np.median(self.min_distance)) if self.min_distance.size else float("nan")
+
+    # ---- metrics -----------------------------------------------------------------------
+    def metrics(self) -> dict[str, float]:
+        out = {"clean_accuracy": float(self.clean_accuracy)}
+        ens = self.curve("ensemble")
+        for j, e in enumerate(self.eps):
+            tag = eps_name(e)
+            out[f"robust_accuracy@{tag}"] = float(ens.accuracy[j])
+            out[f"attack_success_rate@{tag}"] = _success(self.clean_accuracy, ens.accuracy[j])
+            for c in self.curves_of("attack") + self.curves_of("baseline"):
+                if c.name != "ensemble":
+                    out[f"robust_accuracy:{c.name}@{tag}"] = float(c.accuracy[j])
+                    if c.kind == "attack":
+                        out[f"attack_success_rate:{c.name}@{tag}"] = _success(self.clean_accuracy, c.accuracy[j])
+            for c in self.curves_of("class"):
+                out[f"robust_accuracy:class={c.name}@{tag}"] = float(c.accuracy[j])
+            for attr in self.attributes:
+                values = [c.accuracy[j] for c in self.curves_of("group", attribute=attr)
+                          if np.isfinite(c.accuracy[j])]
+                if len(values) >= 2:
+                    out[f"robust_accuracy_gap:{attr}@{tag}"] = float(max(values) - min(values))
+        if self.min_distance.size:
+            out["median_min_perturbation"] = self.median_min_perturbation
+            out["min_perturbation_found_rate"] = float(np.mean(self.min_found))
+        for k, v in self.imputation.items():
+            out[f"accuracy_imputed:{k}"] = float(v)
+        return out
+
+    # ---- JSON --------------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        return {"schema": self.SCHEMA, "type": "robustness", "norm": self.norm, "eps": to_jsonable(self.eps),
+                "attacks": list(self.attacks), "n": self.n, "clean_accuracy": self.clean_accuracy,
+                "curves": [c.to_dict() for c in self.curves],
+                "min_distance": to_jsonable(self.min_distance), "min_found": to_jsonable(self.min_found),
+                "min_eps_max": self.min_eps_max, "imputation": to_jsonable(dict(self.imputation)),
+                "importance": list(self.importance), "examples": [e.to_dict() for e in self.examples],
+                "kind": self.kind, "input_shape": list(self.input_shape),
+                "feature_names": list(self.feature_names), "class_names": list(self.class_names),
+                "checks": to_jsonable(dict(self.checks)),
+                "findings": [f.to_dict() for f in self.findings], "provenance": self.provenance.to_dict()}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> "RobustnessReport":
+        if d.get("schema") != cls.SCHEMA:
+            from audit.errors import AuditInputError
+
+            raise AuditInputError(f"robustness result has schema {d.get('schema')}; this version reads "
+                                  f"schema {cls.SCHEMA}.")
+        return cls(norm=d["norm"], eps=array(d["eps"]), attacks=tuple(d["attacks"]), n=int(d["n"]),
+                   clean_accuracy=float(d["clean_accuracy"]),
+                   curves=tuple(Curve.from_dict(c) for c in d["curves"]),
+                   min_distance=array(d["min_distance"]), min_found=array(d["min_found"], bool),
+                   min_eps_max=float(d["min_eps_max"]),
+                   imputation={k: float(v) for k, v in d["imputation"].items()},
+                   importance=tuple(d["importance"]),
+                   examples=tuple(AdversarialExample.from_dict(e) for e in d["examples"]),
+                   kind=d["kind"], input_shape=tuple(d["input_shape"]),
+                   feature_names=tuple(d["feature_names"]), class_names=tuple(d["class_names"]),
+                   checks={k: (float("nan") if v is None else float(v)) for k, v in d["checks"].items()},
+                   findings=tuple(Finding.from_dict(f) for f in d["findings"]),
+                   provenance=Provenance.from_dict(d["provenance"]))
+
+
+def _success(clean: float, robust: float) -> float:
+    """Attack success rate: the share of correctly classified examples the attack flips."""
+    return float(1.0 - robust / clean) if clean > 0 else float("nan")
