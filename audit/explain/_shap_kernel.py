@@ -127,12 +127,14 @@ def design(n_players: int, budget: int, seed: int) -> tuple[np.ndarray, np.ndarr
         cap = np.array([min(math.comb(p, s) // (2 if m else 1), 2 ** 62) for s, m in zip(sizes, middle)],
                        np.int64)
         alloc = _allocate(left // 2, pair_mass, cap)
+        # sizes the budget could not reach hand their mass to the sampled ones (total mass kept)
+        scale = pair_mass.sum() / pair_mass[alloc > 0].sum() if (alloc > 0).any() else 0.0
         for s, mid, k in zip(sizes, middle, alloc):
             if k == 0:
                 continue
             z = _subsets(p, int(s), int(k), rng, fix_first=bool(mid))
             blocks += [z, ~z]
-            share = mass[s] / (2 * k) if mid else mass[s] / k
+            share = scale * (mass[s] / (2 * k) if mid else mass[s] / k)
             weights += [np.full(k, share), np.full(k, share)]
     return np.concatenate(blocks), np.concatenate(weights)
 
