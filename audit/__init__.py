@@ -17,6 +17,9 @@ _PUBLIC = {
     "Model": "audit.models",
     "train": "audit.models",
     "datasets": "audit.datasets",
+    "run": "audit.pipeline",
+    "AuditConfig": "audit.pipeline",
+    "AuditReport": "audit.pipeline",
 }
 
 __all__ = ["AuditInputError", *_PUBLIC]

@@ -36,6 +36,85 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _summary(report) -> str:
+    counts = {s: sum(f.status == s for f in report.findings) for s in ("pass", "warn", "fail")}
+    lines = [f"{report.name}: {report.verdict.upper()} ({counts['pass']} passed, {counts['warn']} warnings, "
+             f"{counts['fail']} failed)"]
+    for f in report.findings:
+        if f.status != "pass":
+            lines.append(f"  {f.status:>4}  {f.title}")
+    return "\n".join(lines)
+
+
+def _write_outputs(report, out: str) -> tuple[str, str]:
+    os.makedirs(out, exist_ok=True)
+    json_path = report.to_json(os.path.join(out, "report.json"))
+    html_path = report.to_html(os.path.join(out, "report.html"))
+    return json_path, html_path
+
+
+def _run(args: argparse.Namespace) -> int:
+    from audit.pipeline import AuditConfig, run_config
+
+    config = AuditConfig.from_yaml(args.config)
+    report, _, _ = run_config(config, progress=not args.quiet)
+    json_path, html_path = _write_outputs(report, args.out or os.path.join("reports", "out", config.name))
+    print(_summary(report))
+    print(f"report written to {os.path.abspath(html_path)} (and {os.path.basename(json_path)})")
+    return 0 if report.passed else 1
+
+
+def _report(args: argparse.Namespace) -> int:
+    from audit.pipeline import AuditReport
+
+    report = AuditReport.load(args.result)
+    path = report.to_html(args.html)
+    print(f"report written to {os.path.abspath(path)}")
+    return 0
+
+
+def _diff(args: argparse.Namespace) -> int:
+    from audit.pipeline import AuditReport
+    from audit.pipeline._diff import diff_reports
+
+    result = diff_reports(AuditReport.load(args.old), AuditReport.load(args.new), tolerance=args.tolerance)
+    lines = result.lines()
+    print("\n".join(lines) if lines else "no differences beyond the tolerance")
+    if result.regressed:
+        print(f"{len(result.regressions)} regression(s)")
+        return 1
+    return 0
+
+
+def _config_path(name: str) -> str:
+    """reports/<name>.yaml in the working directory, else next to the installed package."""
+    for base in (os.getcwd(), os.path.dirname(os.path.dirname(os.path.abspath(__file__)))):
+        path = os.path.join(base, "reports", f"{name}.yaml")
+        if os.path.isfile(path):
+            return path
+    raise AuditInputError(f"demo config reports/{name}.yaml not found; run `audit demo` from the "
+                          "flax-audit checkout.")
+
+
+def _demo(args: argparse.Namespace) -> int:
+    import time
+
+    from audit.pipeline import AuditConfig, run_config
+
+    for name in args.only or DEMOS:
+        start = time.perf_counter()
+        config = AuditConfig.from_yaml(_config_path(name))
+        report, _, _ = run_config(config, progress=not args.quiet)
+        _, html_path = _write_outputs(report, os.path.join(args.out, config.name))
+        print(_summary(report))
+        print(f"  {time.perf_counter() - start:.0f} s; report: {os.path.abspath(html_path)}")
+    print("open the reports above in a browser, or explore them with `audit dashboard`")
+    return 0
+
+
+DEMOS = ("credit", "mnist")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="audit", description="Audit JAX/Flax classifiers: "
                                      "explanations, robustness, fairness, class imbalance.")
@@ -51,6 +130,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(handler=_train)
+
+    p = commands.add_parser("run", help="run the audit a YAML config describes; write report.html and report.json")
+    p.add_argument("config", help="audit config (YAML), e.g. reports/credit.yaml")
+    p.add_argument("--out", help="output folder (default reports/out/<config name>)")
+    p.add_argument("--quiet", action="store_true", help="no progress output")
+    p.set_defaults(handler=_run)
+
+    p = commands.add_parser("report", help="render a saved report.json as HTML")
+    p.add_argument("result", help="report.json written by `audit run`")
+    p.add_argument("--html", required=True, help="HTML file to write")
+    p.set_defaults(handler=_report)
+
+    p = commands.add_parser("diff", help="compare two reports; exit 1 when the new one regressed")
+    p.add_argument("old", help="report.json of the earlier model")
+    p.add_argument("new", help="report.json of the new model")
+    p.add_argument("--tolerance", type=float, default=0.01, help="ignore metric moves up to this (absolute)")
+    p.set_defaults(handler=_diff)
+
+    p = commands.add_parser("demo", help="train the bundled models if needed and audit credit and mnist")
+    p.add_argument("--out", default=os.path.join("reports", "out"), help="output folder")
+    p.add_argument("--only", nargs="+", choices=DEMOS, help="run only these demos")
+    p.add_argument("--quiet", action="store_true", help="no progress output")
+    p.set_defaults(handler=_demo)
     return parser
 
 

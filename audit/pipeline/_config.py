@@ -1,0 +1,183 @@
+"""`AuditConfig`: what to audit and the policy it must pass, from YAML or Python, validated.
+
+Unknown keys, wrong types and impossible values are `AuditInputError`s that name the key and,
+for YAML files, the line.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from typing import Any, Mapping
+
+import yaml
+
+from audit.errors import AuditInputError
+from audit.pipeline._policy import Rule
+from audit.pipeline._registry import ANALYZERS, check_settings
+
+_TOP = {"name", "seed", "data", "model", "analyzers", "policy"}
+_DATA_BUNDLED = {"dataset", "options"}
+_DATA_CSV = {"csv", "target", "sensitive", "categorical", "drop", "include_sensitive", "class_names"}
+_MODEL = {"path", "train"}
+_TRAIN = {"arch", "epochs", "batch_size", "learning_rate", "weight_decay", "patience", "class_weight",
+          "widths", "dropout", "norm", "channels", "hidden"}
+
+
+def _lines(text: str) -> dict[tuple, int]:
+    """Map each key path in a YAML document to its 1-based line number."""
+    out: dict[tuple, int] = {}
+
+    def walk(node, path):
+        if isinstance(node, yaml.MappingNode):
+            for key, value in node.value:
+                out[path + (key.value,)] = key.start_mark.line + 1
+                walk(value, path + (key.value,))
+        elif isinstance(node, yaml.SequenceNode):
+            for i, item in enumerate(node.value):
+                out[path + (i,)] = item.start_mark.line + 1
+                walk(item, path + (i,))
+
+    try:
+        walk(yaml.compose(text, Loader=yaml.SafeLoader), ())
+    except yaml.YAMLError:
+        pass
+    return out
+
+
+class _Where:
+    """Formats a key path with the file and line it came from, when known."""
+
+    def __init__(self, source: str | None, lines: Mapping[tuple, int]):
+        self.source, self.lines = source, lines
+
+    def __call__(self, *path) -> str:
+        name = ".".join(str(p) for p in path) or "(top level)"
+        line = self.lines.get(tuple(path))
+        if self.source and line:
+            return f"{name!r} ({self.source}, line {line})"
+        return repr(name)
+
+
+def _mapping(value: Any, where: _Where, *path) -> Mapping[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise AuditInputError(f"{where(*path)} must be a mapping of keys to values, got {type(value).__name__}.")
+    return value
+
+
+def _known(value: Mapping[str, Any], allowed: set[str], where: _Where, *path) -> None:
+    for key in value:
+        if key not in allowed:
+            raise AuditInputError(f"unknown key {where(*path, key)}; allowed here: {sorted(allowed)}.")
+
+
+@dataclasses.dataclass(frozen=True)
+class AuditConfig:
+    """What to audit: data and model sources (for the CLI), analyzers with settings, seed, policy."""
+
+    name: str = "audit"
+    seed: int = 0
+    data: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    model: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    analyzers: Mapping[str, Mapping[str, Any]] = dataclasses.field(default_factory=dict)
+    policy: tuple[Rule, ...] = ()
+    source: str | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "policy", tuple(
+            r if isinstance(r, Rule) else Rule.from_dict(r) for r in self.policy))
+        validate(self.to_dict(), _Where(self.source, {}))
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any], *, source: str | None = None,
+                  lines: Mapping[tuple, int] | None = None) -> "AuditConfig":
+        where = _Where(source, lines or {})
+        d = _mapping(d, where)
+        validate(d, where)
+        return cls(name=str(d.get("name", "audit")), seed=int(d.get("seed", 0)),
+                   data=dict(d.get("data") or {}), model=dict(d.get("model") or {}),
+                   analyzers={k: dict(v or {}) for k, v in (d.get("analyzers") or {}).items()},
+                   policy=tuple(Rule.from_dict(r, where=where("policy", i))
+                                for i, r in enumerate(d.get("policy") or [])),
+                   source=source)
+
+    @classmethod
+    def from_yaml(cls, path: str | os.PathLike) -> "AuditConfig":
+        path = os.fspath(path)
+        if not os.path.isfile(path):
+            raise AuditInputError(f"config file {path!r} does not exist.")
+        with open(path) as f:
+            text = f.read()
+        try:
+            d = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            where = f" at line {mark.line + 1}" if mark else ""
+            raise AuditInputError(f"config {path!r} is not valid YAML{where}: "
+                                  f"{getattr(exc, 'problem', exc)}.") from None
+        if d is None:
+            raise AuditInputError(f"config {path!r} is empty.")
+        config = cls.from_dict(d, source=path, lines=_lines(text))
+        base = os.path.dirname(os.path.abspath(path))
+        return dataclasses.replace(config, data=_resolve(config.data, "csv", base),
+                                   model=_resolve(config.model, "path", base))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "seed": self.seed, "data": dict(self.data), "model": dict(self.model),
+                "analyzers": {k: dict(v) for k, v in self.analyzers.items()},
+                "policy": [r.to_dict() for r in self.policy]}
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.to_dict(), sort_keys=False)
+
+
+def _resolve(section: Mapping[str, Any], key: str, base: str) -> dict[str, Any]:
+    """Relative paths in a YAML file are relative to the working directory if they exist there,
+    else to the file's folder."""
+    out = dict(section)
+    if key in out and isinstance(out[key], str) and not os.path.isabs(out[key]) and not os.path.exists(out[key]):
+        candidate = os.path.join(base, out[key])
+        if os.path.exists(candidate):
+            out[key] = candidate
+    return out
+
+
+def validate(d: Mapping[str, Any], where: _Where) -> None:
+    """Check a config mapping; raises AuditInputError naming the first bad key."""
+    _known(d, _TOP, where)
+    if "seed" in d and (not isinstance(d["seed"], int) or isinstance(d["seed"], bool) or d["seed"] < 0):
+        raise AuditInputError(f"{where('seed')} must be a non-negative integer, got {d['seed']!r}.")
+    if "name" in d and not isinstance(d["name"], str):
+        raise AuditInputError(f"{where('name')} must be a string.")
+    data = _mapping(d.get("data"), where, "data")
+    if data:
+        if ("dataset" in data) == ("csv" in data):
+            raise AuditInputError(f"{where('data')} needs exactly one of 'dataset' (a bundled name) or 'csv' (a path).")
+        _known(data, _DATA_BUNDLED if "dataset" in data else _DATA_CSV, where, "data")
+        if "csv" in data and "target" not in data:
+            raise AuditInputError(f"{where('data')} with 'csv' needs 'target' (the label column).")
+        if "options" in data:
+            _mapping(data["options"], where, "data", "options")
+    model = _mapping(d.get("model"), where, "model")
+    _known(model, _MODEL, where, "model")
+    if model and not isinstance(model.get("path", ""), str):
+        raise AuditInputError(f"{where('model', 'path')} must be a directory path.")
+    train = _mapping(model.get("train"), where, "model", "train")
+    _known(train, _TRAIN, where, "model", "train")
+    for key in ("epochs", "batch_size", "patience"):
+        if key in train and (not isinstance(train[key], int) or isinstance(train[key], bool) or train[key] < 1):
+            raise AuditInputError(f"{where('model', 'train', key)} must be a positive integer, got {train[key]!r}.")
+    analyzers = _mapping(d.get("analyzers"), where, "analyzers")
+    for name, settings in analyzers.items():
+        if name not in ANALYZERS:
+            raise AuditInputError(f"unknown analyzer {where('analyzers', name)}; available: {sorted(ANALYZERS)}.")
+        check_settings(name, _mapping(settings, where, "analyzers", name),
+                       lambda key, _n=name: where("analyzers", _n, key))
+    policy = d.get("policy") or []
+    if not isinstance(policy, (list, tuple)):
+        raise AuditInputError(f"{where('policy')} must be a list of rules like "
+                              "{metric: robustness.robust_accuracy@0.1, min: 0.5}.")
+    for i, rule in enumerate(policy):
+        Rule.from_dict(rule, where=where("policy", i))

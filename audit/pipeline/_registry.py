@@ -1,0 +1,108 @@
+"""The analyzer registry: capabilities as data, so the pipeline and dashboard choose without isinstance.
+
+Each entry names an analyzer's public function `fn(model, data, *, seed, **settings)` and its
+result class (with `from_dict`, `metrics()` and `findings`). Settings in a config are checked
+against the function's keyword-only parameters, so the function signature is the one schema.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import inspect
+from typing import Any, Callable
+
+from audit.errors import AuditInputError
+
+
+@dataclasses.dataclass(frozen=True)
+class AnalyzerSpec:
+    name: str
+    title: str
+    function: str | Callable[..., Any]  # "module:attribute" (imported on first use) or the function
+    result: str | type  # "module:Class" or the class
+    needs_gradients: bool = False
+    stochastic: bool = True
+    kinds: tuple[str, ...] = ("tabular", "image")
+    needs_sensitive: bool = False
+    retrains: bool = False
+
+    def load_function(self) -> Callable[..., Any]:
+        return _resolve(self.function)
+
+    def load_result(self) -> type:
+        return _resolve(self.result)
+
+    def applies_to(self, model, data) -> str | None:
+        """None if the analyzer can run on this model and data, else why not."""
+        if data.kind not in self.kinds:
+            return f"{self.title} applies to {' and '.join(self.kinds)} data, not {data.kind}"
+        if self.needs_gradients and not model.differentiable:
+            return f"{self.title} needs gradients and the model is marked non-differentiable"
+        if self.needs_sensitive and not data.sensitive:
+            return f"{self.title} needs sensitive attributes and the data has none"
+        return None
+
+
+def _resolve(path: str | Any) -> Any:
+    if not isinstance(path, str):
+        return path
+    module, attribute = path.split(":")
+    return getattr(importlib.import_module(module), attribute)
+
+
+ANALYZERS: dict[str, AnalyzerSpec] = {spec.name: spec for spec in (
+    AnalyzerSpec("explain", "Explanations", "audit.explain:analyze", "audit.explain:ExplanationReport"),
+    AnalyzerSpec("robustness", "Adversarial robustness", "audit.robustness:evaluate",
+                 "audit.robustness:RobustnessReport", needs_gradients=True),
+    AnalyzerSpec("fairness", "Fairness", "audit.fairness:evaluate", "audit.fairness:FairnessReport",
+                 needs_sensitive=True),
+    AnalyzerSpec("imbalance", "Class balance, thresholds and calibration", "audit.imbalance:evaluate",
+                 "audit.imbalance:ImbalanceReport"),
+)}
+
+
+def _settings_parameters(name: str) -> dict[str, inspect.Parameter]:
+    fn = ANALYZERS[name].load_function()
+    return {p.name: p for p in inspect.signature(fn).parameters.values()
+            if p.kind is inspect.Parameter.KEYWORD_ONLY and p.name not in ("seed", "progress")}
+
+
+def _type_ok(value: Any, default: Any) -> bool:
+    if default is None or default is inspect.Parameter.empty:
+        return True
+    if isinstance(default, bool):
+        return isinstance(value, bool)
+    if isinstance(default, int):
+        return isinstance(value, int) and not isinstance(value, bool)
+    if isinstance(default, float):
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if isinstance(default, str):
+        return isinstance(value, str)
+    if isinstance(default, (tuple, list)):
+        return isinstance(value, (tuple, list))
+    return True
+
+
+def check_settings(name: str, settings: dict[str, Any], where: Callable[[str], str]) -> None:
+    """Unknown keys and values of the wrong type are errors naming the key."""
+    parameters = _settings_parameters(name)
+    for key, value in settings.items():
+        if key not in parameters:
+            raise AuditInputError(f"unknown setting {where(key)} for analyzer {name!r}; "
+                                  f"allowed: {sorted(parameters)}.")
+        default = parameters[key].default
+        if not _type_ok(value, default):
+            raise AuditInputError(f"setting {where(key)} must be of type {type(default).__name__} "
+                                  f"(default {default!r}), got {value!r}.")
+
+
+def run_analyzer(name: str, model, data, *, settings: dict[str, Any], seed: int, progress: bool) -> Any:
+    fn = ANALYZERS[name].load_function()
+    extra = {}
+    parameters = inspect.signature(fn).parameters
+    if "progress" in parameters:
+        extra["progress"] = progress
+    if "seed" in parameters:
+        extra["seed"] = seed
+    return fn(model, data, **extra, **settings)

@@ -1,0 +1,1 @@
+"""Renderers: pure figure functions (result -> Figure) shared by the HTML report and the dashboard."""

@@ -1,0 +1,65 @@
+"""The self-contained HTML audit report: one file, opens offline, prints well, escapes everything."""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any, Callable
+
+import jinja2
+import yaml
+from matplotlib.figure import Figure
+
+from audit.render._png import figure_to_data_uri
+from audit.render.figures import audit as audit_figures
+
+# Section name -> "module:function" returning [(caption, Figure), ...] for that section's result.
+SECTION_FIGURES: dict[str, str] = {}
+
+
+def _section_figures(name: str, result: Any) -> list[tuple[str, str]]:
+    spec = SECTION_FIGURES.get(name)
+    if spec is None or result is None:
+        return []
+    module, attribute = spec.split(":")
+    make: Callable[[Any], list[tuple[str, Figure]]] = getattr(importlib.import_module(module), attribute)
+    return [(caption, figure_to_data_uri(fig)) for caption, fig in make(result)]
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return "n/a"
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
+_ENV = jinja2.Environment(loader=jinja2.PackageLoader("audit.render", "templates"),
+                          autoescape=True, undefined=jinja2.StrictUndefined, trim_blocks=True,
+                          lstrip_blocks=True)
+_ENV.filters["fmt"] = _fmt
+
+
+def render_report(report) -> str:
+    """The report as one HTML string; figures are inline PNGs, no scripts, no external URLs."""
+    order = {"fail": 0, "warn": 1, "pass": 2}
+    findings = sorted(report.findings, key=lambda f: order[f.status])
+    sections = []
+    for name, section in report.sections.items():
+        own = [f for f in findings if f.id.startswith(f"{name}:") or
+               (f.metric or "").startswith(f"{name}.")]
+        sections.append({"name": name, "title": section.title, "skipped": section.skipped,
+                         "seconds": section.seconds, "findings": own,
+                         "metrics": sorted(section.metrics().items()),
+                         "figures": _section_figures(name, section.result)})
+    counts = {s: sum(f.status == s for f in report.findings) for s in ("pass", "warn", "fail")}
+    meta = report.metadata
+    template = _ENV.get_template("report.html.j2")
+    return template.render(
+        report=report, verdict=report.verdict, counts=counts, findings=findings,
+        attention=[f for f in findings if f.status != "pass"], sections=sections,
+        scorecard=figure_to_data_uri(audit_figures.scorecard(report)) if report.findings else None,
+        durations=figure_to_data_uri(audit_figures.durations(report)) if report.sections else None,
+        data=meta.get("data", {}), model=meta.get("model", {}), libraries=meta.get("libraries", {}),
+        config_yaml=yaml.safe_dump(meta.get("config", {}), sort_keys=False),
+        durations_table=sorted((meta.get("durations") or {}).items()),
+        seed=meta.get("seed"))
