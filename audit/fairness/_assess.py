@@ -33,9 +33,11 @@ def check_predictions(y_true, y_pred, scores, n_classes: int, where: str) -> tup
         if bad.size:
             raise AuditInputError(f"{where}: the model's scores are NaN or infinite for {bad.size} rows "
                                   f"(first: row {int(bad[0])}); check the model and its inputs.")
-        if scores.min() < -1e-6 or scores.max() > 1 + 1e-6:
-            raise AuditInputError(f"{where}: scores must be probabilities in [0, 1] (softmax outputs).")
+        if scores.min() < -1e-6 or scores.max() > 1 + 1e-6 or np.abs(scores.sum(1) - 1).max() > 1e-3:
+            raise AuditInputError(f"{where}: scores must be class probabilities in [0, 1] summing to 1 "
+                                  "per row (softmax outputs).")
         scores = np.clip(scores, 0.0, 1.0)
+        scores = scores / scores.sum(1, keepdims=True)  # float32 softmax rows sum to 1 only roughly
     return y_true.astype(np.int64), y_pred.astype(np.int64), scores
 
 
