@@ -330,7 +330,7 @@ def compute_shap(model, X: Any, background: Any, *, method: str = "auto", backen
     settings = {"backend": backend, "players": pl.kind, "n_players": pl.n, "n_samples": budget,
                 "class_index": class_index, "output": output, "background_rows": len(bg)}
     if pl.kind == "patches":
-        settings["patch"] = int(np.sqrt(len(pl.groups[0]) / pl.input_shape[2]))
+        settings["patch"] = int(patch) if patch is not None else _players.default_patch(pl.input_shape)
     name = {"exact": "shap.exact", "kernel": "shap.kernel", "gradient": "shap.expected_gradients",
             "permutation": "shap.permutation"}[method]
     return ShapResult(values=np.asarray(phi, np.float64), base_values=np.asarray(base, np.float64),
