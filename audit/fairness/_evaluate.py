@@ -56,7 +56,8 @@ def evaluate(model, data, *, attributes: Sequence[str | Sequence[str]] | None = 
              confidence: float = 0.95, seed: int = 0, classes: Sequence[int | str] | None = None,
              favorable_class: int | str | None = None, bins: Mapping[str, Sequence[float]] | None = None,
              n_bins: int = 4, calibration_bins: int = 10, min_group_size: int = 30, min_count: int = 10,
-             max_difference: float = 0.1, proxies: bool = True) -> FairnessReport:
+             max_difference: float = 0.1, proxies: bool = True,
+             attribution: str = "permutation") -> FairnessReport:
     """Group metrics, disparities with bootstrap intervals and proxies for each sensitive attribute.
 
     `attributes` lists attribute names and pairs to intersect (default: every attribute of the
@@ -65,9 +66,13 @@ def evaluate(model, data, *, attributes: Sequence[str | Sequence[str]] | None = 
     Groups smaller than `min_group_size`, or with fewer than `min_count` rows in a metric's
     denominator, are flagged as too small to judge. Disparities larger than `max_difference`
     whose interval excludes zero fail; the disparate impact ratio fails the four-fifths rule below
-    0.8. Interval method: Hardt et al. 2016 (equalized odds), Feldman et al. 2015 (disparate
-    impact), stratified percentile bootstrap (Efron & Tibshirani 1993).
+    0.8. `attribution` ("permutation" or "shap") measures a sensitive input's share of the model's
+    attributions when the attribute is itself an input. Methods: Hardt et al. 2016 (equalized
+    odds), Feldman et al. 2015 (disparate impact), stratified percentile bootstrap intervals
+    (Efron & Tibshirani 1993).
     """
+    if attribution not in ("permutation", "shap"):
+        raise AuditInputError(f"attribution {attribution!r} must be 'permutation' or 'shap'.")
     with timer() as t:
         rows = check_model_data(model, data, split)
         keys = _requested(data, attributes, intersections)
@@ -95,7 +100,7 @@ def evaluate(model, data, *, attributes: Sequence[str | Sequence[str]] | None = 
                 if len(key) == 1:
                     proxy_results.append(proxy_analysis(
                         model, data, fit_rows, rows, subset(full[key[0]], fit_rows),
-                        subset(full[key[0]], rows), seed=seed))
+                        subset(full[key[0]], rows), seed=seed, attribution=attribution))
         findings = _findings.fairness_findings(results, proxy_results, max_difference=max_difference)
     settings = {"attributes": ["&".join(k) for k in keys], "n_bootstrap": n_bootstrap,
                 "confidence": confidence, "classes": None if classes is None else [str(c) for c in classes],
@@ -103,6 +108,7 @@ def evaluate(model, data, *, attributes: Sequence[str | Sequence[str]] | None = 
                 "bins": {k: [float(e) for e in v] for k, v in bins.items()}, "n_bins": n_bins,
                 "calibration_bins": calibration_bins, "min_group_size": min_group_size,
                 "min_count": min_count, "max_difference": max_difference, "proxies": proxies,
+                "attribution": attribution,
                 "binning": {n: g.rule for n, g in full.items()}}
     analysed = tuple(t.class_name for t in results[0].tables)
     favorable = next(d.class_name for d in results[0].disparities if d.name == "disparate_impact")

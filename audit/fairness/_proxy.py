@@ -6,9 +6,10 @@
   attribute's entropy so that 1 means "the column determines the group".
 - A probe: logistic regression fitted on the training rows' model inputs to predict the group,
   scored by ROC-AUC on the audited rows (0.5: the inputs carry no trace of the attribute).
-- When the attribute is itself a model input: its share of the model's permutation importance
-  (Breiman 2001; Fisher et al. 2019), measured as the mean total-variation change of the
-  predicted class distribution when that raw column is shuffled across rows.
+- When the attribute is itself a model input: its share of the model's attributions, either
+  permutation importance (Breiman 2001; Fisher et al. 2019: the mean total-variation change of
+  the predicted class distribution when that raw column is shuffled across rows; the default,
+  fast) or mean |SHAP value| per raw column (Lundberg & Lee 2017, via `audit.explain`).
 """
 
 from __future__ import annotations
@@ -57,8 +58,20 @@ def permutation_importance(model, data, *, seed: int, n_repeats: int = 3, max_ro
     return 0.5 * np.abs(shuffled - base[None, None]).sum(-1).mean(axis=(1, 2))
 
 
+def shap_importance(model, data, fit_rows: np.ndarray, eval_rows: np.ndarray, *, seed: int,
+                    max_rows: int = 200, background: int = 50) -> np.ndarray:
+    """Per raw column: mean |SHAP value| (audit.explain.shap_values, one player per raw column)."""
+    from audit.explain import shap_values
+
+    rng = np.random.default_rng(seed)
+    rows = eval_rows if len(eval_rows) <= max_rows else np.sort(rng.choice(eval_rows, max_rows, replace=False))
+    bg = fit_rows if len(fit_rows) <= background else np.sort(rng.choice(fit_rows, background, replace=False))
+    explanation = shap_values(model, data.X[rows], data.X[bg], method="auto", seed=seed, data=data)
+    return np.abs(np.asarray(explanation.values)).mean(axis=0)
+
+
 def proxies(model, data, fit_rows: np.ndarray, eval_rows: np.ndarray, grouping_fit: Grouping,
-            grouping_eval: Grouping, *, seed: int) -> ProxyResult:
+            grouping_eval: Grouping, *, seed: int, attribution: str = "permutation") -> ProxyResult:
     """Proxy analysis of one attribute (tabular data with an encoding)."""
     from sklearn.feature_selection import mutual_info_classif
 
@@ -76,10 +89,14 @@ def proxies(model, data, fit_rows: np.ndarray, eval_rows: np.ndarray, grouping_f
     auc = _probe_auc(data.X[fit_rows][:, inputs], s_fit, data.X[eval_rows][:, inputs], s_eval, seed)
     share = method = None
     if grouping_eval.name in names:
-        imp = permutation_importance(model, data.select(eval_rows), seed=seed)
+        if attribution == "shap":
+            imp = shap_importance(model, data, fit_rows, eval_rows, seed=seed)
+            method = "shap (mean |SHAP value| per raw column, audit.explain.shap_values)"
+        else:
+            imp = permutation_importance(model, data.select(eval_rows), seed=seed)
+            method = "permutation (total-variation change of predicted probabilities)"
         total = imp.sum()
         share = float(imp[names.index(grouping_eval.name)] / total) if total > 0 else 0.0
-        method = "permutation (total-variation change of predicted probabilities)"
     return ProxyResult(attribute=grouping_eval.name, columns=tuple(names[j] for j in keep),
                        mutual_information=mi,
                        normalized_mi=nmi, probe_auc=auc, attribution_share=share,

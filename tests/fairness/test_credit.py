@@ -122,3 +122,11 @@ def test_empty_intersection_and_small_groups_are_warnings(credit_model, credit_s
     assert ids["fairness.empty_intersection:sex&band"].status == "warn"
     assert "female&band_m" in report.attribute("sex&band").empty_groups
     assert ids["fairness.small_groups:band"].status == "warn" and "rare" in ids["fairness.small_groups:band"].message
+
+
+@pytest.mark.slow
+def test_shap_attribution_share_agrees_with_permutation(credit_sens, sens_model):
+    shap = evaluate(sens_model, credit_sens, attributes=["sex"], n_bootstrap=0, attribution="shap").proxy("sex")
+    perm = evaluate(sens_model, credit_sens, attributes=["sex"], n_bootstrap=0).proxy("sex")
+    assert shap.attribution_method.startswith("shap")
+    assert 0.02 < shap.attribution_share < 0.5 and 0.02 < perm.attribution_share < 0.5
