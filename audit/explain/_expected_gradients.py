@@ -32,8 +32,9 @@ def draws(n_samples: int, n_background: int, seed: int) -> tuple[np.ndarray, np.
 
 
 @functools.lru_cache(maxsize=32)
-def _step(apply: Callable, output: str, input_shape: tuple[int, ...]) -> Callable:
-    """Jitted: a block of examples x one chunk of samples -> summed (x - b) * gradient."""
+def _step(apply: Callable, output: str, input_shape: tuple[int, ...], treedef) -> Callable:
+    """Jitted: a block of examples x one chunk of samples -> summed (x - b) * gradient.
+    Params come in as flat leaves (flattening e.g. an NNX State per call is slow)."""
     out_fn = output_fn(apply, output)
 
     def one(params, x, cls, base, alphas, keep):
@@ -46,7 +47,8 @@ def _step(apply: Callable, output: str, input_shape: tuple[int, ...]) -> Callabl
         grads = jax.grad(total)(points)
         return ((x[None, :] - base) * grads).sum(axis=0)
 
-    def step(params, xs, cls, base, alphas, keep):
+    def step(leaves, xs, cls, base, alphas, keep):
+        params = jax.tree_util.tree_unflatten(treedef, leaves)
         return jax.vmap(one, in_axes=(None, 0, 0, None, None, None))(params, xs, cls, base, alphas, keep)
 
     return jax.jit(step)
@@ -70,12 +72,14 @@ def expected_gradients(model, x: np.ndarray, cls: np.ndarray, background: np.nda
     xs[:n] = x
     cs = np.zeros(x_pad, np.int32)
     cs[:n] = cls
-    step = _step(model.apply, output, tuple(model.input_shape))
+    leaves, treedef = jax.tree_util.tree_flatten(model.params)
+    leaves = tuple(leaves)
+    step = _step(model.apply, output, tuple(model.input_shape), treedef)
     out = []
     for i in range(0, x_pad, per_x):
         acc = None
         for j in range(0, s_pad, per_s):
-            part = step(model.params, xs[i:i + per_x], cs[i:i + per_x], base[j:j + per_s],
+            part = step(leaves, xs[i:i + per_x], cs[i:i + per_x], base[j:j + per_s],
                         alpha[j:j + per_s], keep[j:j + per_s])
             acc = part if acc is None else acc + part
         out.append(acc)

@@ -140,20 +140,30 @@ def output_fn(apply: Callable, output: str) -> Callable[[Any, jax.Array], jax.Ar
     return lambda p, x: apply(p, x).astype(jnp.float32)
 
 
+def chunk_values(out_fn: Callable, input_shape: tuple[int, ...], params, x, cls, background, owner,
+                 coalitions):
+    """One example, a chunk of coalitions, all background rows -> the mean explained output
+    per coalition (for class `cls`). Traced inside jit."""
+    masks = coalitions[:, owner]  # (chunk, inputs): player membership -> input membership
+    rows = jnp.where(masks[:, None, :], x[None, None, :], background[None, :, :])
+    c, b, _ = rows.shape
+    out = out_fn(params, rows.reshape((c * b, *input_shape)))
+    return out[:, cls].reshape(c, b).mean(axis=1)
+
+
 @functools.lru_cache(maxsize=32)
-def _value_step(apply: Callable, output: str, input_shape: tuple[int, ...]) -> Callable:
-    """One jitted step: one example, a chunk of coalitions, all background rows -> the mean
-    explained output per coalition (for the example's class)."""
+def _example_values(apply: Callable, output: str, input_shape: tuple[int, ...], treedef) -> Callable:
+    """Jitted: one example, all coalition chunks (a loop inside jit) -> values per coalition.
+    Params come in as a flat tuple of leaves: flattening a parameter tree (e.g. an NNX State)
+    on every call costs more host time than a small model's chunk takes to evaluate."""
     out_fn = output_fn(apply, output)
 
-    def step(params, x, cls, background, owner, coalitions):
-        masks = coalitions[:, owner]  # (chunk, inputs): player membership -> input membership
-        rows = jnp.where(masks[:, None, :], x[None, None, :], background[None, :, :])
-        c, b, _ = rows.shape
-        out = out_fn(params, rows.reshape((c * b, *input_shape)))
-        return out[:, cls].reshape(c, b).mean(axis=1)
+    def example(leaves, x, cls, background, owner, chunks):
+        params = jax.tree_util.tree_unflatten(treedef, leaves)
+        per_chunk = functools.partial(chunk_values, out_fn, input_shape, params, x, cls, background, owner)
+        return jax.lax.map(per_chunk, chunks).reshape(-1)
 
-    return jax.jit(step)
+    return jax.jit(example)
 
 
 def coalition_values(model, x: np.ndarray, cls: np.ndarray, background: np.ndarray,
@@ -162,21 +172,22 @@ def coalition_values(model, x: np.ndarray, cls: np.ndarray, background: np.ndarr
     """v[i, k] = mean over background rows b of f_cls[i](x[i] where coalition k holds, else b).
 
     `x` (n, d) and `background` (B, d) are flat; `coalitions` (m, players) boolean; `owner[t]`
-    is the player of input t. Model calls go in chunks of about `chunk_rows` rows, one jitted
-    step per chunk, every chunk the same shape (the step compiles once); memory stays bounded
-    whatever n and m are. Steps are dispatched asynchronously, so the host loop over chunks
-    costs no device time (measured in bench/explain.py against a loop inside jit).
+    is the player of input t. The model sees chunks of about `chunk_rows` rows (cache-sized);
+    the loop over chunks runs inside jit, one asynchronous call per example, every call the
+    same shape (it compiles once per coalition set). Memory stays bounded whatever n and m are.
+    Loop placement and chunk size were chosen by measurement (bench/explain.py).
     """
     n, m, nb = len(x), len(coalitions), len(background)
     per = max(1, min(m, chunk_rows // nb))
     padded = np.zeros((-(-m // per) * per, coalitions.shape[1]), bool)
     padded[:m] = coalitions
-    step = _value_step(model.apply, output, tuple(model.input_shape))
+    leaves, treedef = jax.tree_util.tree_flatten(model.params)
+    fn = _example_values(model.apply, output, tuple(model.input_shape), treedef)
     bg = jnp.asarray(background, jnp.float32)
     own = jnp.asarray(owner, jnp.int32)
-    chunks = [jnp.asarray(padded[s:s + per]) for s in range(0, len(padded), per)]
-    xs, cs = jnp.asarray(x, jnp.float32), jnp.asarray(cls, jnp.int32)
-    out = [step(model.params, xs[i], cs[i], bg, own, ch) for i in range(n) for ch in chunks]
+    chunks = jnp.asarray(padded.reshape(-1, per, coalitions.shape[1]))
+    xs, cs = np.asarray(x, np.float32), np.asarray(cls, np.int32)
+    out = [fn(tuple(leaves), xs[i], cs[i], bg, own, chunks) for i in range(n)]
     if not out:
         return np.zeros((n, m))
-    return np.asarray(jnp.concatenate(out).reshape(n, -1), np.float64)[:, :m]
+    return np.asarray(jnp.stack(out), np.float64)[:, :m]

@@ -150,7 +150,10 @@ def test_batched_equals_per_example_and_compiles_once():
     rng = np.random.default_rng(8)
     X, bg = rng.normal(size=(5, 6)).astype(np.float32), rng.normal(size=(11, 6)).astype(np.float32)
     batch = explain.compute_shap(model, X, bg, method="exact")
-    step = _players._value_step(model.apply, "probability", (6,))
+    import jax
+
+    step = _players._example_values(model.apply, "probability", (6,),
+                                    jax.tree_util.tree_structure(model.params))
     compiled = step._cache_size()
     for i in range(5):
         one = explain.compute_shap(model, X[i:i + 1], bg, method="exact")
