@@ -40,9 +40,7 @@ def _summary(report) -> str:
     counts = {s: sum(f.status == s for f in report.findings) for s in ("pass", "warn", "fail")}
     lines = [f"{report.name}: {report.verdict.upper()} ({counts['pass']} passed, {counts['warn']} warnings, "
              f"{counts['fail']} failed)"]
-    for f in report.findings:
-        if f.status != "pass":
-            lines.append(f"  {f.status:>4}  {f.title}")
+    lines += [f"  fail  {f.title}" for f in report.findings if f.status == "fail"]
     return "\n".join(lines)
 
 

@@ -59,6 +59,10 @@ ANALYZERS: dict[str, AnalyzerSpec] = {spec.name: spec for spec in (
                  needs_sensitive=True),
     AnalyzerSpec("imbalance", "Class balance, thresholds and calibration", "audit.imbalance:evaluate",
                  "audit.imbalance:ImbalanceReport"),
+    AnalyzerSpec("fairness_mitigation", "Fairness mitigations (retrained)", "audit.fairness:mitigate",
+                 "audit.fairness:FairnessMitigation", needs_sensitive=True, retrains=True),
+    AnalyzerSpec("imbalance_mitigation", "Imbalance mitigations (retrained)", "audit.imbalance:compare_mitigations",
+                 "audit.imbalance:MitigationComparison", retrains=True),
 )}
 
 
@@ -87,6 +91,10 @@ def _type_ok(value: Any, default: Any) -> bool:
 def check_settings(name: str, settings: dict[str, Any], where: Callable[[str], str]) -> None:
     """Unknown keys and values of the wrong type are errors naming the key."""
     parameters = _settings_parameters(name)
+    missing = [p for p, spec in parameters.items() if spec.default is inspect.Parameter.empty and p not in settings]
+    if missing:
+        raise AuditInputError(f"analyzer {name!r} needs the setting(s) {missing} "
+                              f"(under analyzers.{name} in the config).")
     for key, value in settings.items():
         if key not in parameters:
             raise AuditInputError(f"unknown setting {where(key)} for analyzer {name!r}; "

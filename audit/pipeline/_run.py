@@ -34,6 +34,13 @@ def _log(message: str, progress: bool) -> None:
         print(message, file=sys.stderr, flush=True)
 
 
+def _advisory(section: str, finding: Finding) -> Finding:
+    """An analyzer's own finding, namespaced by section. Analyzers advise and the policy decides:
+    an analyzer's "fail" becomes "warn", so only policy rules can fail an audit."""
+    status = "warn" if finding.status == "fail" else finding.status
+    return Finding(**{**finding.to_dict(), "id": f"{section}:{finding.id}", "status": status})
+
+
 def _check_pair(model, data) -> None:
     if tuple(model.input_shape) != tuple(data.input_shape):
         raise AuditInputError(f"the model takes inputs of shape {model.input_shape} but the data "
@@ -48,7 +55,8 @@ def run(model, data, config: AuditConfig | None = None, *, progress: bool = True
 
     Analyzers run in the order of `config.analyzers` (all of them when the config names none);
     one that does not apply (e.g. fairness without sensitive attributes) is recorded as
-    skipped with the reason. The same seed gives the same numbers.
+    skipped with the reason. Policy rules decide pass / fail; the analyzers' own checks are
+    reported as pass / warn. The same seed gives the same numbers.
     """
     config = config or AuditConfig(analyzers={name: {} for name in ANALYZERS})
     _check_pair(model, data)
@@ -70,7 +78,7 @@ def run(model, data, config: AuditConfig | None = None, *, progress: bool = True
         seconds = time.perf_counter() - t0
         _log(f"[{i}/{len(names)}] {spec.title} done in {seconds:.1f} s", progress)
         sections[name] = Section(name=name, title=spec.title, result=result, seconds=seconds)
-        findings.extend(Finding(**{**f.to_dict(), "id": f"{name}:{f.id}"}) for f in result.findings)
+        findings.extend(_advisory(name, f) for f in result.findings)
     report = AuditReport(name=config.name, sections=sections, findings=(), metadata={})
     metrics = report.metrics()
     policy = [rule.evaluate(metrics) for rule in config.policy]

@@ -13,7 +13,13 @@ from audit.render._png import figure_to_data_uri
 from audit.render.figures import audit as audit_figures
 
 # Section name -> "module:function" returning [(caption, Figure), ...] for that section's result.
-SECTION_FIGURES: dict[str, str] = {}
+SECTION_FIGURES: dict[str, str] = {
+    "imbalance": "audit.render.figures.imbalance:report_figures",
+    "fairness": "audit.render.figures.fairness:report_figures",
+    "robustness": "audit.render.sections:robustness_figures",
+    "imbalance_mitigation": "audit.render.figures.imbalance:mitigation_figures",
+    "fairness_mitigation": "audit.render.figures.fairness:mitigation_figures",
+}
 
 
 def _section_figures(name: str, result: Any) -> list[tuple[str, str]]:
