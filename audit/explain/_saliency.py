@@ -1,0 +1,315 @@
+"""Gradient attributions: vanilla gradient, Gradient x Input, Integrated Gradients, SmoothGrad.
+
+- Vanilla gradient (Simonyan et al. 2014, "Deep inside convolutional networks").
+- Gradient x Input (Shrikumar et al. 2016, "Not just a black box").
+- Integrated Gradients (Sundararajan et al. 2017, "Axiomatic attribution for deep networks"):
+  the path integral of the gradient from a baseline to the input, by a quadrature rule; the
+  completeness error (sum of attributions minus output difference) comes with every result.
+- SmoothGrad / SmoothGrad-squared (Smilkov et al. 2017): the mean (of squares) of any of the
+  above over Gaussian-noised copies of the input; a wrapper, not a separate method.
+
+Each method is a pure kernel `(params, x, target) -> (attributions, extras)` on a chunk of
+examples; everything is jitted, vectorised over examples, integration steps and noise samples,
+and run in fixed-size padded chunks (one compilation for any number of examples).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from audit.errors import AuditInputError
+from audit.explain._attribution import Attribution
+from audit.results import Provenance, timer
+
+OUTPUTS = ("logit", "probability", "log_probability")
+RULES = ("trapezoid", "riemann_left", "riemann_right", "riemann_middle")
+METHODS = ("gradient", "gradient_x_input", "integrated_gradients")
+MAX_POINTS = 4096  # model evaluations per chunk (bounds memory)
+
+Kernel = Callable[..., tuple[jax.Array, dict[str, jax.Array]]]
+
+
+# ---- checks at the edge -----------------------------------------------------------------
+def check_inputs(model, X: Any) -> np.ndarray:
+    """X as float32 (n, *model.input_shape); a non-differentiable model is an error."""
+    if not getattr(model, "differentiable", True):
+        raise AuditInputError("this model is marked differentiable=False, so gradient attributions "
+                              "are undefined; use LIME or KernelSHAP instead.")
+    X = np.asarray(X, dtype=np.float32)
+    if X.ndim == len(model.input_shape):
+        X = X[None]
+    if X.shape[1:] != model.input_shape or len(X) == 0:
+        raise AuditInputError(f"inputs have shape {X.shape}; this model takes (n, "
+                              f"{', '.join(map(str, model.input_shape))}) with n >= 1.")
+    if not np.isfinite(X).all():
+        raise AuditInputError("inputs contain NaN or infinite values; attributions need finite inputs.")
+    return X
+
+
+def targets(model, X: np.ndarray, target: Any) -> np.ndarray:
+    """Class index per example: None -> the model's prediction; an int -> that class for all."""
+    if target is None:
+        return model.predict(X).astype(np.int32)
+    t = np.asarray(target)
+    if t.ndim == 0:
+        t = np.full(len(X), int(t))
+    if t.shape != (len(X),) or t.dtype.kind not in "iu" or t.min() < 0 or t.max() >= model.n_classes:
+        raise AuditInputError(f"target must be None, a class index in [0, {model.n_classes}) or one "
+                              f"such index per example ({len(X)}); got {np.asarray(target)!r}.")
+    return t.astype(np.int32)
+
+
+def _check_choice(name: str, value: str, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise AuditInputError(f"{name} {value!r} must be one of {allowed}.")
+
+
+def path_rule(rule: str, steps: int) -> tuple[np.ndarray, np.ndarray]:
+    """Points alpha in [0, 1] and weights of a quadrature rule with `steps` gradient evaluations."""
+    _check_choice("rule", rule, RULES)
+    if rule == "trapezoid":
+        if steps < 2:
+            raise AuditInputError(f"the trapezoid rule needs steps >= 2, got {steps}.")
+        alphas = np.linspace(0.0, 1.0, steps)
+        weights = np.full(steps, 1.0 / (steps - 1))
+        weights[[0, -1]] /= 2
+        return alphas, weights
+    if steps < 1:
+        raise AuditInputError(f"steps must be >= 1, got {steps}.")
+    k = np.arange(steps, dtype=np.float64)
+    offset = {"riemann_left": 0.0, "riemann_right": 1.0, "riemann_middle": 0.5}[rule]
+    return (k + offset) / steps, np.full(steps, 1.0 / steps)
+
+
+# ---- pure kernels -----------------------------------------------------------------------
+def scalar_output(apply: Callable, output: str) -> Callable:
+    """f(params, xs, t) -> (n,) explained output of each row for its target class."""
+
+    def f(params, xs, t):
+        logits = apply(params, xs).astype(jnp.float32)
+        if output == "probability":
+            logits = jax.nn.softmax(logits, axis=-1)
+        elif output == "log_probability":
+            logits = jax.nn.log_softmax(logits, axis=-1)
+        return jnp.take_along_axis(logits, t[:, None], axis=1)[:, 0]
+
+    return f
+
+
+def input_gradient(apply: Callable, output: str) -> Callable:
+    """g(params, xs, t) -> d f(x_i)[t_i] / d x_i for every row (rows are independent)."""
+    f = scalar_output(apply, output)
+    return jax.grad(lambda xs, params, t: jnp.sum(f(params, xs, t)))
+
+
+def gradient_kernel(apply: Callable, *, output: str) -> Kernel:
+    grad = input_gradient(apply, output)
+    return lambda params, xs, t: (grad(xs, params, t), {})
+
+
+def gradient_x_input_kernel(apply: Callable, *, output: str) -> Kernel:
+    grad = input_gradient(apply, output)
+    return lambda params, xs, t: (xs * grad(xs, params, t), {})
+
+
+def integrated_gradients_kernel(apply: Callable, *, output: str, baseline: jax.Array,
+                                alphas: np.ndarray, weights: np.ndarray) -> Kernel:
+    """IG with `baseline` broadcast against each chunk; all steps of all rows in one call."""
+    f = scalar_output(apply, output)
+    grad = input_gradient(apply, output)
+    alphas, weights = jnp.asarray(alphas, jnp.float32), jnp.asarray(weights, jnp.float32)
+
+    def kernel(params, xs, t):
+        base = jnp.broadcast_to(baseline, xs.shape)
+        shape = (-1,) + (1,) * xs.ndim
+        path = base[None] + alphas.reshape(shape) * (xs - base)[None]  # (m, n, ...)
+        flat = path.reshape((-1,) + xs.shape[1:])
+        g = grad(flat, params, jnp.tile(t, len(alphas))).reshape(path.shape)
+        attr = (xs - base) * jnp.tensordot(weights, g, axes=1)
+        out, out0 = f(params, xs, t), f(params, base, t)
+        err = attr.reshape(len(xs), -1).sum(axis=1) - (out - out0)
+        return attr, {"output": out, "baseline_output": out0, "completeness_error": err}
+
+    return kernel
+
+
+def smooth(kernel: Kernel, *, n_samples: int, noise: float, squared: bool) -> Callable:
+    """SmoothGrad wrapper: mean (or mean square) of `kernel` over noisy copies of each row.
+
+    Noise is Gaussian with std `noise * (max(x) - min(x))` per example (the paper's relative
+    noise level). The wrapped kernel takes an extra PRNG key (one per row).
+    """
+
+    def smoothed(params, xs, t, keys):
+        span = (xs.reshape(len(xs), -1).max(axis=1) - xs.reshape(len(xs), -1).min(axis=1))
+        sigma = noise * span.reshape((-1,) + (1,) * (xs.ndim - 1))
+        eps = jax.vmap(lambda k: jax.random.normal(k, (n_samples,) + xs.shape[1:]))(keys)
+        noisy = xs[:, None] + sigma[:, None] * eps  # (n, s, ...)
+        attr, _ = kernel(params, noisy.reshape((-1,) + xs.shape[1:]), jnp.repeat(t, n_samples))
+        attr = attr.reshape(noisy.shape)
+        return (attr ** 2 if squared else attr).mean(axis=1), {}
+
+    return smoothed
+
+
+# ---- batching ---------------------------------------------------------------------------
+@functools.lru_cache(maxsize=64)
+def _compiled(kernel_factory, apply, settings: tuple, smoothing: tuple | None):
+    kwargs = {k: (jnp.asarray(v) if isinstance(v, np.ndarray) else v) for k, v in _unfreeze(settings)}
+    kernel = kernel_factory(apply, **kwargs)
+    if smoothing is not None:
+        kernel = smooth(kernel, **dict(smoothing))
+    return jax.jit(kernel)
+
+
+def _freeze(settings: dict) -> tuple:
+    out = []
+    for k, v in sorted(settings.items()):
+        if isinstance(v, np.ndarray):
+            v = ("__array__", v.dtype.str, v.shape, v.tobytes())
+        out.append((k, v))
+    return tuple(out)
+
+
+def _unfreeze(frozen: tuple):
+    for k, v in frozen:
+        if isinstance(v, tuple) and v and v[0] == "__array__":
+            v = np.frombuffer(v[3], dtype=np.dtype(v[1])).reshape(v[2])
+        yield k, v
+
+
+def run_chunks(fn: Callable, params, X: np.ndarray, t: np.ndarray, chunk: int,
+               keys: np.ndarray | None = None) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Apply `fn` to fixed-size padded chunks of rows and concatenate (compiles once)."""
+    n = len(X)
+    chunk = max(1, min(chunk, n))
+    total = -(-n // chunk) * chunk
+    pad = lambda a: np.concatenate([a, np.repeat(a[:1], total - n, axis=0)]) if total > n else a
+    Xp, tp = pad(X), pad(t)
+    kp = None if keys is None else pad(keys)
+    attrs, extras = [], []
+    for i in range(0, total, chunk):
+        args = (params, Xp[i:i + chunk], tp[i:i + chunk])
+        if kp is not None:
+            args += (kp[i:i + chunk],)
+        a, e = fn(*args)
+        attrs.append(a)
+        extras.append(e)
+    attrs, extras = jax.device_get((attrs, extras))
+    attr = np.concatenate(attrs)[:n]
+    merged = {k: np.concatenate([e[k] for e in extras])[:n].astype(np.float64) for k in extras[0]}
+    return attr, merged
+
+
+def _attribute(method: str, model, X, *, target, output: str, batch_size: int | None,
+               settings: dict, smoothing: dict | None = None, seed: int | None = None) -> Attribution:
+    X = check_inputs(model, X)
+    _check_choice("output", output, OUTPUTS)
+    t = targets(model, X, target)
+    factory = {"gradient": gradient_kernel, "gradient_x_input": gradient_x_input_kernel,
+               "integrated_gradients": integrated_gradients_kernel}[method]
+    per_row = len(settings.get("alphas", [0])) * (smoothing or {}).get("n_samples", 1)
+    chunk = batch_size or max(1, MAX_POINTS // per_row)
+    with timer() as clock:
+        fn = _compiled(factory, model.apply, _freeze({"output": output, **settings}),
+                       None if smoothing is None else _freeze(smoothing))
+        keys = None
+        if smoothing is not None:
+            keys = np.asarray(jax.random.split(jax.random.PRNGKey(seed), len(X)))
+        values, extras = run_chunks(fn, model.params, X, t, chunk, keys)
+    name = method if smoothing is None else ("smoothgrad_sq:" if smoothing["squared"] else "smoothgrad:") + method
+    public = {k: v for k, v in settings.items() if k not in ("alphas", "weights", "baseline")}
+    return Attribution(method=name, values=values, target=t, level="input", inputs=X, extras=extras,
+                       provenance=Provenance(method=name, settings={"output": output, **public,
+                                                                    **(smoothing or {})},
+                                             seed=seed, seconds=clock[0]))
+
+
+# ---- public API -------------------------------------------------------------------------
+def gradient(model, X: Any, *, target: Any = None, output: str = "logit",
+             batch_size: int | None = None) -> Attribution:
+    """Vanilla gradient d output[target] / d x (Simonyan et al. 2014)."""
+    return _attribute("gradient", model, X, target=target, output=output, batch_size=batch_size,
+                      settings={})
+
+
+def gradient_x_input(model, X: Any, *, target: Any = None, output: str = "logit",
+                     batch_size: int | None = None) -> Attribution:
+    """Gradient x Input (Shrikumar et al. 2016); equals w * x for a linear model."""
+    return _attribute("gradient_x_input", model, X, target=target, output=output,
+                      batch_size=batch_size, settings={})
+
+
+def _baseline(model, X: np.ndarray, baseline: Any) -> np.ndarray:
+    if baseline is None:
+        return np.zeros(model.input_shape, np.float32)
+    b = np.asarray(baseline, dtype=np.float32)
+    try:
+        np.broadcast_to(b, model.input_shape)
+    except ValueError:
+        raise AuditInputError(f"baseline has shape {b.shape}; it must broadcast to one input "
+                              f"{model.input_shape} (e.g. a scalar, or the training mean).") from None
+    if not np.isfinite(b).all():
+        raise AuditInputError("baseline contains NaN or infinite values.")
+    return np.broadcast_to(b, model.input_shape).copy()
+
+
+def integrated_gradients(model, X: Any, *, target: Any = None, baseline: Any = None,
+                         steps: int = 50, rule: str = "trapezoid", output: str = "logit",
+                         batch_size: int | None = None) -> Attribution:
+    """Integrated Gradients (Sundararajan et al. 2017) from `baseline` (default zeros).
+
+    `steps` gradient evaluations per example along the straight path, combined by `rule`
+    ("trapezoid" default, or "riemann_left" / "riemann_right" / "riemann_middle"). Extras carry
+    the output at x and at the baseline and the completeness error per example;
+    `result.completeness_error()` is the aggregate relative error.
+    """
+    X = check_inputs(model, X)
+    alphas, weights = path_rule(rule, int(steps))
+    base = _baseline(model, X, baseline)
+    settings = {"baseline": base, "alphas": alphas, "weights": weights}
+    result = _attribute("integrated_gradients", model, X, target=target, output=output,
+                        batch_size=batch_size, settings=settings)
+    prov = result.provenance
+    settings = {**prov.settings, "steps": int(steps), "rule": rule,
+                "baseline": "zeros" if baseline is None else
+                (float(base.ravel()[0]) if np.ndim(baseline) == 0 else "array")}
+    return _replace_provenance(result, Provenance(prov.method, settings, prov.seed, prov.seconds))
+
+
+def smoothgrad(model, X: Any, *, method: str = "gradient", noise: float = 0.15, n_samples: int = 25,
+               squared: bool = False, seed: int = 0, target: Any = None, output: str = "logit",
+               batch_size: int | None = None, **method_settings) -> Attribution:
+    """SmoothGrad (Smilkov et al. 2017) around any gradient method of this module.
+
+    Averages `method` over `n_samples` copies of each input with Gaussian noise of std
+    `noise * (max(x) - min(x))`; `squared=True` averages squared attributions (SmoothGrad-SQ).
+    With noise 0 it equals the wrapped method. `method_settings` go to the wrapped method
+    (e.g. steps=, rule=, baseline= for integrated_gradients).
+    """
+    _check_choice("method", method, METHODS)
+    if not (np.isfinite(noise) and noise >= 0) or int(n_samples) < 1:
+        raise AuditInputError(f"smoothgrad needs noise >= 0 and n_samples >= 1, got noise={noise}, "
+                              f"n_samples={n_samples}.")
+    X = check_inputs(model, X)
+    settings: dict[str, Any] = {}
+    if method == "integrated_gradients":
+        steps, rule = int(method_settings.pop("steps", 50)), method_settings.pop("rule", "trapezoid")
+        alphas, weights = path_rule(rule, steps)
+        settings = {"baseline": _baseline(model, X, method_settings.pop("baseline", None)),
+                    "alphas": alphas, "weights": weights}
+    if method_settings:
+        raise AuditInputError(f"unknown settings {sorted(method_settings)} for method {method!r}.")
+    smoothing = {"n_samples": int(n_samples), "noise": float(noise), "squared": bool(squared)}
+    return _attribute(method, model, X, target=target, output=output, batch_size=batch_size,
+                      settings=settings, smoothing=smoothing, seed=int(seed))
+
+
+def _replace_provenance(result: Attribution, provenance: Provenance) -> Attribution:
+    return dataclasses.replace(result, provenance=provenance)
