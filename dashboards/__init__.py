@@ -1,0 +1,1 @@
+"""The flax-audit Streamlit dashboard (run `audit dashboard [report.json]`)."""

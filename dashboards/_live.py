@@ -1,0 +1,206 @@
+"""Live what-ifs: thin, cached calls of the public analyzer functions on the audited model.
+
+Nothing here analyses on its own: attacks come from `audit.robustness.ATTACKS`, group
+metrics from `audit.fairness.assess`, class metrics from `audit.imbalance.class_metrics`,
+explanations from `audit.explain`. Models and data are passed with a leading underscore (not
+hashed by Streamlit) next to a `key` built from their fingerprints, which is hashed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import numpy as np
+import streamlit as st
+
+ATTACK_SETTINGS = {"steps": 20, "restarts": 1, "apgd_steps": 20, "square_queries": 300}
+
+
+def key_of(model, data) -> str:
+    """Cache key for a (model, data) pair."""
+    return f"{model.fingerprint()}:{data.fingerprint()}"
+
+
+def split_of(data, split: str = "test"):
+    return data.part(split) if len(data.splits.get(split, ())) else data
+
+
+@st.cache_data(max_entries=8, show_spinner=False)
+def probabilities(_model, _data, key: str, split: str = "test") -> np.ndarray:
+    """Class probabilities of every row of `split` (one batched, jitted pass)."""
+    return np.asarray(_model.predict_proba(split_of(_data, split).X), np.float64)
+
+
+def thresholded(proba: np.ndarray, threshold: float) -> np.ndarray:
+    """Binary decisions: class 1 when its probability reaches `threshold`."""
+    return (proba[:, 1] >= threshold).astype(np.int64)
+
+
+# ---- robustness ----------------------------------------------------------------------------
+@st.cache_resource(max_entries=4, show_spinner=False)
+def _domain(_data, key: str):
+    from audit.robustness import domain_for
+
+    return domain_for(_data)
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def attack_example(_model, _data, key: str, row: int, attack: str, eps: float, norm: str,
+                   seed: int = 0) -> dict[str, Any]:
+    """Attack test row `row` with `attack` at `eps`: the original and adversarial inputs and
+    both class-probability vectors."""
+    import jax
+
+    from audit.robustness import ATTACKS
+
+    test = split_of(_data)
+    x, y = test.X[row:row + 1], test.y[row:row + 1].astype(np.int32)
+    spec = ATTACKS[attack]
+    adv = np.asarray(spec.run(_model.apply, _model.params, x, y, eps=float(eps), norm=norm,
+                              domain=_domain(_data, key), key=jax.random.key(seed), settings=ATTACK_SETTINGS))
+    proba = _model.predict_proba(np.concatenate([x, adv]))
+    return {"original": x[0], "adversarial": adv[0], "label": int(y[0]), "clean": proba[0], "attacked": proba[1]}
+
+
+def attack_choices(model, data, norm: str) -> list[str]:
+    from audit.robustness import ATTACKS
+
+    return [name for name, s in ATTACKS.items() if norm in s.norms and data.n_classes >= s.min_classes
+            and (model.differentiable or not s.needs_gradients)]
+
+
+# ---- fairness ----------------------------------------------------------------------------
+def grouping(data, attribute: str, *, split: str = "test", settings: dict | None = None):
+    """The groups of `attribute` ("sex" or an intersection "sex&age") on `split`'s rows, binned
+    as the report's fairness settings say."""
+    from audit.fairness import intersect, make_grouping
+
+    settings = settings or {}
+    bins = settings.get("bins") or {}
+    rows = data.splits.get(split, np.arange(len(data)))
+    parts = []
+    for name in attribute.split("&"):
+        g = make_grouping(data.sensitive[name], name, edges=bins.get(name), n_bins=int(settings.get("n_bins", 4)))
+        codes = g.codes[np.asarray(rows, np.int64)]
+        present, new = np.unique(codes, return_inverse=True)
+        parts.append(dataclasses.replace(g, labels=tuple(g.labels[i] for i in present), codes=new.astype(np.int64)))
+    return parts[0] if len(parts) == 1 else intersect(parts[0], parts[1])
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def fairness_at(_model, _data, key: str, attribute: str, threshold: float, settings_json: str,
+                n_bootstrap: int = 200, seed: int = 0):
+    """`audit.fairness.assess` of the decisions at `threshold` (binary models) for `attribute`,
+    and the accuracy at that threshold."""
+    import json
+
+    from audit.fairness import assess
+
+    settings = json.loads(settings_json)
+    proba = probabilities(_model, _data, key)
+    y = split_of(_data).y
+    pred = thresholded(proba, threshold)
+    result = assess(y, pred, grouping(_data, attribute, settings=settings), scores=proba,
+                    class_names=_model.class_names, name=attribute, n_bootstrap=n_bootstrap, seed=seed,
+                    min_group_size=int(settings.get("min_group_size", 30)),
+                    min_count=int(settings.get("min_count", 10)))
+    return result, float((pred == y).mean())
+
+
+@st.cache_data(max_entries=16, show_spinner=False)
+def fairness_sweep(_model, _data, key: str, attribute: str, settings_json: str,
+                   thresholds: tuple[float, ...]) -> dict[str, np.ndarray]:
+    """Accuracy and the difference-type disparities at each threshold (no bootstrap)."""
+    rows: dict[str, list[float]] = {"threshold": list(thresholds), "accuracy": []}
+    for t in thresholds:
+        result, acc = fairness_at(_model, _data, key, attribute, float(t), settings_json, n_bootstrap=0)
+        rows["accuracy"].append(acc)
+        for d in result.disparities:
+            if d.kind == "difference":
+                rows.setdefault(d.name, []).append(d.value)
+    return {k: np.asarray(v, np.float64) for k, v in rows.items()}
+
+
+# ---- imbalance ---------------------------------------------------------------------------
+@st.cache_data(max_entries=64, show_spinner=False)
+def class_metrics_at(_model, _data, key: str, threshold: float):
+    """`audit.imbalance.class_metrics` of the decisions at `threshold` (binary models)."""
+    from audit.imbalance import class_metrics
+
+    proba = probabilities(_model, _data, key)
+    y = split_of(_data).y
+    return class_metrics(y, thresholded(proba, threshold), proba, proba.shape[1])
+
+
+# ---- explanations ------------------------------------------------------------------------
+@st.cache_resource(max_entries=4, show_spinner=False)
+def _background(_data, key: str, size: int = 50, seed: int = 0):
+    from audit.explain import background
+
+    return background(_data, size=size, seed=seed)
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def shap_example(_model, _data, key: str, row: int, seed: int = 0):
+    """SHAP values (ShapResult) of test row `row`: exact over raw columns for tabular data,
+    expected gradients per pixel for images (as the audit's explain section)."""
+    from audit.explain import compute_shap
+
+    x = split_of(_data).X[row:row + 1]
+    kw = {} if _data.kind == "tabular" else {"method": "gradient", "players": "inputs"}
+    cls = None if _model.n_classes == 2 else int(_model.predict(x)[0])
+    return compute_shap(_model, x, _background(_data, key), data=_data, seed=seed, class_index=cls, **kw)
+
+
+@st.cache_data(max_entries=4, show_spinner=False)
+def shap_global(_model, _data, key: str, n: int = 200, seed: int = 0):
+    """SHAP values of a seeded sample of `n` test rows (tabular), for beeswarm and bar plots."""
+    from audit.explain import compute_shap
+
+    test = split_of(_data)
+    rows = np.sort(np.random.default_rng(seed).choice(len(test), size=min(n, len(test)), replace=False))
+    return compute_shap(_model, test.X[rows], _background(_data, key), data=_data, seed=seed)
+
+
+def local_methods(model, data) -> list[str]:
+    """Local explanation methods this version of `audit.explain` offers for the model and data."""
+    from audit import explain
+
+    out = []
+    if hasattr(explain, "lime_native" if data.kind == "tabular" else "lime_image") or \
+            (data.kind == "tabular" and hasattr(explain, "lime_tabular")):
+        out.append("lime")
+    if model.differentiable:
+        out += [m for m in ("gradient", "gradient_x_input", "integrated_gradients", "smoothgrad")
+                if hasattr(explain, m)]
+    return out
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def attribution_example(_model, _data, key: str, row: int, method: str, seed: int = 0):
+    """One local explanation (an `Attribution`) of test row `row` towards the explained class
+    (class 1 for two-class models, else the prediction), from `audit.explain`."""
+    from audit import explain
+
+    test = split_of(_data)
+    x = test.X[row:row + 1]
+    target = np.array([1 if _model.n_classes == 2 else int(_model.predict(x)[0])], np.int32)
+    tabular = _data.kind == "tabular"
+    if method == "lime":
+        if tabular:
+            raw = test.raw[row:row + 1]
+            fn = getattr(explain, "lime_native", None) or explain.lime_tabular
+            return fn(_model, _data, raw, target=target, seed=seed)
+        return explain.lime_image(_model, x, target=target, seed=seed)
+    fn = getattr(explain, method)
+    if method == "integrated_gradients" and tabular:
+        train = split_of(_data, "train").X
+        a = fn(_model, x, target=target, baseline=train.mean(axis=0))
+    elif method == "smoothgrad":
+        a = fn(_model, x, target=target, seed=seed)
+    else:
+        a = fn(_model, x, target=target)
+    if tabular and a.level == "input":
+        a = a.grouped(_data.feature_groups, _data.raw_feature_names)
+    return a

@@ -1,0 +1,65 @@
+"""Shared page pieces: the example picker and finding lists."""
+
+from __future__ import annotations
+
+import numpy as np
+import streamlit as st
+
+STATUS_ICON = {"pass": ":material/check_circle:", "warn": ":material/warning:", "fail": ":material/cancel:"}
+
+
+def findings_list(findings, *, empty: str = "No findings.") -> None:
+    """Each finding as one line with its status; warnings and failures first."""
+    order = {"fail": 0, "warn": 1, "pass": 2}
+    if not findings:
+        st.caption(empty)
+    for f in sorted(findings, key=lambda f: order[f.status]):
+        st.markdown(f"{STATUS_ICON[f.status]} **{f.title}**: {f.message}")
+
+
+def section_result(report, name: str):
+    """The section's result, or None after telling the reader why it is missing."""
+    section = report.sections.get(name)
+    if section is None:
+        st.info(f"This audit did not run the {name!r} analyzer; add it under `analyzers:` in the config.")
+        return None
+    if section.result is None:
+        st.info(f"{section.title} was skipped: {section.skipped}.")
+        return None
+    return section.result
+
+
+def pick_example(model, data, proba: np.ndarray, *, key: str, restrict: np.ndarray | None = None) -> int | None:
+    """Choose a test row by filter (all, misclassified, correct, a class, a sensitive group)
+    and position; returns the row index into the test split (None when the filter is empty)."""
+    test = data.part("test") if len(data.splits.get("test", ())) else data
+    pred = proba.argmax(axis=1)
+    filters = ["all", "misclassified", "correctly classified"]
+    filters += [f"true class = {c}" for c in data.class_names]
+    for attr in sorted(test.sensitive):
+        values = np.asarray(test.sensitive[attr])
+        if len(np.unique(values)) <= 8:
+            filters += [f"{attr} = {v}" for v in np.unique(values)]
+    c1, c2 = st.columns([2, 1])
+    choice = c1.selectbox("Examples", filters, key=f"{key}_filter")
+    mask = np.ones(len(test.y), bool) if restrict is None else np.isin(np.arange(len(test.y)), restrict)
+    if choice == "misclassified":
+        mask &= pred != test.y
+    elif choice == "correctly classified":
+        mask &= pred == test.y
+    elif choice.startswith("true class = "):
+        mask &= test.y == list(data.class_names).index(choice.removeprefix("true class = "))
+    elif choice != "all":
+        attr, value = choice.split(" = ", 1)
+        mask &= np.asarray(test.sensitive[attr]).astype(str) == value
+    rows = np.flatnonzero(mask)
+    if rows.size == 0:
+        st.info("No test example matches this filter.")
+        return None
+    position = c2.number_input(f"Example (1 to {rows.size})", min_value=1, max_value=int(rows.size), value=1,
+                               step=1, key=f"{key}_position")
+    row = int(rows[int(position) - 1])
+    names = data.class_names
+    st.caption(f"Test row {row}: true class **{names[test.y[row]]}**, predicted **{names[pred[row]]}** "
+               f"({proba[row, pred[row]]:.0%}).")
+    return row

@@ -1,0 +1,62 @@
+"""flax-audit dashboard: explore an audit report and the model behind it.
+
+Run `audit dashboard [reports/out/<name>/report.json]` or
+`streamlit run dashboards/app.py -- [report.json]`. This file is the router: it reads the
+report path once per session, draws the sidebar and runs the chosen page.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if _ROOT not in sys.path:
+    sys.path.insert(0, _ROOT)
+
+import streamlit as st  # noqa: E402
+
+from dashboards import _state  # noqa: E402
+
+ENV_REPORT = "AUDIT_DASHBOARD_REPORT"
+
+
+def _initial_report() -> str | None:
+    """The report named on the command line (`streamlit run app.py -- PATH`) or in the
+    AUDIT_DASHBOARD_REPORT environment variable."""
+    if len(sys.argv) > 1 and os.path.basename(sys.argv[0]) == os.path.basename(__file__):
+        return sys.argv[1]
+    return os.environ.get(ENV_REPORT) or None
+
+
+st.set_page_config(page_title="flax-audit dashboard", page_icon=":material/fact_check:", layout="wide")
+
+if "initialised" not in st.session_state:
+    st.session_state["initialised"] = True
+    first = _initial_report()
+    if first and _state.REPORT_KEY not in st.session_state:
+        _state.choose(first)
+
+loaded = _state.current()
+have_report = loaded is not None and loaded.error is None
+PAGES = {
+    "start": st.Page("pages/start.py", title="Start", icon=":material/folder_open:", default=not have_report),
+    "overview": st.Page("pages/overview.py", title="Overview", icon=":material/fact_check:", default=have_report),
+    "explanations": st.Page("pages/explanations.py", title="Explanations", icon=":material/lightbulb:"),
+    "robustness": st.Page("pages/robustness.py", title="Robustness", icon=":material/shield:"),
+    "fairness": st.Page("pages/fairness.py", title="Fairness", icon=":material/balance:"),
+    "imbalance": st.Page("pages/imbalance.py", title="Imbalance", icon=":material/bar_chart:"),
+}
+page = st.navigation(list(PAGES.values()))
+
+with st.sidebar:
+    if loaded is None:
+        st.caption("No report open.")
+    elif loaded.error:
+        st.caption("The chosen report could not be read.")
+    else:
+        report = loaded.report
+        st.markdown(f"**{report.name}**: {report.verdict.upper()}")
+        st.caption(loaded.path)
+
+page.run()

@@ -1,0 +1,95 @@
+"""Robustness: robust-accuracy curves (per attack, class, group), sanity findings, and a live
+attack on one example with an eps slider and attack choice."""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from audit.render.figures import robustness as rfig
+from dashboards import _figures, _live, _state, _widgets
+
+report = _state.require_report()
+st.title("Adversarial robustness")
+result = _widgets.section_result(report, "robustness")
+
+if result is not None:
+    st.markdown(f"{result.n} test examples, clean accuracy **{result.clean_accuracy:.1%}**, norm "
+                f"**{result.norm}**, attacks: {', '.join(result.attacks)}.")
+    c1, c2 = st.columns([1, 1])
+    with c1:
+        by = st.radio("Curves by", ["attack", "class"] + (["group"] if result.attributes else []), horizontal=True,
+                      key="rob_by")
+        attribute = None
+        if by == "group":
+            attribute = st.selectbox("Sensitive attribute", list(result.attributes), key="rob_attr")
+        st.pyplot(rfig.robust_accuracy_curves(result, by=by, attribute=attribute))
+    with c2:
+        eps_grid = [float(e) for e in result.eps]
+        at = st.select_slider("Budget eps (the audit's grid)", options=eps_grid,
+                              value=eps_grid[min(1, len(eps_grid) - 1)], key="rob_grid_eps")
+        j = eps_grid.index(at)
+        table = [{"curve": c.name if c.attribute is None else f"{c.attribute} = {c.name}", "kind": c.kind,
+                  "robust accuracy": float(c.accuracy[j]), "low": float(c.low[j]), "high": float(c.high[j]), "n": c.n}
+                 for c in result.curves if by == "attack" and c.kind in ("attack", "baseline") or c.kind == by
+                 and (attribute is None or c.attribute == attribute)]
+        st.dataframe(pd.DataFrame(table), hide_index=True, width="stretch")
+        st.metric(f"Robust accuracy (worst case over attacks) at eps {at:g}",
+                  f"{result.curve('ensemble').accuracy[j]:.1%}")
+    st.subheader("Sanity checks")
+    _widgets.findings_list(result.findings, empty="The audit recorded no sanity findings.")
+    if result.min_found.size:
+        with st.expander("Minimal perturbations"):
+            st.pyplot(rfig.min_perturbation_histogram(result))
+
+st.subheader("Attack one example")
+ctx = _state.live_context(report)
+norm = result.norm if result is not None else "linf"
+if ctx.live:
+    model, data = ctx.model, ctx.data
+    key = _live.key_of(model, data)
+    proba = _live.probabilities(model, data, key)
+    row = _widgets.pick_example(model, data, proba, key="rob")
+    choices = _live.attack_choices(model, data, norm)
+    if row is not None and choices:
+        from audit.robustness import AdversarialExample, default_eps
+
+        top = float(max(result.eps)) if result is not None else float(max(default_eps(data.kind, norm)))
+        c1, c2 = st.columns(2)
+        attack = c1.selectbox("Attack", choices, index=choices.index("pgd") if "pgd" in choices else 0, key="rob_attack")
+        eps = c2.slider(f"eps ({norm})", min_value=0.0, max_value=top, value=top / 2, step=top / 100, key="rob_eps")
+        with st.spinner(f"Running {attack} ..."):
+            out = _live.attack_example(model, data, key, row, attack, eps, norm)
+        names = data.class_names
+        before, after = int(np.argmax(out["clean"])), int(np.argmax(out["attacked"]))
+        delta = out["adversarial"] - out["original"]
+        size = float(np.abs(delta).max()) if norm == "linf" else float(np.sqrt((delta ** 2).sum()))
+        m1, m2, m3 = st.columns(3)
+        m1.metric("Prediction before", f"{names[before]} ({out['clean'][before]:.0%})")
+        m2.metric("Prediction after", f"{names[after]} ({out['attacked'][after]:.0%})",
+                  delta="flipped" if after != before else "unchanged", delta_color="inverse" if after != before else "off")
+        m3.metric(f"Perturbation size ({norm})", f"{size:.4g}")
+        example = AdversarialExample(eps=float(eps), attack=attack, row=row, label=out["label"],
+                                     original=out["original"], adversarial=out["adversarial"],
+                                     clean_prediction=before, clean_confidence=float(out["clean"][before]),
+                                     adversarial_prediction=after, adversarial_confidence=float(out["attacked"][after]))
+        holder = (dataclasses.replace(result, examples=(example,)) if result is not None else
+                  types.SimpleNamespace(examples=(example,), kind=data.kind, class_names=tuple(names),
+                                        feature_names=tuple(data.feature_names)))
+        c1, c2 = st.columns(2)
+        with c1:
+            if size == 0:
+                st.caption("The attack did not change this example (eps 0, or no gradient step helped).")
+            st.pyplot(rfig.adversarial_examples(holder))
+        with c2:
+            st.pyplot(_figures.probabilities_bar(names, out["clean"], out["attacked"], label=out["label"]))
+elif result is not None and result.examples:
+    st.caption("Adversarial examples saved in the report:")
+    eps_saved = sorted({float(e.eps) for e in result.examples})
+    pick = st.select_slider("eps", options=eps_saved, key="rob_saved_eps")
+    st.pyplot(rfig.adversarial_examples(dataclasses.replace(
+        result, examples=tuple(e for e in result.examples if float(e.eps) == pick))))

@@ -1,0 +1,87 @@
+"""Start: open a saved AuditReport (path, file chooser over reports/out/, upload), or pick a
+bundled dataset and a model checkpoint and run an audit here with a progress bar."""
+
+from __future__ import annotations
+
+import os
+
+import streamlit as st
+
+from dashboards import _run, _state
+
+st.title("flax-audit dashboard")
+st.caption("Open an audit report to explore it, or run a new audit.")
+
+loaded = _state.current()
+if loaded is not None and loaded.error:
+    st.error(loaded.error)
+elif loaded is not None:
+    st.success(f"Open: **{loaded.report.name}** ({loaded.path})")
+    st.page_link("pages/overview.py", label="Go to the overview")
+
+
+def _open(path: str) -> None:
+    result = _state.load_report(path)
+    if result.error:
+        st.error(result.error)
+        return
+    _state.choose(path)
+    st.switch_page("pages/overview.py")
+
+
+tab_path, tab_upload, tab_run = st.tabs(["Open a saved report", "Upload", "Run an audit"])
+with tab_path:
+    found = _state.saved_reports()
+    if found:
+        pick = st.selectbox(f"Reports under {_state.REPORTS_DIR}/", found, key="start_found")
+        if st.button("Open this report", key="start_open_found"):
+            _open(pick)
+    else:
+        st.caption(f"No reports under {_state.REPORTS_DIR}/ yet (run `audit demo` or `audit run <config>`).")
+    typed = st.text_input("Or a path to a report.json", key="start_path")
+    if st.button("Open path", key="start_open_path") and typed:
+        _open(typed)
+
+with tab_upload:
+    files = st.file_uploader(f"report.json, and its .arrays.npz if it has one (at most {_state.MAX_UPLOAD_MB} MiB)",
+                             type=["json", "npz"], accept_multiple_files=True, max_upload_size=_state.MAX_UPLOAD_MB,
+                             key="start_upload")
+    if files and st.button("Open upload", key="start_open_upload"):
+        try:
+            path = _state.save_upload([(f.name, f.getvalue()) for f in files])
+        except Exception as exc:  # noqa: BLE001 - shown as one line
+            st.error(_state.describe_error(exc, "reading the upload"))
+        else:
+            _open(path)
+
+with tab_run:
+    from audit.data import NAMES
+    from audit.pipeline import ANALYZERS, AuditConfig
+
+    c1, c2 = st.columns(2)
+    dataset = c1.selectbox("Dataset", list(NAMES), key="run_dataset")
+    checkpoints = sorted(os.path.join("models", d) for d in (os.listdir("models") if os.path.isdir("models") else [])
+                         if os.path.isfile(os.path.join("models", d, "manifest.json")))
+    fresh = f"train a new zoo model (saved to models/{dataset}-dashboard)"
+    preferred = [c for c in checkpoints if os.path.basename(c).startswith(dataset)]
+    options = preferred + [c for c in checkpoints if c not in preferred] + [fresh]
+    checkpoint = c2.selectbox("Model checkpoint", options, key="run_checkpoint")
+    kind = "image" if dataset in ("digits", "mnist") else "tabular"
+    available = [n for n, s in ANALYZERS.items() if kind in s.kinds and not s.retrains
+                 and not (s.needs_sensitive and kind == "image")]
+    chosen = st.multiselect("Analyzers", available, default=[n for n in available if n != "explain"], key="run_analyzers")
+    quick = st.toggle("Quick settings (small samples; seconds to a minute)", value=True, key="run_quick")
+    name = st.text_input("Report name", value=f"{dataset}-dashboard", key="run_name")
+    if st.button("Run audit", type="primary", key="run_go", disabled=not chosen):
+        model = {"path": checkpoint} if checkpoint != fresh else \
+            {"path": os.path.join("models", f"{dataset}-dashboard"), "train": {"epochs": 10}}
+        try:
+            config = AuditConfig(name=name, seed=0, data={"dataset": dataset}, model=model,
+                                 analyzers={a: (_run.quick_settings(a, kind) if quick else {}) for a in chosen})
+            bar = st.progress(0.0, text="starting")
+            report, path = _run.run_audit(config, on_step=lambda i, n, what: bar.progress(i / n, text=what))
+        except Exception as exc:  # noqa: BLE001 - shown as one line
+            st.error(_state.describe_error(exc, "the audit"))
+        else:
+            st.success(f"{report.name}: {report.verdict.upper()}; saved to {path}")
+            _open(path)
