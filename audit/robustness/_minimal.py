@@ -21,12 +21,15 @@ from audit.robustness._pgd import pgd
 def minimal_perturbation(apply_fn: Callable, params: Any, x, y, *, eps_max: float, norm: str = "linf",
                          search_steps: int = 10, steps: int = 20, restarts: int = 1,
                          domain: Domain | None = None, key: jax.Array,
-                         loss: str = "ce") -> tuple[np.ndarray, np.ndarray]:
+                         loss: str = "margin", random_start: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """(distance, found) per example.
 
     `distance` is the `norm` size of the smallest adversarial PGD found by `search_steps`
     bisection rounds over (0, eps_max]; 0 for examples already misclassified. Where PGD finds
     nothing even at eps_max, `found` is False and the distance is eps_max (a lower bound).
+    The default margin loss never saturates (cross-entropy gradients underflow to exactly
+    zero on very confident points, which would stall the search). PGD starts at x itself
+    unless `random_start` (then `restarts` random starts per eps).
     """
     if int(search_steps) != search_steps or search_steps < 1:
         raise AuditInputError(f"minimal_perturbation: search_steps must be a positive integer, got {search_steps}.")
@@ -38,7 +41,8 @@ def minimal_perturbation(apply_fn: Callable, params: Any, x, y, *, eps_max: floa
 
     def attack(eps, k):
         return pgd(apply_fn, params, x, y, eps=eps, steps=steps, restarts=restarts, norm=norm,
-                   domain=domain, key=jax.random.fold_in(key, k), loss=loss, return_score=True)
+                   domain=domain, key=jax.random.fold_in(key, k), loss=loss, return_score=True,
+                   random_start=random_start)
 
     clean = np.asarray(jnp.argmax(apply_fn(params, x), axis=-1)) == np.asarray(y)
     hi = np.full(n, float(eps_max), np.float32)

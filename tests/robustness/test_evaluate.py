@@ -1,0 +1,169 @@
+"""`evaluate`: metrics, curves consistent with each other, JSON round trip, sanity checks that stay
+quiet on normal models and fire on a gradient-masked one, and clear errors for bad input."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from audit.errors import AuditInputError
+from audit.robustness import RobustnessReport, box_domain, domain_for, eps_name, evaluate
+
+FAST = dict(steps=8, square_queries=100, bootstrap=200, min_perturbation_n=40, search_steps=5)
+
+
+@pytest.fixture(scope="module")
+def credit_report(credit_small, credit_model):
+    return evaluate(credit_model, credit_small, n=200, eps=(0.0, 0.1, 0.3, 1.0), **FAST)
+
+
+@pytest.fixture(scope="module")
+def digits_report(digits, digits_cnn):
+    return evaluate(digits_cnn, digits, n=96, eps=(0.0, 0.05, 0.1, 0.2), batch_size=96, **FAST)
+
+
+@pytest.fixture(scope="module")
+def masked_report(digits, masked_cnn):
+    return evaluate(masked_cnn, digits, n=96, eps=(0.0, 0.1, 0.2), batch_size=96, **FAST)
+
+
+def _status(report):
+    return {f.id: f.status for f in report.findings}
+
+
+def test_metric_names_and_orderings(credit_report):
+    m = credit_report.metrics()
+    assert m["clean_accuracy"] == pytest.approx(credit_report.clean_accuracy)
+    for e in credit_report.eps:
+        tag = eps_name(e)
+        worst = m[f"robust_accuracy@{tag}"]
+        for a in ("fgsm", "pgd", "apgd", "square"):
+            assert worst <= m[f"robust_accuracy:{a}@{tag}"]  # the ensemble is the worst case
+        assert m[f"robust_accuracy:pgd@{tag}"] <= m[f"robust_accuracy:fgsm@{tag}"] + 0.02
+        assert m[f"attack_success_rate@{tag}"] == pytest.approx(1 - worst / m["clean_accuracy"])
+        assert f"robust_accuracy_gap:sex@{tag}" in m and f"robust_accuracy_gap:age@{tag}" in m
+    assert m["robust_accuracy@0"] == m["clean_accuracy"]
+    assert m["robust_accuracy@1"] < m["robust_accuracy@0.1"]
+    assert 0 < m["median_min_perturbation"] <= 1.0
+    assert {"accuracy_imputed:top1", "accuracy_imputed:top3"} <= set(m)
+    assert all(np.isfinite(v) for v in m.values())
+
+
+def test_curves_are_consistent_with_each_other(credit_report, credit_small):
+    r = credit_report
+    ens = r.curve("ensemble")
+    for kind, attr in (("class", None), ("group", "sex"), ("group", "age")):
+        curves = r.curves_of(kind, attribute=attr)
+        assert sum(c.n for c in curves) == r.n
+        pooled = sum(c.n * c.accuracy for c in curves) / r.n  # group accuracies average to the total
+        np.testing.assert_allclose(pooled, ens.accuracy, atol=1e-12)
+    for c in r.curves:
+        ok = np.isfinite(c.accuracy)
+        assert (c.low[ok] <= c.accuracy[ok] + 1e-12).all() and (c.accuracy[ok] <= c.high[ok] + 1e-12).all()
+    assert ens.high[-1] - ens.low[-1] > 0  # a real interval, not a point
+    # the planted important columns lead the gradient x input ranking
+    assert set(r.importance[:3]) <= {"late_payments", "debt_ratio", "income", "credit_history_years", "employment"}
+
+
+def test_group_curve_equals_recomputed_subset(credit_small, credit_model):
+    """A group's curve equals evaluate run on that group's rows alone (same attacks, same keys per batch)."""
+    full = evaluate(credit_model, credit_small, n=10_000, eps=(0.0, 0.3), attacks=("fgsm",), bootstrap=0,
+                    min_perturbation_n=0, sanity=False)
+    test = credit_small.test
+    women = credit_small.select(credit_small.splits["test"][test.sensitive["sex"] == "female"])
+    alone = evaluate(credit_model, women, split="train", n=10_000, eps=(0.0, 0.3), attacks=("fgsm",),
+                     bootstrap=0, min_perturbation_n=0, sanity=False, domain=domain_for(credit_small))
+    group = full.curve("female", kind="group", attribute="sex")
+    assert group.n == alone.n
+    np.testing.assert_allclose(group.accuracy, alone.curve("ensemble").accuracy, atol=1e-12)
+
+
+def test_json_round_trip_is_exact(digits_report, credit_report):
+    for report in (digits_report, credit_report):
+        d = report.to_dict()
+        back = RobustnessReport.from_dict(json.loads(json.dumps(d)))
+        assert back.to_dict() == d
+        assert back.metrics() == report.metrics()
+        ex = back.examples[0]
+        np.testing.assert_array_equal(ex.adversarial, report.examples[0].adversarial)
+
+
+def test_examples_are_real_adversarials(digits_report, digits):
+    assert digits_report.examples
+    for ex in digits_report.examples:
+        assert ex.adversarial_prediction != ex.label == ex.clean_prediction
+        assert np.abs(ex.perturbation).max() <= ex.eps + 1e-6
+        assert ex.adversarial.min() >= 0 and ex.adversarial.max() <= 1
+        np.testing.assert_array_equal(ex.original, digits.X[ex.row])
+        assert 0 < ex.adversarial_confidence <= 1
+
+
+def test_sanity_checks_quiet_on_normal_models(credit_report, digits_report):
+    for report in (credit_report, digits_report):
+        status = _status(report)
+        for check in ("robustness.pgd_vs_fgsm", "robustness.more_iterations", "robustness.large_eps",
+                      "robustness.gradients", "robustness.black_box_vs_white_box",
+                      "robustness.noise_vs_attack"):
+            assert status[check] == "pass", (check, [f.message for f in report.findings if f.id == check])
+
+
+def test_sanity_checks_fire_on_a_gradient_masked_model(masked_report, digits_report):
+    status = _status(masked_report)
+    assert status["robustness.gradients"] == "warn"
+    assert status["robustness.black_box_vs_white_box"] == "warn"
+    assert masked_report.checks["bad_gradient_fraction"] > 0.9
+    assert "gradient masking" in next(f.message for f in masked_report.findings if f.id == "robustness.gradients")
+    # the masked model looks robust to white-box attacks only
+    m, d = masked_report.metrics(), digits_report.metrics()
+    assert m["robust_accuracy:pgd@0.1"] > d["robust_accuracy:pgd@0.1"] + 0.3
+    assert m["robust_accuracy:square@0.1"] < m["robust_accuracy:pgd@0.1"] - 0.2
+
+
+def test_same_seed_same_report(credit_small, credit_model):
+    kw = dict(n=60, eps=(0.0, 0.3), attacks=("pgd", "square"), bootstrap=50, min_perturbation_n=10,
+              search_steps=3, steps=4, square_queries=30)
+    a = evaluate(credit_model, credit_small, seed=3, **kw)
+    b = evaluate(credit_model, credit_small, seed=3, **kw)
+    da, db = a.to_dict(), b.to_dict()
+    da["provenance"].pop("seconds"), db["provenance"].pop("seconds")
+    assert da == db
+
+
+def test_importance_ranking_passed_in(credit_small, credit_model):
+    r = evaluate(credit_model, credit_small, n=100, eps=(0.0, 0.2), attacks=("fgsm",), bootstrap=0,
+                 min_perturbation_n=0, sanity=False, importance=("housing", "purpose", "sector"),
+                 impute_k=(1, 2))
+    assert r.importance == ("housing", "purpose", "sector")
+    assert set(r.imputation) == {"top1", "top2"}
+
+
+def test_defaults_respect_the_domain(credit_small, credit_model):
+    r = evaluate(credit_model, credit_small, n=40, attacks=("fgsm",), bootstrap=0, min_perturbation_n=0,
+                 sanity=False, norm="l2")
+    assert tuple(r.eps) == (0.0, 0.1, 0.25, 0.5, 1.0, 2.0)
+    assert r.attacks == ("fgsm",)
+
+
+@pytest.mark.parametrize("kwargs,match", [
+    ({"attacks": ("deepfool",)}, "unknown attack"),
+    ({"attacks": ("square",), "norm": "l2"}, "supports norms"),
+    ({"attacks": ("apgd_dlr",)}, "at least 3 classes"),
+    ({"attacks": ()}, "attacks is empty"),
+    ({"eps": (0.1, -0.2)}, "non-negative"),
+    ({"eps": (0.1, 50.0)}, "beyond the input domain"),
+    ({"norm": "l0"}, "not supported"),
+    ({"n": 0}, "positive integer"),
+    ({"split": "holdout"}, "no split"),
+    ({"domain": box_domain((3,))}, "expected"),
+    ({"immutable": ("nonexistent",)}, "neither raw columns"),
+])
+def test_bad_input(credit_small, credit_model, kwargs, match):
+    with pytest.raises(AuditInputError, match=match):
+        evaluate(credit_model, credit_small, **kwargs)
+
+
+def test_model_data_mismatch(digits, credit_model):
+    with pytest.raises(AuditInputError, match="inputs of shape"):
+        evaluate(credit_model, digits)
