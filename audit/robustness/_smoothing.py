@@ -26,6 +26,7 @@ from audit.errors import AuditInputError
 from audit.robustness._ibp import padded_batches
 
 ABSTAIN = -1
+SAMPLE_CHUNK = 128  # noise samples per example per forward pass
 
 
 @functools.partial(jax.jit, static_argnums=(0, 5, 6, 7))
@@ -69,14 +70,15 @@ def class_counts(model, x, *, sigma: float, n: int, key: jax.Array, mutable=None
 
     Noise of std `sigma` goes on mutable inputs only (`mutable`: 0/1 mask of the input shape).
     Row i draws from `fold_in(key, rows[i])` (rows defaults to 0..n_rows-1). At most
-    `max_points` model inputs go through one forward pass.
+    `max_points` model inputs go through one forward pass (fewer rows per batch if needed);
+    samples are drawn in chunks of SAMPLE_CHUNK, so results do not depend on the batch size.
     """
     x, mask = _check(model, x, sigma, n, 0.01, mutable)
     rows = np.arange(len(x)) if rows is None else np.asarray(rows)
     if len(x) == 0:
         return np.zeros((0, model.n_classes), np.int64)
-    batch = max(1, min(int(batch_size), len(x)))
-    chunk = int(max(1, min(n, max_points // batch)))
+    chunk = int(min(n, SAMPLE_CHUNK))  # fixed, so the noise of a row never depends on batching
+    batch = max(1, min(int(batch_size), max(1, int(max_points) // chunk), len(x)))
     sm = jnp.asarray(mask * sigma, jnp.float32)
 
     def run(xb, rb):
