@@ -6,10 +6,13 @@ Shapley values solve a weighted least squares problem over coalitions with the S
 
 The design here lowers variance against shap's KernelExplainer at the same budget
 (Covert & Lee 2021, "Improving KernelSHAP", for paired sampling):
-- coalition sizes whose strata fit in the budget are enumerated exactly, smallest first;
-- the rest of the budget is split across the remaining sizes in proportion to their kernel
-  mass (stratified, not multinomial), coalitions are drawn without replacement within each
-  size and every one is paired with its complement;
+- singletons and their complements are always enumerated; the rest of the budget is split
+  across coalition sizes in proportion to their kernel mass (stratified, not multinomial; the
+  optimal allocation for strata of equal spread), capped at the number of coalitions of that
+  size; capped sizes (small ones, with the most mass per coalition) are enumerated exactly;
+- within a size, coalitions are drawn without replacement, player-balanced (disjoint blocks of
+  random permutations, so every player is drawn about equally often), and every one is paired
+  with its complement;
 - the design depends only on (players, budget, seed) and is shared by all examples, so the
   estimator is a fixed linear map phi = L (v_S - v0) + q (f(x) - v0) computed once in float64;
   the same example gets the same values alone or in a batch, and efficiency holds exactly.
@@ -47,24 +50,34 @@ def _size_mass(p: int) -> np.ndarray:
 
 
 def _subsets(p: int, s: int, k: int, rng: np.random.Generator, *, fix_first: bool) -> np.ndarray:
-    """k distinct uniformly drawn subsets of size s as (k, P) booleans; with fix_first, only
-    subsets containing player 0 (one representative of each complementary pair)."""
-    free = np.arange(1, p) if fix_first else np.arange(p)
-    take = s - 1 if fix_first else s
+    """k distinct subsets of size s as (k, P) booleans, player-balanced: disjoint blocks of random
+    permutations, then uniform draws if duplicates leave a gap. With fix_first, each subset is
+    the member of its complementary pair that holds player 0 (for the middle size P/2)."""
     rows: dict[bytes, np.ndarray] = {}
-    while len(rows) < k:
-        draw = max(16, 2 * (k - len(rows)))
-        order = np.argsort(rng.random((draw, len(free))), axis=1)[:, :take]
-        z = np.zeros((draw, p), bool)
-        np.put_along_axis(z, free[order], True, axis=1)
-        if fix_first:
-            z[:, 0] = True
-        for row in z:
-            key = np.packbits(row).tobytes()
-            if key not in rows:
-                rows[key] = row
-                if len(rows) == k:
-                    break
+
+    def add(z: np.ndarray) -> bool:
+        if fix_first and not z[0]:
+            z = ~z
+        key = np.packbits(z).tobytes()
+        if key not in rows:
+            rows[key] = z
+        return len(rows) == k
+
+    blocks = 1 if fix_first else p // s
+    done = False
+    for _ in range(4 * k // blocks + 8):
+        perm = rng.permutation(p)
+        for b in range(blocks):
+            z = np.zeros(p, bool)
+            z[perm[b * s:(b + 1) * s]] = True
+            if done := add(z):
+                break
+        if done:
+            break
+    while len(rows) < k:  # duplicates only matter when k nears the number of subsets
+        z = np.zeros(p, bool)
+        z[rng.choice(p, size=s, replace=False)] = True
+        add(z)
     return np.array(list(rows.values()), bool).reshape(k, p)
 
 
@@ -100,7 +113,8 @@ def _allocate(budget: int, mass: np.ndarray, cap: np.ndarray) -> np.ndarray:
 
 @functools.lru_cache(maxsize=16)
 def design(n_players: int, budget: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Coalitions (m, P) and their regression weights (m,): the sampled KernelSHAP design."""
+    """Coalitions (m, P) and their regression weights (m,): the sampled KernelSHAP design.
+    Weights of each size sum to that size's kernel mass (all sizes together to 1)."""
     p = n_players
     mass = _size_mass(p)
     if budget >= 2 ** p - 2:
@@ -108,34 +122,32 @@ def design(n_players: int, budget: int, seed: int) -> tuple[np.ndarray, np.ndarr
         size = z.sum(axis=1)
         return z, mass[size] / np.array([math.comb(p, s) for s in size], float)
     rng = np.random.default_rng(seed)
-    blocks, weights, left = [], [], budget
-    pair_sizes = list(range(1, p // 2 + 1))
-    while pair_sizes:
-        s = pair_sizes[0]
-        count = math.comb(p, s) * (1 if 2 * s == p else 2)
-        if count > left:
-            break
-        for size in sorted({s, p - s}):
-            blocks.append(_enumerate(p, size))
-            weights.append(np.full(math.comb(p, size), mass[size] / math.comb(p, size)))
-        left -= count
-        pair_sizes.pop(0)
-    if pair_sizes:
-        sizes = np.array(pair_sizes)
-        middle = 2 * sizes == p
-        pair_mass = np.where(middle, mass[sizes], 2 * mass[sizes])
-        cap = np.array([min(math.comb(p, s) // (2 if m else 1), 2 ** 62) for s, m in zip(sizes, middle)],
-                       np.int64)
-        alloc = _allocate(left // 2, pair_mass, cap)
-        # sizes the budget could not reach hand their mass to the sampled ones (total mass kept)
-        scale = pair_mass.sum() / pair_mass[alloc > 0].sum() if (alloc > 0).any() else 0.0
-        for s, mid, k in zip(sizes, middle, alloc):
-            if k == 0:
-                continue
-            z = _subsets(p, int(s), int(k), rng, fix_first=bool(mid))
-            blocks += [z, ~z]
-            share = scale * (mass[s] / (2 * k) if mid else mass[s] / k)
-            weights += [np.full(k, share), np.full(k, share)]
+    sizes = np.arange(1, p // 2 + 1)
+    middle = 2 * sizes == p
+    pair_mass = np.where(middle, mass[sizes], 2 * mass[sizes])
+    cap = np.array([min(math.comb(p, s) // (2 if m else 1), 2 ** 62) for s, m in zip(sizes, middle)],
+                   np.int64)
+    # singletons and their complements first: they carry the most mass per coalition and make
+    # every budget >= 2P solvable; the rest of the budget is split in proportion to mass
+    alloc = np.zeros(len(sizes), np.int64)
+    alloc[0] = min(cap[0], budget // 2)
+    alloc[1:] = _allocate(budget // 2 - int(alloc[0]), pair_mass[1:], cap[1:])
+    # sizes the budget could not reach hand their mass to the drawn ones (total mass kept)
+    scale = pair_mass.sum() / pair_mass[alloc > 0].sum()
+    blocks, weights = [], []
+    for s, mid, k, c in zip(sizes, middle, alloc, cap):
+        if k == 0:
+            continue
+        if k == c:  # the whole size (and its complement size) fits: enumerate it
+            for size in sorted({int(s), int(p - s)}):
+                count = math.comb(p, size)
+                blocks.append(_enumerate(p, size))
+                weights.append(np.full(count, scale * mass[size] / count))
+            continue
+        z = _subsets(p, int(s), int(k), rng, fix_first=bool(mid))
+        blocks += [z, ~z]
+        share = scale * (mass[s] / (2 * k) if mid else mass[s] / k)
+        weights += [np.full(k, share), np.full(k, share)]
     return np.concatenate(blocks), np.concatenate(weights)
 
 
