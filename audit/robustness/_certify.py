@@ -1,0 +1,285 @@
+"""`certify(model, data)`: empirical robust accuracy under attack next to what can be proved.
+
+One table per eps: clean accuracy, each attack (FGSM, PGD, APGD, Square), the worst case over
+attacks, IBP-certified accuracy (a lower bound on the base model's robust accuracy) and
+randomized-smoothing certified accuracy (for the smoothed classifier). Consistency checks:
+IBP-certified accuracy can never exceed any attack's robust accuracy on the same rows, and no
+example smoothing certifies may be flipped by an attack on the smoothed classifier.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Mapping, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from audit.errors import AuditInputError
+from audit.results import Finding, Provenance, array, timer, to_jsonable
+from audit.robustness._domain import Domain, check_domain, check_eps, domain_for
+from audit.robustness._evaluate import default_eps, evaluate
+from audit.robustness._ibp import ibp_margins, layer_ops, module_of
+from audit.robustness._pgd import pgd
+from audit.robustness._report import eps_name
+from audit.robustness._smoothing import ABSTAIN, certify_smoothed, predict_smoothed
+
+METHODS = ("ibp", "smoothing")
+
+
+@dataclasses.dataclass(frozen=True)
+class CertificationReport:
+    """Result of `certify`: `accuracy[column]` over `eps` for the columns "clean", each attack,
+    "worst_case", "ibp" and "smoothing" (those that ran). `ibp_margin` (eps x examples) holds the
+    certified logit-margin lower bounds; `smoothing_radius` / `smoothing_prediction` the smoothed
+    classifier's certified L2 radius and prediction (-1 = abstain) per example; `radius_scale`
+    turns an eps of `norm` into the L2 radius smoothing must certify (sqrt(#inputs) for linf).
+    """
+
+    SCHEMA = 1
+
+    norm: str
+    eps: np.ndarray
+    n: int
+    methods: tuple[str, ...]
+    attacks: tuple[str, ...]
+    accuracy: Mapping[str, np.ndarray]
+    labels: np.ndarray
+    ibp_margin: np.ndarray
+    smoothing_radius: np.ndarray
+    smoothing_prediction: np.ndarray
+    radius_scale: float
+    smoothing: Mapping[str, float]
+    checks: Mapping[str, float]
+    kind: str
+    class_names: tuple[str, ...]
+    findings: tuple[Finding, ...]
+    provenance: Provenance
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        return tuple(self.accuracy)
+
+    def table(self) -> list[dict[str, float]]:
+        """One row per eps: {"eps": e, column: accuracy, ...}."""
+        return [{"eps": float(e), **{c: float(v[j]) for c, v in self.accuracy.items()}}
+                for j, e in enumerate(self.eps)]
+
+    def metrics(self) -> dict[str, float]:
+        out = {"clean_accuracy": float(self.accuracy["clean"][0])}
+        for j, e in enumerate(self.eps):
+            tag = eps_name(e)
+            for c, v in self.accuracy.items():
+                if c == "clean":
+                    continue
+                if c in METHODS:
+                    out[f"certified_accuracy:{c}@{tag}"] = float(v[j])
+                    if "worst_case" in self.accuracy and c == "ibp":
+                        out[f"certification_gap:{c}@{tag}"] = float(self.accuracy["worst_case"][j] - v[j])
+                elif c == "worst_case":
+                    out[f"robust_accuracy@{tag}"] = float(v[j])
+                else:
+                    out[f"robust_accuracy:{c}@{tag}"] = float(v[j])
+        if "smoothing" in self.methods and self.smoothing_prediction.size:
+            pred = self.smoothing_prediction
+            out["smoothed_accuracy"] = float(np.mean(pred == self.labels))
+            out["smoothing_abstain_rate"] = float(np.mean(pred == ABSTAIN))
+            ok = pred == self.labels
+            out["median_certified_radius"] = float(np.median(np.where(ok, self.smoothing_radius, 0.0)))
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"schema": self.SCHEMA, "type": "certification", "norm": self.norm, "eps": to_jsonable(self.eps),
+                "n": self.n, "methods": list(self.methods), "attacks": list(self.attacks),
+                "accuracy": {k: to_jsonable(v) for k, v in self.accuracy.items()},
+                "labels": to_jsonable(self.labels), "ibp_margin": to_jsonable(self.ibp_margin),
+                "smoothing_radius": to_jsonable(self.smoothing_radius),
+                "smoothing_prediction": to_jsonable(self.smoothing_prediction),
+                "radius_scale": self.radius_scale, "smoothing": to_jsonable(dict(self.smoothing)),
+                "checks": to_jsonable(dict(self.checks)), "kind": self.kind,
+                "class_names": list(self.class_names), "findings": [f.to_dict() for f in self.findings],
+                "provenance": self.provenance.to_dict()}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> "CertificationReport":
+        if d.get("schema") != cls.SCHEMA:
+            raise AuditInputError(f"certification result has schema {d.get('schema')}; this version reads "
+                                  f"schema {cls.SCHEMA}.")
+        return cls(norm=d["norm"], eps=array(d["eps"]), n=int(d["n"]), methods=tuple(d["methods"]),
+                   attacks=tuple(d["attacks"]), accuracy={k: array(v) for k, v in d["accuracy"].items()},
+                   labels=array(d["labels"]), ibp_margin=array(d["ibp_margin"]),
+                   smoothing_radius=array(d["smoothing_radius"]),
+                   smoothing_prediction=array(d["smoothing_prediction"]),
+                   radius_scale=float(d["radius_scale"]), smoothing=dict(d["smoothing"]),
+                   checks={k: (float("nan") if v is None else float(v)) for k, v in d["checks"].items()},
+                   kind=d["kind"], class_names=tuple(d["class_names"]),
+                   findings=tuple(Finding.from_dict(f) for f in d["findings"]),
+                   provenance=Provenance.from_dict(d["provenance"]))
+
+
+def _smoothed_apply(apply_fn):
+    """log of the Monte-Carlo smoothed class probabilities, noise fixed in the params (SmoothAdv)."""
+    def apply(p, x):
+        params, noise = p
+        pts = x[:, None] + noise[None]
+        logits = apply_fn(params, pts.reshape((-1,) + x.shape[1:])).astype(jnp.float32)
+        prob = jax.nn.softmax(logits, axis=-1).reshape(x.shape[0], noise.shape[0], -1).mean(axis=1)
+        return jnp.log(prob + 1e-12)
+    return apply
+
+
+def attack_smoothed(model, x, y, *, eps: float, norm: str, sigma: float, domain: Domain, samples: int = 8,
+                    steps: int = 10, mutable=None, seed: int = 0) -> np.ndarray:
+    """PGD on the smoothed classifier's expected softmax (Salman et al. 2019, "Provably robust deep
+    learning via adversarially trained smoothed classifiers"), `samples` fixed noise draws."""
+    key = jax.random.key(seed)
+    mask = np.asarray(domain.mutable) if mutable is None else mutable
+    noise = jax.random.normal(key, (samples,) + tuple(model.input_shape)) * sigma * mask
+    return np.asarray(pgd(_smoothed_apply(model.apply), (model.params, noise), x, y, eps=eps, norm=norm,
+                          steps=steps, domain=domain, key=jax.random.fold_in(key, 1)))
+
+
+def _finding_ibp(grid, ibp, empirical) -> Finding:
+    positive = grid > 0
+    worst = min(empirical, key=lambda name: float(np.sum(empirical[name])))
+    excess = {a: float(np.max(ibp - v)) for a, v in empirical.items()}
+    broken = {a: d for a, d in excess.items() if d > 1e-12}
+    if broken:
+        return Finding("certified_le_empirical:ibp", "fail", "IBP certificate contradicts an attack",
+                       f"IBP-certified accuracy exceeds the robust accuracy under {sorted(broken)} by up to "
+                       f"{max(broken.values()):.3g}: a certified example was fooled. The bounds or the attack "
+                       "domain are wrong; report this as a bug.", "certification_excess:ibp",
+                       max(broken.values()), 0.0)
+    if positive.any() and not (ibp[positive] > 0).any():
+        return Finding("certified_le_empirical:ibp", "warn", "IBP certifies nothing beyond eps=0",
+                       "IBP bounds are sound but loose for models not trained for them: the certified accuracy is "
+                       "0 at every eps > 0 (a lower bound, consistent with the attacks). Use smoothing, or "
+                       "train with IBP / adversarial training for provable robustness.",
+                       "certified_accuracy:ibp", 0.0, None)
+    return Finding("certified_le_empirical:ibp", "pass", "IBP certificates are consistent with the attacks",
+                   f"IBP-certified accuracy never exceeds the attacks' robust accuracy (worst: {worst}).",
+                   "certification_excess:ibp", float(max(excess.values())), 0.0)
+
+
+def _finding_smoothing(violations: int, checked: int, alpha: float) -> Finding:
+    allowed = 2 * alpha * checked + 3 * np.sqrt(2 * alpha * max(checked, 1))
+    if violations > allowed:
+        return Finding("certified_le_empirical:smoothing", "fail", "Smoothing certificate contradicted",
+                       f"{violations} of {checked} certified examples were flipped by an attack on the smoothed "
+                       f"classifier; with alpha={alpha:g} at most {allowed:.1f} may be. Use more noise samples "
+                       "or report a bug.", "smoothing_violations", float(violations), float(allowed))
+    return Finding("certified_le_empirical:smoothing", "pass", "Smoothing certificates survive attacks",
+                   f"{violations} of {checked} certified examples flipped by PGD on the smoothed classifier "
+                   f"(alpha={alpha:g} allows {allowed:.1f}).", "smoothing_violations", float(violations),
+                   float(allowed))
+
+
+def certify(model, data, *, norm: str = "linf", eps: Sequence[float] | None = None,
+            methods: Sequence[str] = METHODS, attacks: Sequence[str] | None = None, split: str = "test",
+            n: int = 500, steps: int = 20, restarts: int = 1, square_queries: int = 500,
+            sigma: float = 0.25, n0: int = 100, n_samples: int = 1000, alpha: float = 0.001,
+            smoothing_attack_steps: int = 10, smoothing_attack_samples: int = 8,
+            domain: Domain | None = None, allow_categorical: bool = False, allow_sensitive: bool = False,
+            immutable: Sequence[str] = (), module: Any = None, batch_size: int | None = None,
+            seed: int = 0) -> CertificationReport:
+    """Empirical and certified robust accuracy of `model` on a seeded sample of `n` rows of `split`.
+
+    Attacks run through `evaluate` (same rows, same `domain`). IBP (linf only) bounds the base
+    model on the eps box; randomized smoothing (`sigma`, `n0` selection and `n_samples`
+    estimation draws, failure probability `alpha`) certifies an L2 radius for the smoothed
+    classifier, which covers a linf eps when radius >= eps * sqrt(#mutable inputs). Examples
+    smoothing certifies are attacked with PGD on the smoothed classifier
+    (`smoothing_attack_steps`, 0 to skip) to check the certificates empirically.
+    """
+    methods = tuple(methods)
+    unknown = sorted(set(methods) - set(METHODS))
+    if unknown or not methods:
+        raise AuditInputError(f"certify: methods {unknown or list(methods)} not known; choose from {list(METHODS)}.")
+    if "ibp" in methods and norm != "linf":
+        raise AuditInputError("certify: IBP bounds an L-inf box; use norm='linf' or methods=('smoothing',).")
+    if not (np.isfinite(sigma) and sigma > 0) or not 0 < alpha < 0.5 or n0 < 1 or n_samples < 1:
+        raise AuditInputError("certify: sigma must be > 0, alpha in (0, 0.5), n0 and n_samples positive.")
+    if "ibp" in methods:
+        layer_ops(module_of(model, module))  # fail early, naming an unsupported layer
+    if domain is None:
+        domain = domain_for(data, allow_categorical=allow_categorical, allow_sensitive=allow_sensitive,
+                            immutable=immutable)
+    else:
+        domain = check_domain(domain, data.input_shape)
+    width = domain.width(norm)
+    grid = (np.array([e for e in default_eps(data.kind, norm) if e <= width * (1 + 1e-6)]) if eps is None
+            else np.unique(check_eps(eps, norm=norm, domain=domain)))
+    with timer() as clock:
+        report = evaluate(model, data, norm=norm, eps=grid, attacks=attacks, split=split, n=n, steps=steps,
+                          restarts=restarts, square_queries=square_queries, domain=domain,
+                          min_perturbation_n=0, impute_k=(), bootstrap=0, examples_per_eps=0,
+                          batch_size=batch_size, sanity=False, seed=seed)
+        part = data.part(split)
+        rows = np.sort(np.random.default_rng(seed).choice(len(part), size=min(int(n), len(part)), replace=False))
+        x, y = part.X[rows], part.y[rows]
+        m = len(x)
+        clean = model.predict(x) == y
+        accuracy: dict[str, np.ndarray] = {"clean": np.full(len(grid), clean.mean())}
+        empirical = {}
+        for a in report.attacks:
+            empirical[a] = np.asarray(report.curve(a).accuracy, np.float64)
+            accuracy[a] = empirical[a]
+        accuracy["worst_case"] = np.asarray(report.curve("ensemble").accuracy, np.float64)
+        empirical["worst_case"] = accuracy["worst_case"]
+        findings, checks = [], {}
+        margins = np.zeros((0, 0), np.float32)
+        if "ibp" in methods:
+            margins = np.stack([ibp_margins(model, x, y, eps=float(e), domain=domain, module=module,
+                                            batch_size=int(batch_size or 256)) for e in grid])
+            accuracy["ibp"] = ((margins > 0) & clean).mean(axis=1)
+            findings.append(_finding_ibp(grid, accuracy["ibp"], empirical))
+        radius = prediction = np.zeros(0)
+        scale = float(np.sqrt(np.asarray(domain.mutable).sum())) if norm == "linf" else 1.0
+        if "smoothing" in methods:
+            mask = np.asarray(domain.mutable)
+            cert = certify_smoothed(model, x, sigma=sigma, n0=n0, n=n_samples, alpha=alpha, seed=seed,
+                                    mutable=mask)
+            radius, prediction = cert.radius, cert.prediction
+            certified = np.stack([cert.certified(y, e * scale) for e in grid])
+            accuracy["smoothing"] = certified.mean(axis=1)
+            violations = checked = 0
+            if smoothing_attack_steps > 0:
+                for j, e in enumerate(grid):
+                    idx = np.flatnonzero(certified[j])
+                    if e == 0 or idx.size == 0:
+                        continue
+                    adv = attack_smoothed(model, x[idx], y[idx], eps=float(e), norm=norm, sigma=sigma,
+                                          domain=domain, samples=smoothing_attack_samples,
+                                          steps=smoothing_attack_steps, seed=seed + 7919 * (j + 1))
+                    after = predict_smoothed(model, adv, sigma=sigma, n=n_samples, alpha=alpha, seed=seed + j,
+                                             mutable=mask)
+                    violations += int(np.sum((after != ABSTAIN) & (after != y[idx])))
+                    checked += int(idx.size)
+                checks.update(smoothing_checked=float(checked), smoothing_violations=float(violations))
+                findings.append(_finding_smoothing(violations, checked, alpha))
+            abstain = float(np.mean(prediction == ABSTAIN))
+            if abstain > 0.5:
+                findings.append(Finding("smoothing_abstain", "warn", "Smoothed classifier abstains often",
+                                        f"The smoothed classifier abstains on {abstain:.0%} of examples at "
+                                        f"sigma={sigma:g}: lower sigma or raise n_samples.",
+                                        "smoothing_abstain_rate", abstain, 0.5))
+    provenance = Provenance(
+        method="robustness.certify",
+        settings={"norm": norm, "eps": grid.tolist(), "methods": list(methods), "attacks": list(report.attacks),
+                  "split": split, "n": m, "steps": int(steps), "restarts": int(restarts),
+                  "square_queries": int(square_queries), "sigma": float(sigma), "n0": int(n0),
+                  "n_samples": int(n_samples), "alpha": float(alpha),
+                  "smoothing_attack_steps": int(smoothing_attack_steps),
+                  "smoothing_attack_samples": int(smoothing_attack_samples),
+                  "immutable_inputs": int((np.asarray(domain.mutable) == 0).sum()),
+                  "model": model.fingerprint()[:16], "data": data.fingerprint()[:16]},
+        seed=int(seed), seconds=float(clock[0]))
+    return CertificationReport(
+        norm=norm, eps=grid.astype(np.float64), n=m, methods=methods, attacks=tuple(report.attacks),
+        accuracy={k: np.asarray(v, np.float64) for k, v in accuracy.items()}, labels=y.astype(np.int64),
+        ibp_margin=margins.astype(np.float32), smoothing_radius=np.asarray(radius, np.float64),
+        smoothing_prediction=np.asarray(prediction, np.int64), radius_scale=scale,
+        smoothing={"sigma": float(sigma), "n0": int(n0), "n": int(n_samples), "alpha": float(alpha)},
+        checks=checks, kind=data.kind, class_names=tuple(data.class_names), findings=tuple(findings),
+        provenance=provenance)
