@@ -191,7 +191,7 @@ def _segmenter(segmentation: Any, shape: tuple[int, ...], seed: int) -> Callable
     if segmentation == "auto":
         segmentation = "quickshift" if min(h, w) >= 32 else "grid"
     if segmentation == "grid":
-        cell = max(1, int(round(min(h, w) / 8)))
+        cell = max(1, -(-min(h, w) // 6))  # about a 6 x 6 grid
         labels = grid_segments((h, w), cell)
         return lambda image: labels
     if segmentation == "quickshift":
@@ -226,7 +226,7 @@ def lime_image(model, images: Any, *, target: Any = None, num_samples: int = 100
                predict_fn: Callable[[np.ndarray], np.ndarray] | None = None) -> Attribution:
     """Explain images with lime's `LimeImageExplainer` on superpixels.
 
-    segmentation: "auto" (a grid of about 8 x 8 cells below 32 pixels, lime's quickshift above),
+    segmentation: "auto" (a grid of about 6 x 6 cells below 32 pixels, lime's quickshift above),
         "grid", "quickshift", or a function image -> (H, W) labels. Hidden superpixels take
         `hide_color`. Values are per pixel (each pixel carries its superpixel's weight);
         extras hold "segments" (n, H, W) and "segment_weights" (n, max segments, NaN padded).

@@ -368,12 +368,13 @@ class _Runner:
 
         bg = background(self.data, size=self.background_size, seed=self.seed)
         kw = {} if self.tabular else {"method": "gradient", "players": "inputs"}
-        if self.model.n_classes == 2:  # SHAP explains the positive class, as `explained_class`
-            res = compute_shap(self.model, rows, bg, data=self.data, seed=seed, **kw)
-        else:  # one call per explained class (SHAP takes one class per call)
-            parts = {int(c): np.flatnonzero(t == c) for c in np.unique(t)}
-            res = _merge_shap({c: compute_shap(self.model, rows[idx], bg, data=self.data, seed=seed,
-                                               class_index=c, **kw) for c, idx in parts.items()}, parts, len(t))
+        res = compute_shap(self.model, rows, bg, data=self.data, seed=seed, **kw)
+        wrong = np.flatnonzero(res.class_index != t)  # multi-class: SHAP took each row's prediction
+        if wrong.size:  # explain those rows for their target class, one call per class
+            parts = {int(c): wrong[t[wrong] == c] for c in np.unique(t[wrong])}
+            fixes = {c: compute_shap(self.model, rows[idx], bg, data=self.data, seed=seed, class_index=c, **kw)
+                     for c, idx in parts.items()}
+            res = _patch_shap(res, fixes, parts)
         if keep:
             self.shap_result = res
         values = res.values if self.tabular else res.input_attributions()
@@ -385,16 +386,14 @@ class _Runner:
                            extras=extras, provenance=res.provenance)
 
 
-def _merge_shap(results: dict, parts: dict, n: int):
-    """Put per-class ShapResults back into the original row order."""
-    first = next(iter(results.values()))
+def _patch_shap(res, fixes: dict, parts: dict):
+    """Replace the rows `parts[c]` of a ShapResult by the rows of `fixes[c]`."""
     fields = {}
     for name in ("values", "base_values", "data", "class_index", "model_output", "display_data"):
-        if getattr(first, name) is None:
+        if getattr(res, name) is None:
             continue
-        sample = getattr(first, name)
-        out = np.empty((n,) + sample.shape[1:], dtype=sample.dtype)
-        for c, res in results.items():
-            out[parts[c]] = getattr(res, name)
+        out = np.array(getattr(res, name), copy=True)
+        for c, fix in fixes.items():
+            out[parts[c]] = getattr(fix, name)
         fields[name] = out
-    return dataclasses.replace(first, **fields)
+    return dataclasses.replace(res, **fields)

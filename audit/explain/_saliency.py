@@ -9,13 +9,13 @@
   above over Gaussian-noised copies of the input; a wrapper, not a separate method.
 
 Each method is a pure kernel `(params, x, target) -> (attributions, extras)` on a chunk of
-examples; everything is jitted, vectorised over examples, integration steps and noise samples,
-and run in fixed-size padded chunks (one compilation for any number of examples).
+examples, jitted and vectorised over examples (and integration steps), run in padded chunks
+of a few fixed sizes (one compilation per size). Gradient x Input reuses the gradient kernel;
+SmoothGrad calls the wrapped method on all noisy copies at once, so neither compiles anything new.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 from typing import Any, Callable
 
@@ -113,11 +113,6 @@ def gradient_kernel(apply: Callable, *, output: str) -> Kernel:
     return lambda params, xs, t: (grad(xs, params, t), {})
 
 
-def gradient_x_input_kernel(apply: Callable, *, output: str) -> Kernel:
-    grad = input_gradient(apply, output)
-    return lambda params, xs, t: (xs * grad(xs, params, t), {})
-
-
 def integrated_gradients_kernel(apply: Callable, *, output: str, baseline: jax.Array,
                                 alphas: np.ndarray, weights: np.ndarray) -> Kernel:
     """IG with `baseline` broadcast against each chunk; all steps of all rows in one call."""
@@ -139,33 +134,11 @@ def integrated_gradients_kernel(apply: Callable, *, output: str, baseline: jax.A
     return kernel
 
 
-def smooth(kernel: Kernel, *, n_samples: int, noise: float, squared: bool) -> Callable:
-    """SmoothGrad wrapper: mean (or mean square) of `kernel` over noisy copies of each row.
-
-    Noise is Gaussian with std `noise * (max(x) - min(x))` per example (the paper's relative
-    noise level). The wrapped kernel takes an extra PRNG key (one per row).
-    """
-
-    def smoothed(params, xs, t, keys):
-        span = (xs.reshape(len(xs), -1).max(axis=1) - xs.reshape(len(xs), -1).min(axis=1))
-        sigma = noise * span.reshape((-1,) + (1,) * (xs.ndim - 1))
-        eps = jax.vmap(lambda k: jax.random.normal(k, (n_samples,) + xs.shape[1:]))(keys)
-        noisy = xs[:, None] + sigma[:, None] * eps  # (n, s, ...)
-        attr, _ = kernel(params, noisy.reshape((-1,) + xs.shape[1:]), jnp.repeat(t, n_samples))
-        attr = attr.reshape(noisy.shape)
-        return (attr ** 2 if squared else attr).mean(axis=1), {}
-
-    return smoothed
-
-
 # ---- batching ---------------------------------------------------------------------------
 @functools.lru_cache(maxsize=64)
-def _compiled(kernel_factory, apply, settings: tuple, smoothing: tuple | None):
+def _compiled(kernel_factory, apply, settings: tuple):
     kwargs = {k: (jnp.asarray(v) if isinstance(v, np.ndarray) else v) for k, v in _unfreeze(settings)}
-    kernel = kernel_factory(apply, **kwargs)
-    if smoothing is not None:
-        kernel = smooth(kernel, **dict(smoothing))
-    return jax.jit(kernel)
+    return jax.jit(kernel_factory(apply, **kwargs))
 
 
 def _freeze(settings: dict) -> tuple:
@@ -184,66 +157,61 @@ def _unfreeze(frozen: tuple):
         yield k, v
 
 
-def run_chunks(fn: Callable, params, X: np.ndarray, t: np.ndarray, chunk: int,
-               keys: np.ndarray | None = None) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-    """Apply `fn` to fixed-size padded chunks of rows and concatenate (compiles once)."""
+def chunk_size(n: int, per_row: int, batch_size: int | None) -> int:
+    """Rows per call: `batch_size`, else the power of two >= n within the memory bound (so any
+    number of rows compiles one of a few sizes)."""
+    if batch_size is not None:
+        if int(batch_size) < 1:
+            raise AuditInputError(f"batch_size must be >= 1, got {batch_size}.")
+        return int(batch_size)
+    return max(1, min(MAX_POINTS // per_row, 1 << max(0, n - 1).bit_length()))
+
+
+def run_chunks(fn: Callable, params, X: np.ndarray, t: np.ndarray,
+               chunk: int) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Apply `fn` to padded chunks of `chunk` rows and concatenate the results."""
     n = len(X)
-    chunk = max(1, min(chunk, n))
     total = -(-n // chunk) * chunk
     pad = lambda a: np.concatenate([a, np.repeat(a[:1], total - n, axis=0)]) if total > n else a
     Xp, tp = pad(X), pad(t)
-    kp = None if keys is None else pad(keys)
-    attrs, extras = [], []
-    for i in range(0, total, chunk):
-        args = (params, Xp[i:i + chunk], tp[i:i + chunk])
-        if kp is not None:
-            args += (kp[i:i + chunk],)
-        a, e = fn(*args)
-        attrs.append(a)
-        extras.append(e)
-    attrs, extras = jax.device_get((attrs, extras))
+    outs = [fn(params, Xp[i:i + chunk], tp[i:i + chunk]) for i in range(0, total, chunk)]
+    attrs, extras = jax.device_get(([o[0] for o in outs], [o[1] for o in outs]))
     attr = np.concatenate(attrs)[:n]
     merged = {k: np.concatenate([e[k] for e in extras])[:n].astype(np.float64) for k in extras[0]}
     return attr, merged
 
 
 def _attribute(method: str, model, X, *, target, output: str, batch_size: int | None,
-               settings: dict, smoothing: dict | None = None, seed: int | None = None) -> Attribution:
+               settings: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict, float]:
+    """(X, targets, attributions, extras, seconds) of one kernel over all rows."""
     X = check_inputs(model, X)
     _check_choice("output", output, OUTPUTS)
     t = targets(model, X, target)
-    factory = {"gradient": gradient_kernel, "gradient_x_input": gradient_x_input_kernel,
-               "integrated_gradients": integrated_gradients_kernel}[method]
-    per_row = len(settings.get("alphas", [0])) * (smoothing or {}).get("n_samples", 1)
-    chunk = batch_size or max(1, MAX_POINTS // per_row)
+    factory = {"gradient": gradient_kernel, "integrated_gradients": integrated_gradients_kernel}[method]
+    chunk = chunk_size(len(X), len(settings.get("alphas", [0])), batch_size)
     with timer() as clock:
-        fn = _compiled(factory, model.apply, _freeze({"output": output, **settings}),
-                       None if smoothing is None else _freeze(smoothing))
-        keys = None
-        if smoothing is not None:
-            keys = np.asarray(jax.random.split(jax.random.PRNGKey(seed), len(X)))
-        values, extras = run_chunks(fn, model.params, X, t, chunk, keys)
-    name = method if smoothing is None else ("smoothgrad_sq:" if smoothing["squared"] else "smoothgrad:") + method
-    public = {k: v for k, v in settings.items() if k not in ("alphas", "weights", "baseline")}
-    return Attribution(method=name, values=values, target=t, level="input", inputs=X, extras=extras,
-                       provenance=Provenance(method=name, settings={"output": output, **public,
-                                                                    **(smoothing or {})},
-                                             seed=seed, seconds=clock[0]))
+        fn = _compiled(factory, model.apply, _freeze({"output": output, **settings}))
+        values, extras = run_chunks(fn, model.params, X, t, chunk)
+    return X, t, values, extras, clock[0]
 
 
 # ---- public API -------------------------------------------------------------------------
 def gradient(model, X: Any, *, target: Any = None, output: str = "logit",
              batch_size: int | None = None) -> Attribution:
     """Vanilla gradient d output[target] / d x (Simonyan et al. 2014)."""
-    return _attribute("gradient", model, X, target=target, output=output, batch_size=batch_size,
-                      settings={})
+    X, t, values, extras, seconds = _attribute("gradient", model, X, target=target, output=output,
+                                               batch_size=batch_size, settings={})
+    return Attribution(method="gradient", values=values, target=t, inputs=X, extras=extras,
+                       provenance=Provenance("gradient", {"output": output}, None, seconds))
 
 
 def gradient_x_input(model, X: Any, *, target: Any = None, output: str = "logit",
                      batch_size: int | None = None) -> Attribution:
     """Gradient x Input (Shrikumar et al. 2016); equals w * x for a linear model."""
-    return _attribute("gradient_x_input", model, X, target=target, output=output,
-                      batch_size=batch_size, settings={})
+    X, t, values, extras, seconds = _attribute("gradient", model, X, target=target, output=output,
+                                               batch_size=batch_size, settings={})
+    return Attribution(method="gradient_x_input", values=X * values, target=t, inputs=X, extras=extras,
+                       provenance=Provenance("gradient_x_input", {"output": output}, None, seconds))
 
 
 def _baseline(model, X: np.ndarray, baseline: Any) -> np.ndarray:
@@ -274,13 +242,13 @@ def integrated_gradients(model, X: Any, *, target: Any = None, baseline: Any = N
     alphas, weights = path_rule(rule, int(steps))
     base = _baseline(model, X, baseline)
     settings = {"baseline": base, "alphas": alphas, "weights": weights}
-    result = _attribute("integrated_gradients", model, X, target=target, output=output,
-                        batch_size=batch_size, settings=settings)
-    prov = result.provenance
-    settings = {**prov.settings, "steps": int(steps), "rule": rule,
-                "baseline": "zeros" if baseline is None else
-                (float(base.ravel()[0]) if np.ndim(baseline) == 0 else "array")}
-    return _replace_provenance(result, Provenance(prov.method, settings, prov.seed, prov.seconds))
+    X, t, values, extras, seconds = _attribute("integrated_gradients", model, X, target=target,
+                                               output=output, batch_size=batch_size, settings=settings)
+    described = {"output": output, "steps": int(steps), "rule": rule,
+                 "baseline": "zeros" if baseline is None else
+                 (float(base.ravel()[0]) if np.ndim(baseline) == 0 else "array")}
+    return Attribution(method="integrated_gradients", values=values, target=t, inputs=X, extras=extras,
+                       provenance=Provenance("integrated_gradients", described, None, seconds))
 
 
 def smoothgrad(model, X: Any, *, method: str = "gradient", noise: float = 0.15, n_samples: int = 25,
@@ -289,27 +257,35 @@ def smoothgrad(model, X: Any, *, method: str = "gradient", noise: float = 0.15, 
     """SmoothGrad (Smilkov et al. 2017) around any gradient method of this module.
 
     Averages `method` over `n_samples` copies of each input with Gaussian noise of std
-    `noise * (max(x) - min(x))`; `squared=True` averages squared attributions (SmoothGrad-SQ).
-    With noise 0 it equals the wrapped method. `method_settings` go to the wrapped method
-    (e.g. steps=, rule=, baseline= for integrated_gradients).
+    `noise * (max(x) - min(x))` (drawn with numpy from `seed` for the whole call);
+    `squared=True` averages squared attributions (SmoothGrad-SQ). With noise 0 it equals the
+    wrapped method. `method_settings` go to the wrapped method (e.g. steps=, rule=, baseline=
+    for integrated_gradients). All noisy copies go through the wrapped method in one call.
     """
     _check_choice("method", method, METHODS)
     if not (np.isfinite(noise) and noise >= 0) or int(n_samples) < 1:
         raise AuditInputError(f"smoothgrad needs noise >= 0 and n_samples >= 1, got noise={noise}, "
                               f"n_samples={n_samples}.")
+    allowed = {"integrated_gradients": {"steps", "rule", "baseline"}}.get(method, set())
+    if set(method_settings) - allowed:
+        raise AuditInputError(f"unknown settings {sorted(set(method_settings) - allowed)} for method "
+                              f"{method!r}; it takes {sorted(allowed) or 'none'}.")
     X = check_inputs(model, X)
-    settings: dict[str, Any] = {}
-    if method == "integrated_gradients":
-        steps, rule = int(method_settings.pop("steps", 50)), method_settings.pop("rule", "trapezoid")
-        alphas, weights = path_rule(rule, steps)
-        settings = {"baseline": _baseline(model, X, method_settings.pop("baseline", None)),
-                    "alphas": alphas, "weights": weights}
-    if method_settings:
-        raise AuditInputError(f"unknown settings {sorted(method_settings)} for method {method!r}.")
-    smoothing = {"n_samples": int(n_samples), "noise": float(noise), "squared": bool(squared)}
-    return _attribute(method, model, X, target=target, output=output, batch_size=batch_size,
-                      settings=settings, smoothing=smoothing, seed=int(seed))
-
-
-def _replace_provenance(result: Attribution, provenance: Provenance) -> Attribution:
-    return dataclasses.replace(result, provenance=provenance)
+    t = targets(model, X, target)
+    n, s = len(X), int(n_samples)
+    flat = X.reshape(n, -1)
+    sigma = noise * (flat.max(axis=1) - flat.min(axis=1))
+    eps = np.random.default_rng(seed).standard_normal((n, s) + X.shape[1:]).astype(np.float32)
+    noisy = X[:, None] + sigma.reshape((n, 1) + (1,) * (X.ndim - 1)).astype(np.float32) * eps
+    wrapped = {"gradient": gradient, "gradient_x_input": gradient_x_input,
+               "integrated_gradients": integrated_gradients}[method]
+    with timer() as clock:
+        inner = wrapped(model, noisy.reshape((n * s,) + X.shape[1:]), target=np.repeat(t, s),
+                        output=output, batch_size=batch_size, **method_settings)
+        values = inner.values.reshape((n, s) + X.shape[1:])
+        values = (values ** 2 if squared else values).mean(axis=1)
+    name = ("smoothgrad_sq:" if squared else "smoothgrad:") + method
+    settings = {**inner.provenance.settings, "method": method, "noise": float(noise), "n_samples": s,
+                "squared": bool(squared)}
+    return Attribution(method=name, values=values, target=t, inputs=X,
+                       provenance=Provenance(name, settings, int(seed), clock[0]))
