@@ -56,6 +56,18 @@ def _class_weights(y: np.ndarray, n_classes: int, class_weight) -> np.ndarray:
     return weights
 
 
+def _adversarial(adversarial, data):
+    """Bind an adversarial-training recipe to the data (duck-typed: models sit below robustness)."""
+    if adversarial is None:
+        return None
+    needed = ("prepare", "perturb", "objective", "needs_clean", "settings")
+    missing = [name for name in needed if not hasattr(adversarial, name)]
+    if missing:
+        raise AuditInputError(f"adversarial must be a recipe such as audit.robustness.AdversarialTraining("
+                              f"'pgd', eps=0.1); got {type(adversarial).__name__} without {missing}.")
+    return adversarial.prepare(data)
+
+
 def _functional(model) -> tuple[Any, Any, Any, Any]:
     """(forward(params, rest, x, train) -> (logits, rest), params, rest, finish(params, rest))."""
     from flax import nnx
@@ -90,7 +102,7 @@ def train(model: Any, data, *, epochs: int = 30, batch_size: int | None = None,
           learning_rate: float = 3e-3, weight_decay: float = 1e-4, patience: int = 5,
           class_weight: str | Mapping[int, float] | None = None,
           sample_weight: Sequence[float] | None = None, seed: int = 0, progress: bool = True,
-          **zoo_config) -> Model:
+          adversarial: Any = None, **zoo_config) -> Model:
     """Train `model` on `data.train` with AdamW (warm-up + cosine decay), seeded.
 
     `batch_size` defaults to 64 for images (fastest on CPU) and 128 for tabular data.
@@ -98,6 +110,10 @@ def train(model: Any, data, *, epochs: int = 30, batch_size: int | None = None,
     module (copied, never mutated) or an `audit.Model` (its params are trained). After each
     epoch the validation loss is measured; training stops after `patience` epochs without
     improvement and the best weights are restored. The same seed gives the same weights.
+    `adversarial` (e.g. `audit.robustness.AdversarialTraining("pgd", eps=0.1)`) trains on
+    adversarial examples made in each step: any object with `prepare(data)`, `perturb(apply_fn,
+    params, x, y, key, progress)`, `objective(clean_logits, adv_logits, y)`, `needs_clean` and
+    `settings()`. Early stopping then watches the adversarial validation loss (Rice et al. 2020).
     Returns a Model whose `metadata["training"]` holds the `History`.
     """
     if epochs < 1 or (batch_size is not None and batch_size < 1) or learning_rate <= 0 or patience < 1:
@@ -118,19 +134,33 @@ def train(model: Any, data, *, epochs: int = 30, batch_size: int | None = None,
     batch_size = min(batch_size or (64 if data.kind == "image" else 128), len(y))
     steps = len(y) // batch_size
     forward, params, rest, finish = _functional(model)
+    adv = _adversarial(adversarial, data)
     schedule = optax.warmup_cosine_decay_schedule(0.0, learning_rate, max(1, steps // 2),
                                                   max(2, epochs * steps))
     tx = optax.adamw(schedule, weight_decay=weight_decay)
     opt_state = tx.init(params)
 
-    def loss_fn(params, rest, x, t, w):
-        logits, rest = forward(params, rest, x, True)
-        ce = optax.softmax_cross_entropy_with_integer_labels(logits, t)
-        return jnp.sum(w * ce) / jnp.maximum(jnp.sum(w), 1e-12), rest
+    def per_example(params, rest, x, t, key, progress, train_mode):
+        if adv is None:
+            logits, rest = forward(params, rest, x, train_mode)
+            return optax.softmax_cross_entropy_with_integer_labels(logits, t), rest
+        attack_params = jax.lax.stop_gradient(params)
+        x_adv = adv.perturb(lambda p, v: forward(p, rest, v, False)[0], attack_params, x, t, key, progress)
+        if adv.needs_clean:
+            logits, rest = forward(params, rest, jnp.concatenate([x, x_adv]), train_mode)
+            clean, adversarial_logits = logits[: len(x)], logits[len(x):]
+        else:
+            (adversarial_logits, rest), clean = forward(params, rest, x_adv, train_mode), None
+        return adv.objective(clean, adversarial_logits, t), rest
+
+    def loss_fn(params, rest, x, t, w, key, progress):
+        per, rest = per_example(params, rest, x, t, key, progress, True)
+        return jnp.sum(w * per) / jnp.maximum(jnp.sum(w), 1e-12), rest
 
     @jax.jit
-    def train_step(params, rest, opt_state, X, y, w, rows):
-        (loss, rest), grads = jax.value_and_grad(loss_fn, has_aux=True)(params, rest, X[rows], y[rows], w[rows])
+    def train_step(params, rest, opt_state, X, y, w, rows, key, progress):
+        (loss, rest), grads = jax.value_and_grad(loss_fn, has_aux=True)(params, rest, X[rows], y[rows], w[rows],
+                                                                         key, progress)
         updates, opt_state = tx.update(grads, opt_state, params)
         return optax.apply_updates(params, updates), rest, opt_state, loss
 
@@ -140,26 +170,41 @@ def train(model: Any, data, *, epochs: int = 30, batch_size: int | None = None,
         ce = optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
         return ce, (logits.argmax(-1) == y).mean()
 
+    @jax.jit
+    def evaluate_adversarial(params, rest, X, y, key):
+        x_adv = adv.perturb(lambda p, v: forward(p, rest, v, False)[0], params, X, y, key, 1.0)
+        logits, _ = forward(params, rest, x_adv, False)
+        ce = optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
+        return ce, (logits.argmax(-1) == y).mean()
+
     has_val = len(data.splits.get("val", ())) > 0
     val = data.part("val") if has_val else None
     Xd, yd, wd = jnp.asarray(X), jnp.asarray(y), jnp.asarray(weights)
     rng = np.random.default_rng(seed)
     best = (np.inf, 0, params, rest)
+    base_key, total = jax.random.key(seed), max(1, epochs * steps)
     record, waited, start = [], 0, time.perf_counter()
     bar = tqdm(range(1, epochs + 1), desc=f"train {data.name}", disable=not progress, leave=False)
     for epoch in bar:
         order = rng.permutation(len(y))[: steps * batch_size].reshape(steps, batch_size)
         losses = []  # a host loop over one jitted step: on CPU several times faster than lax.scan
-        for rows in order:
-            params, rest, opt_state, loss = train_step(params, rest, opt_state, Xd, yd, wd, rows)
+        for i, rows in enumerate(order):
+            step = (epoch - 1) * steps + i
+            params, rest, opt_state, loss = train_step(params, rest, opt_state, Xd, yd, wd, rows,
+                                                       jax.random.fold_in(base_key, step),
+                                                       jnp.float32(step / total))
             losses.append(loss)
         entry = {"epoch": epoch, "train_loss": float(jnp.mean(jnp.stack(losses)))}
         if has_val:
             val_loss, val_acc = evaluate(params, rest, val.X, val.y)
             entry.update(val_loss=float(val_loss), val_accuracy=float(val_acc))
+            if adv is not None:
+                robust_loss, robust_acc = evaluate_adversarial(params, rest, val.X, val.y,
+                                                               jax.random.fold_in(jax.random.key(seed + 1), epoch))
+                entry.update(val_robust_loss=float(robust_loss), val_robust_accuracy=float(robust_acc))
         record.append(entry)
         bar.set_postfix({k: round(v, 4) for k, v in entry.items() if k != "epoch"})
-        score = entry.get("val_loss", entry["train_loss"])
+        score = entry.get("val_robust_loss", entry.get("val_loss", entry["train_loss"]))
         if not np.isfinite(score):
             raise AuditInputError(f"training diverged at epoch {epoch} (loss {score}); lower the "
                                   "learning_rate.")
@@ -177,7 +222,8 @@ def train(model: Any, data, *, epochs: int = 30, batch_size: int | None = None,
                                 "patience": patience, "seed": seed,
                                 "class_weight": class_weight if isinstance(class_weight, (str, type(None)))
                                 else {str(k): float(v) for k, v in dict(class_weight).items()},
-                                "sample_weight": sample_weight is not None})
+                                "sample_weight": sample_weight is not None,
+                                **({"adversarial": adv.settings()} if adv is not None else {})})
     trained = finish(best[2], best[3])
     metadata = {"training": history.to_dict(), "data": {"name": data.name, "fingerprint": data.fingerprint()}}
     if isinstance(trained, Model):

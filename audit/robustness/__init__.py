@@ -3,19 +3,29 @@ robust-accuracy evaluation with intervals, and sanity checks against gradient ma
 
 Attacks are pure functions `attack(apply_fn, params, x, y, *, eps, ..., key)` on a model's
 apply function, usable inside `jit` (adversarial training); `evaluate(model, data)` runs
-them over an eps grid and returns a `RobustnessReport`.
+them over an eps grid and returns a `RobustnessReport`. Robustness II: `certify` (IBP and
+randomized-smoothing certificates next to the attacks), `AdversarialTraining` recipes for
+`audit.models.train(..., adversarial=...)` and the before/after audit `adversarial_training`.
 """
 
+from audit.robustness._adversarial_training import (AdversarialTraining, AdversarialTrainingReport,
+                                                    adversarial_training)
 from audit.robustness._apgd import apgd
+from audit.robustness._certify import CertificationReport, attack_smoothed, certify
 from audit.robustness._domain import Domain, box_domain, domain_for
 from audit.robustness._evaluate import default_eps, evaluate
+from audit.robustness._ibp import ibp_bounds, ibp_margins, interval_function, layer_ops
 from audit.robustness._minimal import minimal_perturbation
 from audit.robustness._noise import noise
 from audit.robustness._pgd import fgsm, pgd
 from audit.robustness._registry import ATTACKS, AttackSpec
 from audit.robustness._report import AdversarialExample, Curve, RobustnessReport, eps_name
+from audit.robustness._smoothing import SmoothingCertificate, certify_smoothed, class_counts, predict_smoothed
 from audit.robustness._square import square
 
-__all__ = ["ATTACKS", "AdversarialExample", "AttackSpec", "Curve", "Domain", "RobustnessReport",
-           "apgd", "box_domain", "default_eps", "domain_for", "eps_name", "evaluate", "fgsm",
-           "minimal_perturbation", "noise", "pgd", "square"]
+__all__ = ["ATTACKS", "AdversarialExample", "AdversarialTraining", "AdversarialTrainingReport", "AttackSpec",
+           "CertificationReport", "Curve", "Domain", "RobustnessReport", "SmoothingCertificate",
+           "adversarial_training", "apgd", "attack_smoothed", "box_domain", "certify", "certify_smoothed",
+           "class_counts", "default_eps", "domain_for", "eps_name", "evaluate", "fgsm", "ibp_bounds",
+           "ibp_margins", "interval_function", "layer_ops", "minimal_perturbation", "noise", "pgd",
+           "predict_smoothed", "square"]
