@@ -110,6 +110,44 @@ def _demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _dashboard_app() -> str:
+    """dashboards/app.py of the checkout this package runs from, else of the working directory."""
+    for base in (os.path.dirname(os.path.dirname(os.path.abspath(__file__))), os.getcwd()):
+        path = os.path.join(base, "dashboards", "app.py")
+        if os.path.isfile(path):
+            return path
+    raise AuditInputError("dashboards/app.py not found; run `audit dashboard` from the flax-audit checkout.")
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _dashboard(args: argparse.Namespace) -> int:
+    import subprocess
+
+    if args.result is not None and not os.path.isfile(args.result):
+        raise AuditInputError(f"report {args.result!r} does not exist; give a report.json written by `audit run`.")
+    if not 0 <= args.port < 65536:
+        raise AuditInputError(f"--port {args.port} must be between 1 and 65535 (0: any free port).")
+    port = args.port or _free_port()
+    command = [sys.executable, "-m", "streamlit", "run", _dashboard_app(), "--server.port", str(port),
+               "--server.address", "localhost", "--server.headless", "true" if args.headless else "false",
+               "--server.maxUploadSize", "50", "--browser.gatherUsageStats", "false",
+               "--server.fileWatcherType", "none", "--client.toolbarMode", "viewer"]
+    if args.result is not None:
+        command += ["--", os.path.abspath(args.result)]
+    print(f"dashboard on http://localhost:{port} (Ctrl-C stops it)", flush=True)
+    try:
+        return subprocess.call(command)
+    except KeyboardInterrupt:
+        return 0
+
+
 DEMOS = ("credit", "mnist")
 
 
@@ -151,6 +189,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--only", nargs="+", choices=DEMOS, help="run only these demos")
     p.add_argument("--quiet", action="store_true", help="no progress output")
     p.set_defaults(handler=_demo)
+
+    p = commands.add_parser("dashboard", help="explore a report (and the model behind it) in a Streamlit app")
+    p.add_argument("result", nargs="?", help="report.json to open (default: choose in the app)")
+    p.add_argument("--port", type=int, default=8501, help="localhost port (0: any free port; default 8501)")
+    p.add_argument("--headless", action="store_true", help="do not open a browser window")
+    p.set_defaults(handler=_dashboard)
     return parser
 
 

@@ -164,17 +164,9 @@ def shap_global(_model, _data, key: str, n: int = 200, seed: int = 0):
 
 
 def local_methods(model, data) -> list[str]:
-    """Local explanation methods this version of `audit.explain` offers for the model and data."""
-    from audit import explain
-
-    out = []
-    if hasattr(explain, "lime_native" if data.kind == "tabular" else "lime_image") or \
-            (data.kind == "tabular" and hasattr(explain, "lime_tabular")):
-        out.append("lime")
-    if model.differentiable:
-        out += [m for m in ("gradient", "gradient_x_input", "integrated_gradients", "smoothgrad")
-                if hasattr(explain, m)]
-    return out
+    """Local explanation methods of `audit.explain` for this model (gradient methods need gradients)."""
+    gradients = ["gradient", "gradient_x_input", "integrated_gradients", "smoothgrad"] if model.differentiable else []
+    return (gradients + ["lime"]) if data.kind == "image" else (["lime"] + gradients)
 
 
 @st.cache_data(max_entries=64, show_spinner=False)
@@ -204,3 +196,21 @@ def attribution_example(_model, _data, key: str, row: int, method: str, seed: in
     if tabular and a.level == "input":
         a = a.grouped(_data.feature_groups, _data.raw_feature_names)
     return a
+
+
+@st.cache_data(max_entries=64, show_spinner=False)
+def deletion_scores(_model, _data, key: str, row: int, methods: tuple[str, ...], seed: int = 0) -> dict[str, str]:
+    """Faithfulness of each method's explanation of test row `row` (image models): the
+    deletion AUC from `audit.explain.faithfulness_curves` next to a random order's."""
+    from audit.explain import faithfulness_curves
+
+    x = split_of(_data).X[row:row + 1]
+    target = np.array([1 if _model.n_classes == 2 else int(_model.predict(x)[0])], np.int32)
+    out = {}
+    for m in methods:
+        values = (shap_example(_model, _data, key, row, seed).input_attributions() if m == "shap"
+                  else attribution_example(_model, _data, key, row, m, seed).values)
+        c = faithfulness_curves(_model, x, values, target=target, baseline=np.zeros(_model.input_shape, np.float32),
+                                seed=seed)
+        out[m] = f"deletion AUC {c.deletion_auc[0]:.3f} (random {c.deletion_auc_random[0]:.3f})"
+    return out

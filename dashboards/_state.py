@@ -134,6 +134,7 @@ def save_upload(files: list[tuple[str, bytes]], *, max_bytes: int = MAX_UPLOAD_M
     if not isinstance(document, dict) or document.get("kind") != "flax-audit-report":
         raise AuditInputError(f"{documents[0][0]!r} is not a flax-audit report (no 'kind': 'flax-audit-report').")
     folder = folder or tempfile.mkdtemp(prefix="audit-upload-")
+    os.makedirs(folder, exist_ok=True)
     path = os.path.join(folder, "report.json")
     with open(path, "wb") as f:
         f.write(payload)

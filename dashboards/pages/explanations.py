@@ -42,7 +42,7 @@ if ctx.live:
         st.stop()
     index = int(np.flatnonzero(saved.rows == row)[0]) if saved is not None and row in set(saved.rows.tolist()) else None
     methods = _live.local_methods(model, data)
-    chosen = st.multiselect("Methods next to SHAP", methods, default=methods[:3] if data.kind == "image" else methods[:1],
+    chosen = st.multiselect("Methods next to SHAP", methods, default=methods[:2] if data.kind == "image" else methods[:1],
                             key="exp_methods")
     with st.spinner("Explaining ..."):
         shap_result = _live.shap_example(model, data, key, row)
@@ -87,11 +87,15 @@ else:
         maps["shap"] = saved.attributions["shap"].values[index]
     for m, a in attributions.items():
         maps[m] = a.values[0 if ctx.live else index]
-    scores = {m: _scores(m, index) for m in maps if _scores(m, index)}
+    if ctx.live:
+        with st.spinner("Measuring faithfulness ..."):
+            scores = _live.deletion_scores(model, data, key, row, tuple(maps))
+    else:
+        scores = {m: _scores(m, index) for m in maps if _scores(m, index)}
     if image is not None and maps:
         st.pyplot(_figures.saliency_overlays(image, maps, scores=scores))
         st.caption("Red pushes towards the explained class, blue away from it. Quality scores (deletion AUC: "
-                   "lower is more faithful) come from the saved report when the audit explained this example.")
+                   "lower is more faithful than a random order).")
 
 st.subheader("Global importance")
 global_shap = saved.shap if saved is not None and saved.kind == "tabular" else None

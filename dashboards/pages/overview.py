@@ -52,7 +52,8 @@ for name, section in report.sections.items():
         n = sum(f.id.startswith(f"{name}:") for f in report.findings)
         c1.markdown(f"**{section.title}**: {len(section.metrics())} metrics, {n} findings, {section.seconds:.1f} s")
     if name in SECTION_PAGES:
-        c2.page_link(SECTION_PAGES[name], label=f"Open {section.title.split(' (')[0]}")
+        c2.page_link(SECTION_PAGES[name], label=f"{SECTION_PAGES[name][6:-3].capitalize()} page",
+                     icon=":material/arrow_forward:")
 
 meta = report.metadata or {}
 model, data = meta.get("model") or {}, meta.get("data") or {}

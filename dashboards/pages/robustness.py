@@ -31,7 +31,7 @@ if result is not None:
     with c2:
         eps_grid = [float(e) for e in result.eps]
         at = st.select_slider("Budget eps (the audit's grid)", options=eps_grid,
-                              value=eps_grid[min(1, len(eps_grid) - 1)], key="rob_grid_eps")
+                              value=next((e for e in eps_grid if e > 0), eps_grid[0]), key="rob_grid_eps")
         j = eps_grid.index(at)
         table = [{"curve": c.name if c.attribute is None else f"{c.attribute} = {c.name}", "kind": c.kind,
                   "robust accuracy": float(c.accuracy[j]), "low": float(c.low[j]), "high": float(c.high[j]), "n": c.n}
