@@ -1,0 +1,154 @@
+"""LIME: the lime package wrappers give lime's own numbers; the native JAX LIME is lime's
+estimator (exactly, on lime's own neighbourhood) and agrees with lime end to end."""
+
+from __future__ import annotations
+
+import json
+
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from lime.lime_image import LimeImageExplainer
+from lime.lime_tabular import LimeTabularExplainer
+
+from audit.errors import AuditInputError
+from audit.explain import Attribution, lime_image, lime_native, lime_tabular
+from audit.explain import _lime, _lime_native
+
+
+@pytest.fixture(scope="module")
+def rows(credit_small):
+    return credit_small.test.raw[:10]
+
+
+@pytest.fixture(scope="module")
+def package(credit_model, credit_small, rows):
+    return lime_tabular(credit_model, credit_small, rows, seed=0)
+
+
+def _direct(model, data, rows, **kw):
+    """lime used by hand, as its README does."""
+    space = _lime.raw_space(model, data)
+    cat = [int(j) for j in np.flatnonzero(space.categorical)]
+    ex = LimeTabularExplainer(space.train, feature_names=list(space.names), categorical_features=cat,
+                              discretize_continuous=False, feature_selection="none", random_state=0, **kw)
+    predict = lambda r: model.predict_proba(space.encode(r))
+    out = []
+    for row in rows:
+        label = int(model.predict(space.encode(row[None]))[0])
+        e = ex.explain_instance(row, predict, labels=(label,), num_features=space.n_columns)
+        w = np.zeros(space.n_columns)
+        for j, v in e.local_exp[label]:
+            w[j] = v
+        out.append((w, e.intercept[label], e.score))
+    return out
+
+
+def test_lime_tabular_gives_lime_packages_numbers(credit_model, credit_small, rows, package):
+    direct = _direct(credit_model, credit_small, rows)
+    weights = np.array([d[0] for d in direct])
+    np.testing.assert_allclose(package.extras["weights"], weights, rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(package.extras["intercept"], [d[1] for d in direct], rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(package.extras["score"], [d[2] for d in direct], rtol=1e-4, atol=1e-6)
+    assert package.level == "raw" and package.feature_names == credit_small.raw_feature_names
+    # values are the surrogate's contributions at the row: weight x lime's standardised value
+    space = _lime.raw_space(credit_model, credit_small)
+    stats = _lime_native.lime_statistics(space)
+    scaled = np.where(space.categorical, 1.0, (rows - stats["mean"]) / stats["scale"])
+    np.testing.assert_allclose(package.values, package.extras["weights"] * scaled, rtol=1e-4, atol=1e-7)
+    # the local surrogate reproduces its own local prediction
+    np.testing.assert_allclose(package.extras["local_prediction"],
+                               package.extras["intercept"] + package.values.sum(1), rtol=1e-4, atol=1e-6)
+
+
+def test_native_fit_is_limes_estimator_on_limes_neighbourhood(credit_model, credit_small, rows):
+    space = _lime.raw_space(credit_model, credit_small)
+    cat = [int(j) for j in np.flatnonzero(space.categorical)]
+    ex = LimeTabularExplainer(space.train, categorical_features=cat, discretize_continuous=False,
+                              feature_selection="none", random_state=3)
+    row = rows[0]
+    data, inverse = ex._LimeTabularExplainer__data_inverse(row, 2000)
+    scaled = (data - ex.scaler.mean_) / ex.scaler.scale_
+    d = np.sqrt(((scaled - scaled[0]) ** 2).sum(1))
+    probs = credit_model.predict_proba(space.encode(inverse))
+    intercept, exp, score, local = ex.base.explain_instance_with_data(scaled, probs, d, 1, space.n_columns,
+                                                                      feature_selection="none")
+    expected = np.zeros(space.n_columns)
+    for j, w in exp:
+        expected[j] = w
+    stats = _lime_native.lime_statistics(space)
+    np.testing.assert_allclose(stats["mean"], ex.scaler.mean_, rtol=1e-6)
+    np.testing.assert_allclose(stats["scale"], ex.scaler.scale_, rtol=1e-6)
+    _, _, fit_one = _lime_native._functions(space, credit_model.apply, num_samples=2000,
+                                            kernel_width=0.75 * np.sqrt(space.n_columns), alpha=1.0)
+    contrib, extras = fit_one(jnp.asarray(inverse, jnp.float32), jnp.asarray(probs[:, 1], jnp.float32),
+                              jnp.asarray(row, jnp.float32), jnp.float32(probs[0, 1]))
+    np.testing.assert_allclose(np.asarray(extras["weights"]), expected, rtol=2e-3, atol=2e-4)
+    assert abs(float(extras["intercept"]) - intercept) < 2e-4
+    assert abs(float(extras["score"]) - score) < 2e-3
+
+
+@pytest.mark.parametrize("shared", [True, False])
+def test_native_correlates_with_lime(credit_model, credit_small, rows, package, shared):
+    native = lime_native(credit_model, credit_small, rows, seed=0, shared_samples=shared)
+    assert np.array_equal(native.target, package.target)
+    r = np.corrcoef(native.extras["weights"].ravel(), package.extras["weights"].ravel())[0, 1]
+    assert r >= 0.99
+    r_values = np.corrcoef(native.values.ravel(), package.values.ravel())[0, 1]
+    assert r_values >= 0.99
+    np.testing.assert_allclose(native.extras["output"], package.extras["output"], rtol=1e-5, atol=1e-6)
+    assert abs(native.extras["score"].mean() - package.extras["score"].mean()) < 0.05
+
+
+def test_native_is_seeded_and_batch_independent(credit_model, credit_small, rows):
+    a = lime_native(credit_model, credit_small, rows, seed=1)
+    b = lime_native(credit_model, credit_small, rows, seed=1)
+    c = lime_native(credit_model, credit_small, rows, seed=2)
+    assert np.array_equal(a.values, b.values) and not np.array_equal(a.values, c.values)
+    # with shared samples an explanation does not depend on the other rows in the call
+    alone = lime_native(credit_model, credit_small, rows[3:4], seed=1)
+    np.testing.assert_allclose(alone.values[0], a.values[3], rtol=1e-5, atol=1e-7)
+    assert lime_native(credit_model, credit_small, rows, seed=1, target=0).target.tolist() == [0] * 10
+
+
+def test_lime_image_gives_lime_packages_numbers(digits, digits_cnn):
+    X = digits.test.X[:2]
+    res = lime_image(digits_cnn, X, num_samples=300, seed=0)
+    seg = _lime.grid_segments((8, 8), 2)
+    assert np.array_equal(res.extras["segments"][0], seg)
+    for i in range(2):
+        label = int(res.target[i])
+        ex = LimeImageExplainer(random_state=0) if i == 0 else ex
+        e = ex.explain_instance(X[i].astype(np.float64), digits_cnn.predict_proba, labels=(label,), top_labels=None,
+                                hide_color=0.0, num_samples=300, batch_size=300,
+                                segmentation_fn=lambda img: seg, random_seed=0)
+        w = np.zeros(seg.max() + 1)
+        for j, v in e.local_exp[label]:
+            w[j] = v
+        np.testing.assert_allclose(res.extras["segment_weights"][i], w, rtol=1e-4, atol=1e-6)
+        np.testing.assert_allclose(res.values[i, ..., 0], w[seg], rtol=1e-4, atol=1e-6)
+
+
+def test_lime_results_round_trip(package):
+    back = Attribution.from_dict(json.loads(json.dumps(package.to_dict())))
+    assert np.array_equal(back.values, package.values) and np.array_equal(back.inputs, package.inputs)
+    assert back.metrics() == package.metrics() and back.feature_names == package.feature_names
+
+
+def test_bad_input(credit_model, credit_small, digits, digits_cnn, rows):
+    with pytest.raises(AuditInputError, match="tabular"):
+        lime_native(digits_cnn, digits, digits.test.X[:2].reshape(2, -1))
+    with pytest.raises(AuditInputError, match="raw rows"):
+        lime_native(credit_model, credit_small, rows[:, :3])
+    bad = rows.copy()
+    bad[0, list(credit_small.raw_feature_names).index("employment")] = 17
+    with pytest.raises(AuditInputError, match="category codes"):
+        lime_tabular(credit_model, credit_small, bad)
+    with pytest.raises(AuditInputError, match="num_features"):
+        lime_tabular(credit_model, credit_small, rows, num_features=0)
+    with pytest.raises(AuditInputError, match="num_samples"):
+        lime_native(credit_model, credit_small, rows, num_samples=1)
+    with pytest.raises(AuditInputError, match="images"):
+        lime_image(digits_cnn, digits.test.X[:2, :4])
+    with pytest.raises(AuditInputError, match="segmentation"):
+        lime_image(digits_cnn, digits.test.X[:1], segmentation="slic")
