@@ -179,6 +179,7 @@ def coalition_values(model, x: np.ndarray, cls: np.ndarray, background: np.ndarr
     """
     n, m, nb = len(x), len(coalitions), len(background)
     per = max(1, min(m, chunk_rows // nb))
+    per = -(-m // -(-m // per))  # same number of chunks, as even as possible: least padding
     padded = np.zeros((-(-m // per) * per, coalitions.shape[1]), bool)
     padded[:m] = coalitions
     leaves, treedef = jax.tree_util.tree_flatten(model.params)
