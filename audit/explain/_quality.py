@@ -117,9 +117,10 @@ def faithfulness_curves(model, X: Any, attributions: Any, *, target: Any, baseli
         X = X[None]
     if X.shape[1:] != tuple(model.input_shape):
         raise AuditInputError(f"inputs have shape {X.shape}; the model takes (n, {model.input_shape}).")
-    A = np.asarray(attributions, np.float64).reshape(len(X), -1) if np.size(attributions) else None
-    if A is None or len(np.asarray(attributions)) != len(X):
-        raise AuditInputError(f"attributions need one row per input ({len(X)}).")
+    A = np.asarray(attributions, np.float64)
+    if A.ndim < 2 or len(A) != len(X) or A[0].size == 0:
+        raise AuditInputError(f"attributions of shape {A.shape} need one row per input ({len(X)}).")
+    A = A.reshape(len(X), -1)
     n, D = len(X), int(np.prod(model.input_shape))
     G = _units(groups, A.shape[1], D)
     t = np.broadcast_to(np.asarray(target, np.int64), (n,))
