@@ -14,6 +14,7 @@ from audit.robustness._apgd import apgd
 from audit.robustness._certify import CertificationReport, attack_smoothed, certify
 from audit.robustness._domain import Domain, box_domain, domain_for
 from audit.robustness._evaluate import default_eps, evaluate
+from audit.robustness._explanation_stability import ExplanationStabilityReport, explanation_stability
 from audit.robustness._ibp import ibp_bounds, ibp_margins, interval_function, layer_ops
 from audit.robustness._minimal import minimal_perturbation
 from audit.robustness._noise import noise
@@ -24,8 +25,8 @@ from audit.robustness._smoothing import SmoothingCertificate, certify_smoothed, 
 from audit.robustness._square import square
 
 __all__ = ["ATTACKS", "AdversarialExample", "AdversarialTraining", "AdversarialTrainingReport", "AttackSpec",
-           "CertificationReport", "Curve", "Domain", "RobustnessReport", "SmoothingCertificate",
+           "CertificationReport", "Curve", "Domain", "ExplanationStabilityReport", "RobustnessReport", "SmoothingCertificate",
            "adversarial_training", "apgd", "attack_smoothed", "box_domain", "certify", "certify_smoothed",
-           "class_counts", "default_eps", "domain_for", "eps_name", "evaluate", "fgsm", "ibp_bounds",
+           "class_counts", "default_eps", "domain_for", "eps_name", "evaluate", "explanation_stability", "fgsm", "ibp_bounds",
            "ibp_margins", "interval_function", "layer_ops", "minimal_perturbation", "noise", "pgd",
            "predict_smoothed", "square"]
