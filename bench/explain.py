@@ -78,7 +78,7 @@ def floor_seconds(model, rows_per_example: int, n_examples: int, chunk_rows: int
     def go():
         jax.block_until_ready([run(lv, xs) for _ in range(n_examples)])
 
-    return best_of(go)
+    return best_of(go, repeats=5)
 
 
 def rel_error(values: np.ndarray, exact: np.ndarray) -> float:
@@ -256,8 +256,8 @@ def loop_placement(model, X, bg, p, *, quick: bool) -> None:
     print("|-----------:|-------------------:|------------------:|--------------:|-------------:|-----------:|")
     for rows in sizes:
         inside = best_of(lambda: _players.coalition_values(model, X, cls, bg, z, owner, output="probability",
-                                                           chunk_rows=rows))
-        host = best_of(lambda: host_loop_values(model, X, cls, bg, z, owner, rows))
+                                                           chunk_rows=rows), repeats=5)
+        host = best_of(lambda: host_loop_values(model, X, cls, bg, z, owner, rows), repeats=5)
         floor = floor_seconds(model, 2 ** p * len(bg), n, rows, d)
         print(f"| {rows:>10} | {1e3 * inside / n:>18.2f} | {1e3 * host / n:>17.2f} | {1e3 * floor / n:>13.2f} | "
               f"{inside / floor:>12.2f} | {host / floor:>10.2f} |")

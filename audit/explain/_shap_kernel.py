@@ -44,6 +44,8 @@ def min_budget(n_players: int) -> int:
 def _size_mass(p: int) -> np.ndarray:
     """Total Shapley-kernel weight of each coalition size 0..P (0 for the empty/full ends)."""
     mass = np.zeros(p + 1)
+    if p < 2:
+        return mass
     s = np.arange(1, p)
     mass[1:p] = (p - 1) / (s * (p - s))
     return mass / mass.sum()
