@@ -1,0 +1,62 @@
+"""Explanation stability under attack: 1 for identical inputs, lower under attack, predictions kept."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from audit.errors import AuditInputError
+from audit.robustness import ExplanationStabilityReport, domain_for, explanation_stability
+from audit.robustness._explanation_stability import _explanation_attack, _kernel, _topk_mask
+
+
+@pytest.fixture(scope="module")
+def report(digits_cnn, digits):
+    return explanation_stability(digits_cnn, digits, methods=("gradient", "smoothgrad"), eps=(0.0, 0.1), n=24,
+                                 pgd_steps=10, attack_steps=8, attack_samples=4, seed=0)
+
+
+def test_identical_inputs_score_one(report):
+    m = report.metrics()
+    for method in report.methods:
+        for name in ("explanation_top_k", "explanation_spearman", "explanation_attack_top_k",
+                     "explanation_attack_spearman"):
+            assert m[f"{name}:{method}@0"] == pytest.approx(1.0)
+    assert m["label_stable_fraction@0"] == 1.0
+
+
+def test_attacks_move_explanations(report):
+    m = report.metrics()
+    assert m["explanation_top_k:gradient@0.1"] < 0.95
+    assert m["explanation_attack_top_k:gradient@0.1"] < 0.9
+    assert m["explanation_attack_top_k:gradient@0.1"] < m["explanation_attack_top_k:gradient@0"]
+    assert report.attack_source == {"gradient": "gradient", "smoothgrad": "gradient (transfer)"}
+    stable = ~np.isnan(report.per_example_top_k["gradient"][1])
+    assert stable.mean() == pytest.approx(report.stable_fraction[1])
+
+
+def test_explanation_attack_keeps_the_prediction_and_the_ball(digits_cnn, digits):
+    x = jnp.asarray(digits.test.X[:16])
+    t = jnp.asarray(digits_cnn.predict(digits.test.X[:16]))
+    domain = domain_for(digits)
+    kern = _kernel(digits_cnn.apply, "gradient")
+    adv = _explanation_attack(digits_cnn.apply, kern, digits_cnn.params, x, t, jnp.full((16, 1, 1, 1), 0.1),
+                              domain, jax.random.key(0), k=7, steps=6, samples=4, sigma=0.05)
+    assert (digits_cnn.predict(np.asarray(adv)) == np.asarray(t)).all()
+    assert float(jnp.max(jnp.abs(adv - x))) <= 0.1 + 1e-6
+    before = _topk_mask(kern(digits_cnn.params, x, t), 7)
+    a = jnp.abs(kern(digits_cnn.params, adv, t).reshape(16, -1))
+    a0 = jnp.abs(kern(digits_cnn.params, x, t).reshape(16, -1))
+    mass = lambda v: jnp.sum(v * before, 1) / jnp.sum(v, 1)
+    assert float(jnp.mean(mass(a))) < float(jnp.mean(mass(a0)))
+
+
+def test_round_trip_and_bad_input(report, digits_cnn, digits):
+    again = ExplanationStabilityReport.from_dict(report.to_dict())
+    assert again.to_dict() == report.to_dict()
+    with pytest.raises(AuditInputError, match="methods"):
+        explanation_stability(digits_cnn, digits, methods=("lrp",))
+    with pytest.raises(AuditInputError, match="k must be"):
+        explanation_stability(digits_cnn, digits, k=1000)
