@@ -55,6 +55,11 @@ ANALYZERS: dict[str, AnalyzerSpec] = {spec.name: spec for spec in (
     AnalyzerSpec("explain", "Explanations", "audit.explain:analyze", "audit.explain:ExplanationReport"),
     AnalyzerSpec("robustness", "Adversarial robustness", "audit.robustness:evaluate",
                  "audit.robustness:RobustnessReport", needs_gradients=True),
+    AnalyzerSpec("certify", "Certified robustness (IBP, randomized smoothing)", "audit.robustness:certify",
+                 "audit.robustness:CertificationReport", needs_gradients=True),
+    AnalyzerSpec("explanation_stability", "Explanation stability under attack",
+                 "audit.robustness:explanation_stability", "audit.robustness:ExplanationStabilityReport",
+                 needs_gradients=True),
     AnalyzerSpec("fairness", "Fairness", "audit.fairness:evaluate", "audit.fairness:FairnessReport",
                  needs_sensitive=True),
     AnalyzerSpec("imbalance", "Class balance, thresholds and calibration", "audit.imbalance:evaluate",
@@ -63,6 +68,8 @@ ANALYZERS: dict[str, AnalyzerSpec] = {spec.name: spec for spec in (
                  "audit.fairness:FairnessMitigation", needs_sensitive=True, retrains=True),
     AnalyzerSpec("imbalance_mitigation", "Imbalance mitigations (retrained)", "audit.imbalance:compare_mitigations",
                  "audit.imbalance:MitigationComparison", retrains=True),
+    AnalyzerSpec("adversarial_training", "Adversarial training (retrained)", "audit.robustness:adversarial_training",
+                 "audit.robustness:AdversarialTrainingReport", needs_gradients=True, retrains=True),
 )}
 
 

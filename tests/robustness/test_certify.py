@@ -207,3 +207,19 @@ def test_certify_bad_input(digits_cnn, digits, linear_model):
 
     with pytest.raises(AuditInputError, match=r"layers\[1\] \(tanh\)"):
         certify(linear_model, datasets.load("credit", n=200, seed=0), module=tanh)
+
+
+def test_certify_figures_and_registry(report):
+    from matplotlib.figure import Figure
+
+    from audit.pipeline._registry import ANALYZERS, check_settings
+    from audit.render.figures import certify as cfig
+
+    figures = cfig.certify_figures(report)
+    assert len(figures) == 3 and all(isinstance(f, Figure) for _, f in figures)
+    for name, result in (("certify", CertificationReport), ):
+        spec = ANALYZERS[name]
+        assert spec.load_result() is result and spec.load_function() is certify
+    check_settings("certify", {"eps": [0.0, 0.01], "sigma": 0.5, "methods": ["smoothing"]}, lambda k: k)
+    with pytest.raises(AuditInputError, match="unknown setting"):
+        check_settings("certify", {"sigmaa": 0.5}, lambda k: k)

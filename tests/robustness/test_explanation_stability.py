@@ -60,3 +60,12 @@ def test_round_trip_and_bad_input(report, digits_cnn, digits):
         explanation_stability(digits_cnn, digits, methods=("lrp",))
     with pytest.raises(AuditInputError, match="k must be"):
         explanation_stability(digits_cnn, digits, k=1000)
+
+
+def test_figure(report):
+    from matplotlib.figure import Figure
+
+    from audit.render.figures import certify as cfig
+
+    [(caption, fig)] = cfig.explanation_stability_figures(report)
+    assert isinstance(fig, Figure) and "top-k" in caption
