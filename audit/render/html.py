@@ -14,6 +14,7 @@ from audit.render.figures import audit as audit_figures
 
 # Section name -> "module:function" returning [(caption, Figure), ...] for that section's result.
 SECTION_FIGURES: dict[str, str] = {
+    "explain": "audit.render.sections:explain_figures",
     "imbalance": "audit.render.figures.imbalance:report_figures",
     "fairness": "audit.render.figures.fairness:report_figures",
     "robustness": "audit.render.sections:robustness_figures",

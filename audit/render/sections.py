@@ -5,6 +5,8 @@ from __future__ import annotations
 from matplotlib.figure import Figure
 
 from audit.render.figures import robustness as rfig
+from audit.render.figures import saliency as xfig
+from audit.render.figures import shap as shapfig
 
 
 def robustness_figures(report) -> list[tuple[str, Figure]]:
@@ -22,4 +24,33 @@ def robustness_figures(report) -> list[tuple[str, Figure]]:
     if report.examples:
         figures.append(("Adversarial examples: original, perturbation, adversarial, with both predictions.",
                         rfig.adversarial_examples(report)))
+    return figures
+
+
+def explain_figures(report) -> list[tuple[str, Figure]]:
+    """Global importance first, then per-example explanations, then how far to trust them."""
+    figures = []
+    if report.shap is not None:
+        if report.kind == "tabular":
+            figures.append(("Global importance: mean |SHAP value| per raw feature.", shapfig.bar(report.shap)))
+            figures.append(("SHAP values of the explained examples: each dot is one example; colour is the "
+                            "feature's value.", shapfig.beeswarm(report.shap)))
+            for i in range(min(2, len(report.rows))):
+                figures.append((f"Why example {int(report.rows[i])} of the test split was scored as it was "
+                                "(SHAP waterfall from the average prediction).", shapfig.waterfall(report.shap, i)))
+    if report.permutation is not None:
+        figures.append(("Permutation importance with intervals: how much the loss grows when a feature is "
+                        "shuffled.", xfig.permutation_importance(report.permutation)))
+    if report.kind == "image" and report.attributions:
+        figures.append(("Saliency maps per method for the explained examples (red: evidence for the "
+                        "explained class, blue: against).", xfig.method_grid(report)))
+    if "lime" in report.attributions and report.kind == "tabular":
+        figures.append(("LIME's local weights for the first explained example.",
+                        xfig.lime_weights(report.attributions["lime"])))
+    if report.curves:
+        figures.append(("Faithfulness: deleting (left) or inserting (right) the most important features first "
+                        "should move the output fastest; a random order is dashed.", xfig.faithfulness_curves(report)))
+    if len(report.agreement) > 0:
+        figures.append(("Rank agreement between methods (Spearman): low values mean the explanations disagree.",
+                        xfig.agreement_matrix(report)))
     return figures
