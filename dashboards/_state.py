@@ -90,11 +90,11 @@ def require_report():
     if loaded is None:
         st.info("No audit report is open yet. Open one on the **Start** page, or run "
                 "`audit dashboard reports/out/<name>/report.json`.")
-        st.page_link("pages/start.py", label="Go to Start")
+        st.page_link("views/start.py", label="Go to Start")
         st.stop()
     if loaded.error:
         st.error(loaded.error)
-        st.page_link("pages/start.py", label="Open another report")
+        st.page_link("views/start.py", label="Open another report")
         st.stop()
     return loaded.report
 

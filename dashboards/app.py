@@ -40,12 +40,12 @@ if "initialised" not in st.session_state:
 loaded = _state.current()
 have_report = loaded is not None and loaded.error is None
 PAGES = {
-    "start": st.Page("pages/start.py", title="Start", icon=":material/folder_open:", default=not have_report),
-    "overview": st.Page("pages/overview.py", title="Overview", icon=":material/fact_check:", default=have_report),
-    "explanations": st.Page("pages/explanations.py", title="Explanations", icon=":material/lightbulb:"),
-    "robustness": st.Page("pages/robustness.py", title="Robustness", icon=":material/shield:"),
-    "fairness": st.Page("pages/fairness.py", title="Fairness", icon=":material/balance:"),
-    "imbalance": st.Page("pages/imbalance.py", title="Imbalance", icon=":material/bar_chart:"),
+    "start": st.Page("views/start.py", title="Start", icon=":material/folder_open:", default=not have_report),
+    "overview": st.Page("views/overview.py", title="Overview", icon=":material/fact_check:", default=have_report),
+    "explanations": st.Page("views/explanations.py", title="Explanations", icon=":material/lightbulb:"),
+    "robustness": st.Page("views/robustness.py", title="Robustness", icon=":material/shield:"),
+    "fairness": st.Page("views/fairness.py", title="Fairness", icon=":material/balance:"),
+    "imbalance": st.Page("views/imbalance.py", title="Imbalance", icon=":material/bar_chart:"),
 }
 page = st.navigation(list(PAGES.values()))
 

@@ -20,7 +20,7 @@ def open_page(report_path: str | None, page: str) -> AppTest:
     if report_path is not None:
         at.session_state["report_path"] = report_path
     at.run()
-    at.switch_page(f"pages/{page}.py").run()
+    at.switch_page(f"views/{page}.py").run()
     assert not at.exception, [e.value for e in at.exception]
     return at
 

@@ -8,9 +8,9 @@ import streamlit as st
 from audit.render.figures import audit as audit_figures
 from dashboards import _state
 
-SECTION_PAGES = {"explain": "pages/explanations.py", "robustness": "pages/robustness.py",
-                 "fairness": "pages/fairness.py", "fairness_mitigation": "pages/fairness.py",
-                 "imbalance": "pages/imbalance.py", "imbalance_mitigation": "pages/imbalance.py"}
+SECTION_PAGES = {"explain": "views/explanations.py", "robustness": "views/robustness.py",
+                 "fairness": "views/fairness.py", "fairness_mitigation": "views/fairness.py",
+                 "imbalance": "views/imbalance.py", "imbalance_mitigation": "views/imbalance.py"}
 BANNER = {"pass": st.success, "warn": st.warning, "fail": st.error}
 
 report = _state.require_report()

@@ -17,7 +17,7 @@ if loaded is not None and loaded.error:
     st.error(loaded.error)
 elif loaded is not None:
     st.success(f"Open: **{loaded.report.name}** ({loaded.path})")
-    st.page_link("pages/overview.py", label="Go to the overview")
+    st.page_link("views/overview.py", label="Go to the overview")
 
 
 def _open(path: str) -> None:
@@ -26,7 +26,7 @@ def _open(path: str) -> None:
         st.error(result.error)
         return
     _state.choose(path)
-    st.switch_page("pages/overview.py")
+    st.switch_page("views/overview.py")
 
 
 tab_path, tab_upload, tab_run = st.tabs(["Open a saved report", "Upload", "Run an audit"])
