@@ -42,6 +42,12 @@ def schedule(steps: int) -> tuple[np.ndarray, np.ndarray]:
     return is_ckpt, window
 
 
+def _pad(a: np.ndarray, multiple: int = 100) -> np.ndarray:
+    """Pad a per-iteration table to a multiple of 100 entries, so budgets share one compile."""
+    size = -(-len(a) // multiple) * multiple
+    return np.concatenate([a, np.zeros(size - len(a), a.dtype)])
+
+
 def _bcast(v, like):
     return v.reshape((like.shape[0],) + (1,) * (like.ndim - 1))
 
@@ -92,8 +98,7 @@ def _merge(_, adv, sc, prev_x, prev_sc):
     return jnp.where(_bcast(better, adv), adv, prev_x), jnp.where(better, sc, prev_sc)
 
 
-def _run(s, params, x0, y, eps_b, domain, key, steps, restarts, host):
-    is_ckpt, window = (jnp.asarray(a) for a in schedule(steps))
+def _run(s, params, x0, y, eps_b, domain, key, steps, restarts, host, is_ckpt, window):
     best_x, best = x0, jnp.full((x0.shape[0],), -jnp.inf, jnp.float32)
     for r in range(restarts):
         st = _core.call(_init, s, params, x0, y, eps_b, domain, jax.random.fold_in(key, r), host=host)
@@ -102,7 +107,8 @@ def _run(s, params, x0, y, eps_b, domain, key, steps, restarts, host):
     return best_x, best
 
 
-_jit_run = jax.jit(lambda *a: _run(*a, False), static_argnums=(0, 7, 8))
+_jit_run = jax.jit(lambda s, p, x, y, e, d, k, n, r, c, w: _run(s, p, x, y, e, d, k, n, r, False, c, w),
+                   static_argnums=(0, 8))  # the budget stays dynamic (a padded schedule table)
 
 
 def apgd(apply_fn: Callable, params: Any, x, y, *, eps, steps: int = 100, norm: str = "linf",
@@ -118,11 +124,12 @@ def apgd(apply_fn: Callable, params: Any, x, y, *, eps, steps: int = 100, norm: 
     if int(restarts) != restarts or restarts < 1:
         raise AuditInputError(f"apgd: restarts must be a positive integer, got {restarts}.")
     s = _Static(apply_fn, norm, loss, bool(targeted))
+    is_ckpt, window = (jnp.asarray(_pad(a)) for a in schedule(int(steps)))
     args = (s, params, x, y, eps_b, domain, key, int(steps), int(restarts))
     if _core.use_host(loop, x, params, eps_b, key):
-        best_x, best = _run(*args, True)
+        best_x, best = _run(*args, True, is_ckpt, window)
     elif _core.is_tracing(x, params, eps_b, key):
-        best_x, best = _run(*args, False)
+        best_x, best = _run(*args, False, is_ckpt, window)
     else:
-        best_x, best = _jit_run(*args)
+        best_x, best = _jit_run(*args, is_ckpt, window)
     return (best_x, best) if return_score else best_x

@@ -41,10 +41,29 @@ def attack_inputs(apply_fn: Callable, params: Any, x, y, *, eps, norm: str, loss
             raise AuditInputError(f"{name}: x has NaN or infinite values.")
         if y.dtype.kind not in "iu":
             raise AuditInputError(f"{name}: y must hold integer class ids, got dtype {y.dtype}.")
-        out = jax.eval_shape(lambda p, v: apply_fn(p, v), params, jax.ShapeDtypeStruct(x.shape, x.dtype))
-        k = out.shape[-1]
+        k = _n_classes(apply_fn, params, x.shape[1:])
         yv = np.asarray(y)
         if yv.size and (yv.min() < 0 or yv.max() >= k):
             raise AuditInputError(f"{name}: labels must be class ids in [0, {k}); got values in "
                                   f"[{yv.min()}, {yv.max()}].")
     return x, y.astype(jnp.int32), broadcast_eps(eps, x), domain
+
+
+_CLASSES: dict = {}
+
+
+def _n_classes(apply_fn: Callable, params: Any, input_shape: tuple[int, ...]) -> int:
+    """Output width of the model, from an abstract evaluation (cached: tracing costs milliseconds)."""
+    leaves, treedef = jax.tree_util.tree_flatten(params)
+    key = (apply_fn, treedef, tuple(np.shape(v) for v in leaves), tuple(input_shape))
+    try:
+        hit = _CLASSES.get(key)
+    except TypeError:  # an unhashable apply function: no caching
+        hit, key = None, None
+    if hit is None:
+        out = jax.eval_shape(lambda p, v: apply_fn(p, v), params,
+                             jax.ShapeDtypeStruct((1, *input_shape), jnp.float32))
+        hit = int(out.shape[-1])
+        if key is not None:
+            _CLASSES[key] = hit
+    return hit

@@ -117,4 +117,4 @@ def _scaled(step_size, eps_b):
     return jnp.broadcast_to(step.reshape((-1,) + (1,) * (eps_b.ndim - 1)) if step.ndim else step, eps_b.shape)
 
 
-_jit_run = jax.jit(lambda *a: _run(*a, False), static_argnums=(0, 8, 9, 10))
+_jit_run = jax.jit(lambda *a: _run(*a, False), static_argnums=(0, 9, 10))  # steps stays dynamic

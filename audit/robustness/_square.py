@@ -127,13 +127,15 @@ def square(apply_fn: Callable, params: Any, x, y, *, eps, queries: int = 1000, p
         raise AuditInputError(f"square: p_init must be in (0, 1], got {p_init}.")
     image = len(shape) == 3 and shape[0] > 1 and shape[1] > 1
     s = _Static(apply_fn, bool(targeted), image)
-    sizes = jnp.asarray(_sizes(shape, int(queries) - 1 if queries > 1 else 1, p_init, image))
+    sizes = _sizes(shape, max(int(queries) - 1, 1), p_init, image)
+    padded = -(-len(sizes) // 1000) * 1000  # budgets up to each 1,000 share one compile
+    sizes = jnp.asarray(np.concatenate([sizes, np.full(padded - len(sizes), sizes[-1], sizes.dtype)]))
     host = _core.use_host(loop, x, params, eps_b, key)
     k0, k1 = jax.random.split(key)
-    state = _core.call(_init, s, params, x, y, eps_b, domain, k0, host=host)
-    consts = (params, x, y, eps_b, domain, sizes, k1)
     n_steps = int(queries) - 1
     if host:
+        state = _core.call(_init, s, params, x, y, eps_b, domain, k0, host=True)
+        consts = (params, x, y, eps_b, domain, sizes, k1)
         done = 0
         while done < n_steps:  # chunks of 50 queries, then check whether anyone is left
             chunk = min(50, n_steps - done)
@@ -141,8 +143,10 @@ def square(apply_fn: Callable, params: Any, x, y, *, eps, queries: int = 1000, p
             done += chunk
             if not bool(jnp.any(state[1] <= 0)):
                 break
+    elif _core.is_tracing(x, params, eps_b, key):
+        state = _scan(s, params, x, y, eps_b, domain, sizes, k0, k1, n_steps)
     else:
-        state = jax.lax.fori_loop(0, n_steps, lambda i, st: _step(s, consts, i, st), state)
+        state = _jit_scan(s, params, x, y, eps_b, domain, sizes, k0, k1, n_steps)
     x_adv, best, used = state
     out = (x_adv,)
     if return_score:
@@ -155,5 +159,14 @@ def square(apply_fn: Callable, params: Any, x, y, *, eps, queries: int = 1000, p
 def _run_chunk(s, consts, state, start, chunk):
     step = _core._jitted(_step)
     for i in range(start, start + chunk):
-        state = step(s, consts, jnp.int32(i), state)
+        state = step(s, consts, np.int32(i), state)
     return state
+
+
+def _scan(s, params, x, y, eps_b, domain, sizes, k0, k1, n_steps):
+    state = _init(s, params, x, y, eps_b, domain, k0)
+    consts = (params, x, y, eps_b, domain, sizes, k1)
+    return jax.lax.fori_loop(0, n_steps, lambda i, st: _step(s, consts, i, st), state)
+
+
+_jit_scan = jax.jit(_scan, static_argnums=(0,))  # the query budget stays dynamic

@@ -1,5 +1,5 @@
-"""Fixtures for the robustness tests: a tiny model that sees sensitive inputs, and a gradient-masked
-copy of the digits CNN."""
+"""Fixtures for the robustness tests: a tiny model that sees sensitive inputs, a gradient-masked
+copy of the digits CNN, and evaluation reports shared by several test files."""
 
 from __future__ import annotations
 
@@ -8,6 +8,9 @@ import pytest
 
 from audit import datasets
 from audit.models import Model, train
+from audit.robustness import evaluate
+
+FAST = dict(steps=8, square_queries=100, bootstrap=200, min_perturbation_n=40, search_steps=5)
 
 
 @pytest.fixture(scope="session")
@@ -32,3 +35,19 @@ def masked_cnn(digits_cnn):
 
     return Model.from_function(apply, digits_cnn.params, input_shape=digits_cnn.input_shape,
                                class_names=digits_cnn.class_names)
+
+
+@pytest.fixture(scope="session")
+def credit_report(credit_small, credit_model):
+    """Every default attack on the credit MLP (shared by the evaluate and figure tests)."""
+    return evaluate(credit_model, credit_small, n=200, eps=(0.0, 0.1, 0.3, 1.0), batch_size=200, **FAST)
+
+
+@pytest.fixture(scope="session")
+def digits_report(digits, digits_cnn):
+    return evaluate(digits_cnn, digits, n=96, eps=(0.0, 0.05, 0.1, 0.2), batch_size=96, **FAST)
+
+
+@pytest.fixture(scope="session")
+def masked_report(digits, masked_cnn):
+    return evaluate(masked_cnn, digits, n=96, eps=(0.0, 0.1, 0.2), batch_size=96, **FAST)

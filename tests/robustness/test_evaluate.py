@@ -11,24 +11,6 @@ import pytest
 from audit.errors import AuditInputError
 from audit.robustness import RobustnessReport, box_domain, domain_for, eps_name, evaluate
 
-FAST = dict(steps=8, square_queries=100, bootstrap=200, min_perturbation_n=40, search_steps=5)
-
-
-@pytest.fixture(scope="module")
-def credit_report(credit_small, credit_model):
-    return evaluate(credit_model, credit_small, n=200, eps=(0.0, 0.1, 0.3, 1.0), **FAST)
-
-
-@pytest.fixture(scope="module")
-def digits_report(digits, digits_cnn):
-    return evaluate(digits_cnn, digits, n=96, eps=(0.0, 0.05, 0.1, 0.2), batch_size=96, **FAST)
-
-
-@pytest.fixture(scope="module")
-def masked_report(digits, masked_cnn):
-    return evaluate(masked_cnn, digits, n=96, eps=(0.0, 0.1, 0.2), batch_size=96, **FAST)
-
-
 def _status(report):
     return {f.id: f.status for f in report.findings}
 
@@ -70,11 +52,12 @@ def test_curves_are_consistent_with_each_other(credit_report, credit_small):
 def test_group_curve_equals_recomputed_subset(credit_small, credit_model):
     """A group's curve equals evaluate run on that group's rows alone (same attacks, same keys per batch)."""
     full = evaluate(credit_model, credit_small, n=10_000, eps=(0.0, 0.3), attacks=("fgsm",), bootstrap=0,
-                    min_perturbation_n=0, sanity=False)
+                    min_perturbation_n=0, sanity=False, batch_size=200)
     test = credit_small.test
     women = credit_small.select(credit_small.splits["test"][test.sensitive["sex"] == "female"])
     alone = evaluate(credit_model, women, split="train", n=10_000, eps=(0.0, 0.3), attacks=("fgsm",),
-                     bootstrap=0, min_perturbation_n=0, sanity=False, domain=domain_for(credit_small))
+                     bootstrap=0, min_perturbation_n=0, sanity=False, domain=domain_for(credit_small),
+                     batch_size=200)
     group = full.curve("female", kind="group", attribute="sex")
     assert group.n == alone.n
     np.testing.assert_allclose(group.accuracy, alone.curve("ensemble").accuracy, atol=1e-12)
@@ -122,8 +105,8 @@ def test_sanity_checks_fire_on_a_gradient_masked_model(masked_report, digits_rep
 
 
 def test_same_seed_same_report(credit_small, credit_model):
-    kw = dict(n=60, eps=(0.0, 0.3), attacks=("pgd", "square"), bootstrap=50, min_perturbation_n=10,
-              search_steps=3, steps=4, square_queries=30)
+    kw = dict(n=200, eps=(0.0, 0.3), attacks=("pgd", "square"), bootstrap=50, min_perturbation_n=10,
+              search_steps=3, steps=4, square_queries=30, batch_size=200)
     a = evaluate(credit_model, credit_small, seed=3, **kw)
     b = evaluate(credit_model, credit_small, seed=3, **kw)
     da, db = a.to_dict(), b.to_dict()
@@ -132,7 +115,7 @@ def test_same_seed_same_report(credit_small, credit_model):
 
 
 def test_importance_ranking_passed_in(credit_small, credit_model):
-    r = evaluate(credit_model, credit_small, n=100, eps=(0.0, 0.2), attacks=("fgsm",), bootstrap=0,
+    r = evaluate(credit_model, credit_small, n=200, eps=(0.0, 0.2), attacks=("fgsm",), bootstrap=0,
                  min_perturbation_n=0, sanity=False, importance=("housing", "purpose", "sector"),
                  impute_k=(1, 2))
     assert r.importance == ("housing", "purpose", "sector")
@@ -140,7 +123,7 @@ def test_importance_ranking_passed_in(credit_small, credit_model):
 
 
 def test_defaults_respect_the_domain(credit_small, credit_model):
-    r = evaluate(credit_model, credit_small, n=40, attacks=("fgsm",), bootstrap=0, min_perturbation_n=0,
+    r = evaluate(credit_model, credit_small, n=200, attacks=("fgsm",), bootstrap=0, min_perturbation_n=0,
                  sanity=False, norm="l2")
     assert tuple(r.eps) == (0.0, 0.1, 0.25, 0.5, 1.0, 2.0)
     assert r.attacks == ("fgsm",)

@@ -7,14 +7,11 @@ import pytest
 from matplotlib.figure import Figure
 
 from audit.render.figures import robustness as figs
-from audit.robustness import evaluate
 
 
 @pytest.fixture(scope="module")
-def small_reports(credit_small, credit_model, digits, digits_cnn):
-    kw = dict(attacks=("fgsm", "pgd"), steps=4, bootstrap=50, min_perturbation_n=16, search_steps=3)
-    return (evaluate(credit_model, credit_small, n=64, eps=(0.0, 0.3, 1.0), **kw),
-            evaluate(digits_cnn, digits, n=32, eps=(0.0, 0.1, 0.2), **kw))
+def small_reports(credit_report, digits_report):
+    return credit_report, digits_report
 
 
 def test_curves_per_attack_class_and_group(small_reports):
@@ -22,7 +19,7 @@ def test_curves_per_attack_class_and_group(small_reports):
     fig = figs.robust_accuracy_curves(credit)
     assert isinstance(fig, Figure)
     labels = [line.get_label() for line in fig.axes[0].get_lines()]
-    assert {"fgsm", "pgd", "ensemble", "gaussian_noise", "uniform_noise"} <= set(labels)
+    assert {"fgsm", "pgd", "apgd", "square", "ensemble", "gaussian_noise", "uniform_noise"} <= set(labels)
     ens = next(line for line in fig.axes[0].get_lines() if line.get_label() == "ensemble")
     np.testing.assert_allclose(ens.get_ydata(), credit.curve("ensemble").accuracy)
     groups = figs.robust_accuracy_curves(credit, by="group", attribute="sex")
@@ -39,7 +36,6 @@ def test_examples_and_histogram(small_reports):
     assert len(img.axes) == 3 * min(2, len(digits.examples))
     tab = figs.adversarial_examples(credit, max_examples=2)
     assert len(tab.axes) == min(2, len(credit.examples))
-    changed = tab.axes[0].patches
-    assert len(changed) == np.count_nonzero(credit.examples[0].perturbation[:]) or len(changed) == 8
+    assert len(tab.axes[0].patches) == min(8, np.count_nonzero(credit.examples[0].perturbation))
     hist = figs.min_perturbation_histogram(credit)
     assert isinstance(hist, Figure) and hist.axes[0].patches
