@@ -30,7 +30,9 @@ from audit.results import Provenance, timer
 OUTPUTS = ("logit", "probability", "log_probability")
 RULES = ("trapezoid", "riemann_left", "riemann_right", "riemann_middle")
 METHODS = ("gradient", "gradient_x_input", "integrated_gradients")
-MAX_POINTS = 4096  # model evaluations per chunk (bounds memory)
+MAX_POINTS = 4096  # model evaluations per call (bounds memory)
+MAX_CELLS = 1 << 16  # input values per call: keeps activations cache-sized (CPU runs ~2x slower
+# when one call's activations spill out of cache; see bench/explain_lime_ig.py)
 
 Kernel = Callable[..., tuple[jax.Array, dict[str, jax.Array]]]
 
@@ -157,14 +159,15 @@ def _unfreeze(frozen: tuple):
         yield k, v
 
 
-def chunk_size(n: int, per_row: int, batch_size: int | None) -> int:
-    """Rows per call: `batch_size`, else the power of two >= n within the memory bound (so any
-    number of rows compiles one of a few sizes)."""
+def chunk_size(n: int, per_row: int, batch_size: int | None, input_size: int = 1) -> int:
+    """Examples per call: `batch_size`, else the power of two >= n within the bounds on model
+    evaluations and input values per call (so any number of rows compiles one of a few sizes)."""
     if batch_size is not None:
         if int(batch_size) < 1:
             raise AuditInputError(f"batch_size must be >= 1, got {batch_size}.")
         return int(batch_size)
-    return max(1, min(MAX_POINTS // per_row, 1 << max(0, n - 1).bit_length()))
+    bound = min(MAX_POINTS // per_row, MAX_CELLS // (per_row * input_size))
+    return max(1, min(bound, 1 << max(0, n - 1).bit_length()))
 
 
 def run_chunks(fn: Callable, params, X: np.ndarray, t: np.ndarray,
@@ -188,7 +191,7 @@ def _attribute(method: str, model, X, *, target, output: str, batch_size: int | 
     _check_choice("output", output, OUTPUTS)
     t = targets(model, X, target)
     factory = {"gradient": gradient_kernel, "integrated_gradients": integrated_gradients_kernel}[method]
-    chunk = chunk_size(len(X), len(settings.get("alphas", [0])), batch_size)
+    chunk = chunk_size(len(X), len(settings.get("alphas", [0])), batch_size, int(np.prod(X.shape[1:])))
     with timer() as clock:
         fn = _compiled(factory, model.apply, _freeze({"output": output, **settings}))
         values, extras = run_chunks(fn, model.params, X, t, chunk)
