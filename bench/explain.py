@@ -78,7 +78,7 @@ def floor_seconds(model, rows_per_example: int, n_examples: int, chunk_rows: int
     def go():
         jax.block_until_ready([run(lv, xs) for _ in range(n_examples)])
 
-    return best_of(go, repeats=5)
+    return best_of(go, repeats=7)
 
 
 def rel_error(values: np.ndarray, exact: np.ndarray) -> float:
@@ -138,7 +138,7 @@ def user_kernel_row(model, X, bg, exact, *, budget, seeds=3):
         np.random.seed(seed)
         return np.asarray(explainer.shap_values(X, nsamples=budget, l1_reg=False, silent=True))[:, :, 1]
 
-    seconds = best_of(go, repeats=2)
+    seconds = best_of(go, repeats=3)
     error = statistics.mean(rel_error(go(s), exact) for s in range(seeds))
     return {"method": "kernel", "impl": "shap KernelExplainer(predict_proba)", "budget": budget,
             "ms": 1e3 * seconds / len(X), "error": error}
@@ -150,7 +150,7 @@ def sampled_row(model, X, bg, exact, *, method, budget, backend, label, seeds=3)
         return explain.compute_shap(model, X, bg, method=method, backend=backend, n_samples=budget,
                                     seed=seed)
 
-    seconds = best_of(go, repeats=2 if backend == "shap" else 3)
+    seconds = best_of(go, repeats=3 if backend == "shap" else 7)
     error = statistics.mean(rel_error(go(s).values, exact) for s in range(seeds))
     return {"method": method, "impl": label, "budget": budget, "ms": 1e3 * seconds / len(X), "error": error}
 
