@@ -220,5 +220,15 @@ def main(argv=None):
     return 0
 
 
+# ---- Robustness II: certification throughput (IBP, randomized smoothing) ------------------------
+def certification(argv=None):
+    """IBP and smoothing throughput with their settings; see bench/robustness_certify.py."""
+    from robustness_certify import main as certify_main
+
+    certify_main(argv)
+
+
 if __name__ == "__main__":
-    raise SystemExit(main())
+    status = main()
+    certification(sys.argv[1:])
+    raise SystemExit(status)

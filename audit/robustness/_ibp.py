@@ -14,6 +14,7 @@ without a sound bound is an `AuditInputError` naming the layer.
 
 from __future__ import annotations
 
+import functools
 from typing import Any, Callable, NamedTuple, Sequence
 
 import jax
@@ -272,6 +273,13 @@ def _compiled(margin_fn):
     return jax.jit(run)
 
 
+@functools.lru_cache(maxsize=8)
+def _cached(model):
+    """One compiled margin function per Model (rebuilding the module and re-tracing costs seconds)."""
+    margin_fn, params = _margin_function(model, None)
+    return _compiled(margin_fn), params
+
+
 def padded_batches(fn: Callable, arrays: Sequence[np.ndarray], batch: int) -> np.ndarray:
     """fn(*chunks) over fixed-size chunks of the leading axis (the last padded): one compile."""
     n = len(arrays[0])
@@ -307,8 +315,11 @@ def ibp_margins(model, x, y, *, eps, domain: Domain | None = None, module=None,
     if e.size not in (1, len(x)):
         raise AuditInputError(f"ibp_margins: eps must be a number or one value per row ({len(x)}).")
     e = np.broadcast_to(e.astype(np.float32), (len(x),))
-    margin_fn, params = _margin_function(model, module)
-    run = _compiled(margin_fn)
+    if module is None:
+        run, params = _cached(model)
+    else:
+        margin_fn, params = _margin_function(model, module)
+        run = _compiled(margin_fn)
     if len(x) == 0:
         return np.zeros(0, np.float32)
     batch = min(int(batch_size), len(x))

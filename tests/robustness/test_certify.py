@@ -167,7 +167,7 @@ def test_smoothing_bad_input(digits_cnn, digits):
 # ---- the analyzer -----------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def report(digits_cnn, digits):
-    return certify(digits_cnn, digits, eps=(0.0, 0.003, 0.03), n=40, steps=5, square_queries=50, n0=32,
+    return certify(digits_cnn, digits, eps=(0.0, 0.003, 0.03), n=32, steps=5, square_queries=50, n0=32,
                    n_samples=200, sigma=0.1, smoothing_attack_steps=3, smoothing_attack_samples=4, seed=0)
 
 
