@@ -99,16 +99,29 @@ def _merge(_, adv, sc, prev_x, prev_sc):
 
 
 def _run(s, params, x0, y, eps_b, domain, key, steps, restarts, host, is_ckpt, window):
-    best_x, best = x0, jnp.full((x0.shape[0],), -jnp.inf, jnp.float32)
-    for r in range(restarts):
-        st = _core.call(_init, s, params, x0, y, eps_b, domain, jax.random.fold_in(key, r), host=host)
-        st = _core.run_steps(_step, s, (params, x0, y, eps_b, domain, is_ckpt, window), st, steps, host=host)
-        best_x, best = _core.call(_merge, None, st["adv"], st["adv_score"], best_x, best, host=host)
-    return best_x, best
+    init = (x0, jnp.full((x0.shape[0],), -jnp.inf, jnp.float32))
+    consts = (params, x0, y, eps_b, domain, is_ckpt, window)
+    if host:
+        best_x, best = init
+        for r in range(restarts):
+            st = _core.call(_init, s, params, x0, y, eps_b, domain, jax.random.fold_in(key, r), host=True)
+            st = _core.run_steps(_step, s, consts, st, steps, host=True)
+            best_x, best = _core.call(_merge, None, st["adv"], st["adv_score"], best_x, best, host=True)
+        return best_x, best
+
+    def restart(r, carry):
+        st = _init(s, params, x0, y, eps_b, domain, jax.random.fold_in(key, r))
+        st = jax.lax.fori_loop(0, steps, lambda i, state: _step(s, consts, i, state), st)
+        return _merge(None, st["adv"], st["adv_score"], *carry)
+
+    return jax.lax.fori_loop(0, restarts, restart, init)
 
 
-_jit_run = jax.jit(lambda s, p, x, y, e, d, k, n, r, c, w: _run(s, p, x, y, e, d, k, n, r, False, c, w),
-                   static_argnums=(0, 8))  # the budget stays dynamic (a padded schedule table)
+def _apgd_compiled(s, p, x, y, e, d, k, n, r, c, w):
+    return _run(s, p, x, y, e, d, k, n, r, False, c, w)
+
+
+_jit_run = jax.jit(_apgd_compiled, static_argnums=(0,))  # budgets stay dynamic (a padded schedule table)
 
 
 def apgd(apply_fn: Callable, params: Any, x, y, *, eps, steps: int = 100, norm: str = "linf",

@@ -10,6 +10,7 @@ from typing import Any, Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from audit.robustness import _core
 from audit.robustness._check import attack_inputs
@@ -53,9 +54,8 @@ def _step(s: _Static, consts, i, state):
     return x, best_x, best
 
 
-def _start(st, params, x0, y, eps_b, domain, key):
-    s, use_random = st
-    x = _random_start(key, x0, eps_b, s.norm, domain) if use_random else x0
+def _start(s: _Static, params, x0, y, eps_b, domain, key, use_random):
+    x = jnp.where(use_random, _random_start(key, x0, eps_b, s.norm, domain), x0)
     return x, x0, jnp.full((x0.shape[0],), -jnp.inf, jnp.float32)
 
 
@@ -70,13 +70,25 @@ def _finish(s: _Static, params, y, state, prev_x, prev_best):
 
 
 def _run(s: _Static, params, x0, y, eps_b, alpha_b, domain, key, steps, restarts, use_random, host):
-    best_x, best = x0, jnp.full((x0.shape[0],), -jnp.inf, jnp.float32)
-    for r in range(restarts):
-        state = _core.call(_start, (s, use_random), params, x0, y, eps_b, domain,
-                           jax.random.fold_in(key, r), host=host)
-        state = _core.run_steps(_step, s, (params, x0, y, eps_b, alpha_b, domain), state, steps, host=host)
-        best_x, best = _core.call(_finish, s, params, y, state, best_x, best, host=host)
-    return best_x, best
+    """Restarts x steps. On the host: Python loops over jitted pieces. Compiled: nested
+    fori_loops with dynamic counts, so every budget shares one compile."""
+    init = (x0, jnp.full((x0.shape[0],), -jnp.inf, jnp.float32))
+    consts = (params, x0, y, eps_b, alpha_b, domain)
+    if host:
+        best_x, best = init
+        for r in range(restarts):
+            state = _core.call(_start, s, params, x0, y, eps_b, domain, jax.random.fold_in(key, r),
+                               np.bool_(use_random), host=True)
+            state = _core.run_steps(_step, s, consts, state, steps, host=True)
+            best_x, best = _core.call(_finish, s, params, y, state, best_x, best, host=True)
+        return best_x, best
+
+    def restart(r, carry):
+        state = _start(s, params, x0, y, eps_b, domain, jax.random.fold_in(key, r), use_random)
+        state = jax.lax.fori_loop(0, steps, lambda i, st: _step(s, consts, i, st), state)
+        return _finish(s, params, y, state, *carry)
+
+    return jax.lax.fori_loop(0, restarts, restart, init)
 
 
 def pgd(apply_fn: Callable, params: Any, x, y, *, eps, steps: int = 20, step_size=None,
@@ -117,4 +129,8 @@ def _scaled(step_size, eps_b):
     return jnp.broadcast_to(step.reshape((-1,) + (1,) * (eps_b.ndim - 1)) if step.ndim else step, eps_b.shape)
 
 
-_jit_run = jax.jit(lambda *a: _run(*a, False), static_argnums=(0, 9, 10))  # steps stays dynamic
+def _pgd_compiled(*args):
+    return _run(*args, False)
+
+
+_jit_run = jax.jit(_pgd_compiled, static_argnums=(0,))  # budgets stay dynamic
