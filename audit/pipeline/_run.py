@@ -53,14 +53,15 @@ def _check_pair(model, data) -> None:
 def run(model, data, config: AuditConfig | None = None, *, progress: bool = True) -> AuditReport:
     """Audit `model` on `data` with the analyzers and policy of `config`.
 
-    Analyzers run in the order of `config.analyzers` (all of them when the config names none);
+    Analyzers run in the order of `config.analyzers` (when the config names none: every
+    analyzer that does not retrain the model);
     one that does not apply (e.g. fairness without sensitive attributes) is recorded as
     skipped with the reason. Policy rules decide pass / fail; the analyzers' own checks are
     reported as pass / warn. The same seed gives the same numbers.
     """
-    config = config or AuditConfig(analyzers={name: {} for name in ANALYZERS})
+    config = config or AuditConfig()
     _check_pair(model, data)
-    names = list(config.analyzers) or list(ANALYZERS)
+    names = list(config.analyzers) or [n for n, spec in ANALYZERS.items() if not spec.retrains]
     sections: dict[str, Section] = {}
     findings: list[Finding] = []
     start = time.perf_counter()
