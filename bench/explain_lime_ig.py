@@ -11,8 +11,8 @@ LIME: the zoo MLP on the synthetic credit data (raw columns, categoricals as cat
 the lime package with our batched jitted predict against lime with a plain (eager, un-jitted)
 predict; native JAX LIME against lime's default explainer (quartile discretisation, 10
 features) and lime's continuous mode (the estimator it reproduces); floors are the model
-evaluations each cannot avoid. Times are the best of a few warm runs; ratios are measured in
-the same run, so they hold up under machine load; absolute times do not.
+evaluations each cannot avoid. Times are the best of a few warm, interleaved runs; ratios are
+measured in the same run, so they hold up under machine load; absolute times do not.
 """
 
 from __future__ import annotations
@@ -33,14 +33,20 @@ from audit.explain import _lime, _saliency, integrated_gradients, lime_image, li
 from audit.models import train  # noqa: E402
 
 
-def best_of(fn, repeats: int = 5) -> float:
-    fn()  # warm (compile)
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        jax.block_until_ready(fn())
-        times.append(time.perf_counter() - t)
-    return min(times)
+def race(fns: dict, rounds: int = 6) -> dict:
+    """Best time of each function over `rounds` interleaved rounds in rotating order (robust to
+    load drifting and to order effects)."""
+    for fn in fns.values():
+        jax.block_until_ready(fn())  # warm (compile)
+    best = {k: float("inf") for k in fns}
+    keys = list(fns)
+    for r in range(rounds):
+        for k in keys[r % len(keys):] + keys[:r % len(keys)]:  # rotate: no function always goes first
+            fn = fns[k]
+            t = time.perf_counter()
+            jax.block_until_ready(fn())
+            best[k] = min(best[k], time.perf_counter() - t)
+    return best
 
 
 # ---- Integrated Gradients ----------------------------------------------------------------
@@ -57,15 +63,15 @@ def ig_rows(*, n: int, steps: int, quick: bool) -> list[dict]:
     def one_gradient_call():
         return grad(X, model.params, jnp.asarray(t))
 
-    t_grad = best_of(one_gradient_call)
-    ours = {}
+    ours, right, masks = {}, {}, {}
 
     def run_ours():
         ours["r"] = integrated_gradients(model, X, target=t, steps=steps)
         return ours["r"].values
 
-    t_ours = best_of(run_ours)
-    right = integrated_gradients(model, X, target=t, steps=steps, rule="riemann_right")
+    def run_right():
+        right["r"] = integrated_gradients(model, X, target=t, steps=steps, rule="riemann_right")
+        return right["r"].values
 
     def call_model(x_batch, call_model_args=None, expected_keys=None):
         cls = call_model_args["class"]
@@ -73,14 +79,14 @@ def ig_rows(*, n: int, steps: int, quick: bool) -> list[dict]:
         return {INPUT_OUTPUT_GRADIENTS: np.asarray(g)}
 
     pair = IntegratedGradients()
-    masks = {}
 
     def run_pair():
         masks["m"] = np.stack([pair.GetMask(X[i], call_model, {"class": int(t[i])}, x_steps=steps,
                                             x_baseline=np.zeros_like(X[i]), batch_size=steps) for i in range(n)])
         return masks["m"]
 
-    t_pair = best_of(run_pair, repeats=2)
+    best = race({"grad": one_gradient_call, "ours": run_ours, "right": run_right, "pair": run_pair})
+    t_grad, t_ours, t_right, t_pair = best["grad"], best["ours"], best["right"], best["pair"]
     out, base = ours["r"].extras["output"], ours["r"].extras["baseline_output"]
     pair_err = float(np.abs(masks["m"].reshape(n, -1).sum(1) - (out - base)).sum() / np.abs(out - base).sum())
     ours_err = ours["r"].completeness_error()
@@ -88,12 +94,10 @@ def ig_rows(*, n: int, steps: int, quick: bool) -> list[dict]:
     common = {"method": "IG", "budget": steps, "floor_ms": 1e3 * floor / n}
     return [
         {**common, "impl": "native (JAX), trapezoid", "ms": 1e3 * t_ours / n, "error": ours_err,
-         "speedup": t_pair / t_ours, "x_floor": t_ours / floor},
-        {**common, "impl": "native (JAX), riemann_right", "ms": None, "error": right.completeness_error()},
-        {**common, "impl": "PAIR saliency IntegratedGradients", "ms": 1e3 * t_pair / n, "error": pair_err,
-         "x_floor": t_pair / floor},
-        {"method": "IG", "impl": "trapezoid vs PAIR Riemann: error ratio", "budget": steps, "ms": None,
-         "error": pair_err / ours_err},
+         "speedup": t_pair / t_ours, "error_ratio_vs_pair": pair_err / ours_err},
+        {**common, "impl": "native (JAX), riemann_right", "ms": 1e3 * t_right / n,
+         "error": right["r"].completeness_error(), "speedup": t_pair / t_right},
+        {**common, "impl": "PAIR saliency IntegratedGradients", "ms": 1e3 * t_pair / n, "error": pair_err},
     ]
 
 
@@ -111,34 +115,38 @@ def lime_rows(*, n: int, samples: int, quick: bool) -> list[dict]:
     raw = data.test.raw[:n]
     batched = lambda r: model.predict_proba(space.encode(r))
     plain = lambda r: np.asarray(jax.nn.softmax(model.apply(model.params, jnp.asarray(space.encode(r)))))
-    runs: dict[str, object] = {}
-
-    def timed(key, fn, repeats=2):
-        def go():
-            runs[key] = fn()
-            return 0
-        return best_of(go, repeats)
-
-    t_cont = timed("cont", lambda: lime_tabular(model, data, raw, num_samples=samples, seed=0))
-    t_plain = timed("plain", lambda: lime_tabular(model, data, raw, num_samples=samples, seed=0, predict_fn=plain), 1)
-    cont2 = lime_tabular(model, data, raw, num_samples=samples, seed=1)
     cat = [int(j) for j in np.flatnonzero(space.categorical)]
     default = LimeTabularExplainer(space.train, feature_names=list(space.names), categorical_features=cat,
                                    random_state=0)
     labels = model.predict(space.encode(raw))
+    runs: dict[str, object] = {}
 
-    def lime_default():
-        return [default.explain_instance(r, batched, labels=(int(c),), num_samples=samples) for r, c in zip(raw, labels)]
+    def keep(key, fn):
+        def go():
+            runs[key] = fn()
+            return 0
+        return go
 
-    t_default = timed("default", lime_default, 1)
-    t_shared = timed("shared", lambda: lime_native(model, data, raw, num_samples=samples, seed=0), 3)
-    t_indep = timed("indep", lambda: lime_native(model, data, raw, num_samples=samples, seed=0,
-                                                 shared_samples=False), 3)
-    # floors: the model evaluations each method cannot avoid (the model's jitted batched predict)
-    rows_per = np.repeat(raw[:1], samples, 0)
-    enc = space.encode(rows_per)
-    t_eval = best_of(lambda: model.logits(enc))  # samples rows, one explanation's worth
-    t_eval_all = best_of(lambda: model.logits(np.repeat(enc, min(n, 20), 0))) * n / min(n, 20)
+    enc = space.encode(np.repeat(raw[:1], samples, 0))
+    enc_all = np.repeat(enc, min(n, 20), 0)
+    best = race({
+        "cont": keep("cont", lambda: lime_tabular(model, data, raw, num_samples=samples, seed=0)),
+        "plain": keep("plain", lambda: lime_tabular(model, data, raw, num_samples=samples, seed=0,
+                                                    predict_fn=plain)),
+        "default": keep("default", lambda: [default.explain_instance(r, batched, labels=(int(c),),
+                                                                     num_samples=samples)
+                                            for r, c in zip(raw, labels)]),
+        "shared": keep("shared", lambda: lime_native(model, data, raw, num_samples=samples, seed=0)),
+        "indep": keep("indep", lambda: lime_native(model, data, raw, num_samples=samples, seed=0,
+                                                   shared_samples=False)),
+        # floors: the model evaluations each method cannot avoid (the model's jitted batched logits)
+        "eval": lambda: model.logits(enc),  # one explanation's neighbourhood
+        "eval_all": lambda: model.logits(enc_all),  # min(n, 20) neighbourhoods
+    }, rounds=2 if quick else 3)
+    t_cont, t_plain, t_default = best["cont"], best["plain"], best["default"]
+    t_shared, t_indep, t_eval = best["shared"], best["indep"], best["eval"]
+    t_eval_all = best["eval_all"] * n / min(n, 20)
+    cont2 = lime_tabular(model, data, raw, num_samples=samples, seed=1)
     cont, shared, indep = runs["cont"], runs["shared"], runs["indep"]
     w = lambda a: a.extras["weights"]
     common = {"method": "LIME tab", "budget": samples}
@@ -165,7 +173,6 @@ def lime_image_rows(*, n: int, samples: int) -> list[dict]:
     X = data.test.X[:n]
     seg = _lime.grid_segments((8, 8), 2)
     t = model.predict(X)
-    t_ours = best_of(lambda: lime_image(model, X, num_samples=samples, seed=0).values, 2)
     plain = lambda imgs: np.asarray(jax.nn.softmax(model.apply(model.params, jnp.asarray(imgs, jnp.float32))))
 
     def lime_default_batches():
@@ -175,8 +182,10 @@ def lime_image_rows(*, n: int, samples: int) -> list[dict]:
                                         hide_color=0.0, num_samples=samples, segmentation_fn=lambda im: seg)
                     for i in range(n)]
 
-    t_plain = best_of(lime_default_batches, 1)
-    t_eval = best_of(lambda: model.logits(np.repeat(X[:1], samples, 0)))
+    one = np.repeat(X[:1], samples, 0)
+    best = race({"ours": lambda: lime_image(model, X, num_samples=samples, seed=0).values,
+                 "plain": lime_default_batches, "eval": lambda: model.logits(one)}, rounds=2)
+    t_ours, t_plain, t_eval = best["ours"], best["plain"], best["eval"]
     return [{"method": "LIME image", "impl": "lime, batched jitted predict", "budget": samples,
              "ms": 1e3 * t_ours / n, "floor_ms": 1e3 * t_eval, "speedup": t_plain / t_ours},
             {"method": "LIME image", "impl": "lime, plain predict, batch_size=10", "budget": samples,
@@ -201,11 +210,15 @@ def print_table(rows: list[dict]) -> None:
           "error | corr |")
     print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     for r in rows:
-        x_floor = r.get("x_floor") or (r["ms"] / r["floor_ms"] if r.get("ms") and r.get("floor_ms") else None)
+        x_floor = r["ms"] / r["floor_ms"] if r.get("floor_ms") else None
         corr = r.get("corr", r.get("corr_seed"))
         print(f"| {r['method']} | {r['impl']} | {r.get('budget', '')} | {f(r.get('ms'), '.2f')} | "
               f"{f(r.get('floor_ms'), '.2f')} | {f(x_floor, '.2f')} | {f(r.get('speedup'), '.1f')} | "
               f"{f(r.get('speedup_fast'), '.1f')} | {f(r.get('error'), '.2e')} | {f(corr, '.4f')} |")
+    for r in rows:
+        if "error_ratio_vs_pair" in r:
+            print(f"\nIG completeness error, PAIR's Riemann rule / our trapezoid rule at {r['budget']} "
+                  f"gradient evaluations: {r['error_ratio_vs_pair']:.2f}x")
 
 
 if __name__ == "__main__":

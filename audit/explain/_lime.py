@@ -245,7 +245,7 @@ def lime_image(model, images: Any, *, target: Any = None, num_samples: int = 100
     segment = _segmenter(segmentation, X.shape[1:], seed)
     explainer = LimeImageExplainer(random_state=seed)
     predict = predict_fn or (lambda images: probabilities(model, images))
-    n, (h, w, c) = len(X), X.shape[1:]
+    n, (h, w, _) = len(X), X.shape[1:]
     values, segments = np.zeros(X.shape, np.float32), np.zeros((n, h, w), np.int64)
     per_segment: list[np.ndarray] = []
     extras = {key: np.zeros(n) for key in ("intercept", "score", "local_prediction", "output")}

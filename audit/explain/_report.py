@@ -19,7 +19,7 @@ from audit.errors import AuditInputError
 from audit.explain._attribution import Attribution
 from audit.explain._importance import PermutationImportance, permutation_importance
 from audit.explain._quality import Agreement, Curves, Stability, faithfulness_curves, rank_agreement, stability
-from audit.results import Finding, Provenance, timer, to_jsonable
+from audit.results import Finding, Provenance, timer
 
 GRADIENT_METHODS = ("gradient", "gradient_x_input", "integrated_gradients", "smoothgrad")
 METHODS = ("shap", "lime", *GRADIENT_METHODS)

@@ -116,9 +116,9 @@ def test_lime_image_gives_lime_packages_numbers(digits, digits_cnn):
     res = lime_image(digits_cnn, X, num_samples=300, seed=0)
     seg = _lime.grid_segments((8, 8), 2)
     assert np.array_equal(res.extras["segments"][0], seg)
+    ex = LimeImageExplainer(random_state=0)  # one explainer for both images, as the wrapper does
     for i in range(2):
         label = int(res.target[i])
-        ex = LimeImageExplainer(random_state=0) if i == 0 else ex
         e = ex.explain_instance(X[i].astype(np.float64), digits_cnn.predict_proba, labels=(label,), top_labels=None,
                                 hide_color=0.0, num_samples=300, batch_size=300,
                                 segmentation_fn=lambda img: seg, random_seed=0)
