@@ -192,7 +192,7 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer examples and repeats")
     args = parser.parse_args(argv)
-    repeats = 2 if args.quick else 3
+    repeats = 2 if args.quick else 5
     import torch
 
     torch.manual_seed(0)
