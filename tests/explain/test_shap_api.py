@@ -180,3 +180,20 @@ def test_figures_are_pure_and_show_the_top_features(credit_result):
     with pytest.raises(IndexError):
         shap_figures.waterfall(credit_result, 30)
     assert plt.get_fignums() == before  # no pyplot state touched
+
+
+def test_class_index_per_row_equals_one_call_per_class(digits, digits_cnn):
+    bg = explain.background(digits, size=5, seed=0)
+    X = digits.test.X[:4]
+    wanted = np.array([3, 0, 3, 7])
+    res = explain.compute_shap(digits_cnn, X, bg, patch=4, class_index=wanted)
+    np.testing.assert_array_equal(res.class_index, wanted)
+    for c in (0, 3, 7):
+        rows = np.flatnonzero(wanted == c)
+        one = explain.compute_shap(digits_cnn, X[rows], bg, patch=4, class_index=c)
+        np.testing.assert_allclose(res.values[rows], one.values, atol=1e-12)
+        np.testing.assert_allclose(res.base_values[rows], one.base_values, atol=1e-12)
+    back = ShapResult.from_explanation(res.to_explanation(), res.provenance)
+    np.testing.assert_array_equal(back.class_index, wanted)  # recorded in the provenance
+    with pytest.raises(AuditInputError, match="one such id per row"):
+        explain.compute_shap(digits_cnn, X, bg, patch=4, class_index=[1, 2])
