@@ -380,7 +380,8 @@ def shap_values(model, X: Any, background: Any, *, method: str = "auto", backend
     class_index: the class explained (one id, or one id per row of X); None means the positive
     class (1) for two-class models and the predicted class of each example otherwise.
     output: "probability" (softmax, default) or "logit". Same seed, same values; an example gets
-    the same values alone or in a batch. For f(x), the explained classes and provenance use `compute_shap`, which returns a ShapResult.
+    the same values alone or in a batch. For f(x), the explained classes and provenance, use
+    `compute_shap`, which returns a ShapResult.
     """
     return compute_shap(model, X, background, method=method, backend=backend, players=players,
                         patch=patch, n_samples=n_samples, class_index=class_index, output=output,
