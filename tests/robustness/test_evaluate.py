@@ -150,3 +150,32 @@ def test_bad_input(credit_small, credit_model, kwargs, match):
 def test_model_data_mismatch(digits, credit_model):
     with pytest.raises(AuditInputError, match="inputs of shape"):
         evaluate(credit_model, digits)
+
+
+def test_non_differentiable_model_gets_the_black_box_attack_only(masked_cnn, digits):
+    opaque = masked_cnn.replace(differentiable=False)
+    r = evaluate(opaque, digits, n=96, eps=(0.0, 0.1), batch_size=96, square_queries=100, bootstrap=0)
+    assert r.attacks == ("square",)
+    assert r.min_distance.size == 0 and "median_min_perturbation" not in r.metrics()
+    assert "robustness.gradients" not in _status(r)
+    with pytest.raises(AuditInputError, match="needs gradients"):
+        evaluate(opaque, digits, attacks=("pgd",))
+
+
+def test_each_sanity_check_fires_on_violating_numbers():
+    from audit.robustness import _sanity
+
+    eps = np.array([0.1, 0.2])
+    assert _sanity.pgd_vs_fgsm(eps, [0.5, 0.3], [0.5, 0.31], tol=0.02).status == "pass"
+    assert _sanity.pgd_vs_fgsm(eps, [0.5, 0.4], [0.5, 0.3], tol=0.02).status == "warn"
+    assert _sanity.more_iterations(0.1, 0.40, 0.40, tol=0.02).status == "pass"
+    assert _sanity.more_iterations(0.1, 0.40, 0.45, tol=0.02).status == "warn"  # more steps helped the model
+    assert _sanity.more_iterations(0.1, 0.40, 0.30, tol=0.02).status == "warn"  # not converged
+    assert _sanity.large_eps(1.0, 0.05, chance=0.1).status == "pass"
+    assert _sanity.large_eps(1.0, 0.5, chance=0.1).status == "warn"
+    assert _sanity.black_box_vs_white_box(eps, [0.5, 0.3], [0.45, 0.3], tol=0.05).status == "pass"
+    assert _sanity.black_box_vs_white_box(eps, [0.2, 0.1], [0.5, 0.3], tol=0.05).status == "warn"
+    assert _sanity.noise_vs_attack(eps, [0.9, 0.8], [0.5, 0.3], tol=0.02).status == "pass"
+    assert _sanity.noise_vs_attack(eps, [0.4, 0.2], [0.5, 0.3], tol=0.02).status == "warn"
+    assert _sanity.gradients(0.1).status == "pass" and _sanity.gradients(0.9).status == "warn"
+    assert _sanity.censored(0.8).status == "pass" and _sanity.censored(0.2).status == "warn"
