@@ -78,6 +78,13 @@ class ExplanationReport:
 
     # ---- results contract --------------------------------------------------------------
     def metrics(self) -> dict[str, float]:
+        """Flat metrics: explained_examples, misclassified_examples, ig_completeness_error
+        (aggregate relative error), lime_local_fit (mean weighted R^2), deletion_auc:<method> /
+        insertion_auc:<method> (mean over examples; deletion_auc:random / insertion_auc:random
+        for a random order), stability:<method> (mean Spearman between the attribution of x and
+        of noisy x; 1 = stable), sensitivity:<method> (mean relative L2 change under that noise),
+        rank_agreement:<a>~<b> (mean Spearman), top_k_overlap:<a>~<b>, SHAP's own metrics
+        (shap.*) and permutation_importance:<feature> / permutation_baseline_score."""
         out: dict[str, float] = {"explained_examples": float(len(self.rows)),
                                  "misclassified_examples": float(self.misclassified.sum())}
         ig = self.attributions.get("integrated_gradients")
