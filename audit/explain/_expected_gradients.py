@@ -16,7 +16,6 @@ import functools
 from typing import Callable
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from audit.explain._players import output_fn
@@ -75,12 +74,15 @@ def expected_gradients(model, x: np.ndarray, cls: np.ndarray, background: np.nda
     leaves, treedef = jax.tree_util.tree_flatten(model.params)
     leaves = tuple(leaves)
     step = _step(model.apply, output, tuple(model.input_shape), treedef)
+    devices = jax.local_devices()[:max(1, x_pad // per_x)]  # example blocks go to devices in turn
+    shared = [jax.device_put((leaves, base, alpha, keep), d) for d in devices]
     out = []
-    for i in range(0, x_pad, per_x):
+    for b, i in enumerate(range(0, x_pad, per_x)):
+        lv, base_d, alpha_d, keep_d = shared[b % len(devices)]
+        xb, cb = jax.device_put((xs[i:i + per_x], cs[i:i + per_x]), devices[b % len(devices)])
         acc = None
         for j in range(0, s_pad, per_s):
-            part = step(leaves, xs[i:i + per_x], cs[i:i + per_x], base[j:j + per_s],
-                        alpha[j:j + per_s], keep[j:j + per_s])
+            part = step(lv, xb, cb, base_d[j:j + per_s], alpha_d[j:j + per_s], keep_d[j:j + per_s])
             acc = part if acc is None else acc + part
         out.append(acc)
-    return np.asarray(jnp.concatenate(out), np.float64)[:n] / n_samples
+    return np.concatenate([np.asarray(o, np.float64) for o in out])[:n] / n_samples

@@ -175,7 +175,8 @@ def coalition_values(model, x: np.ndarray, cls: np.ndarray, background: np.ndarr
     is the player of input t. The model sees chunks of about `chunk_rows` rows (cache-sized);
     the loop over chunks runs inside jit, one asynchronous call per example, every call the
     same shape (it compiles once per coalition set). Memory stays bounded whatever n and m are.
-    Loop placement and chunk size were chosen by measurement (bench/explain.py).
+    Loop placement and chunk size were chosen by measurement (bench/explain.py). With several
+    local devices, examples go to them in turn and run concurrently.
     """
     n, m, nb = len(x), len(coalitions), len(background)
     per = max(1, min(m, chunk_rows // nb))
@@ -184,11 +185,16 @@ def coalition_values(model, x: np.ndarray, cls: np.ndarray, background: np.ndarr
     padded[:m] = coalitions
     leaves, treedef = jax.tree_util.tree_flatten(model.params)
     fn = _example_values(model.apply, output, tuple(model.input_shape), treedef)
-    bg = jnp.asarray(background, jnp.float32)
-    own = jnp.asarray(owner, jnp.int32)
-    chunks = jnp.asarray(padded.reshape(-1, per, coalitions.shape[1]))
+    shared = (tuple(leaves), np.asarray(background, np.float32), np.asarray(owner, np.int32),
+              padded.reshape(-1, per, coalitions.shape[1]))
+    devices = jax.local_devices()[:max(1, n)]
+    placed = [jax.device_put(shared, d) for d in devices]
     xs, cs = np.asarray(x, np.float32), np.asarray(cls, np.int32)
-    out = [fn(tuple(leaves), xs[i], cs[i], bg, own, chunks) for i in range(n)]
+    out = []
+    for i in range(n):
+        lv, bg, own, chunks = placed[i % len(devices)]
+        xi, ci = jax.device_put((xs[i], cs[i]), devices[i % len(devices)])
+        out.append(fn(lv, xi, ci, bg, own, chunks))
     if not out:
         return np.zeros((n, m))
-    return np.asarray(jnp.stack(out), np.float64)[:, :m]
+    return np.stack([np.asarray(o, np.float64) for o in out])[:, :m]

@@ -171,3 +171,37 @@ def test_chunking_does_not_change_values():
     a = _players.coalition_values(model, X, cls, bg, z, owner, output="logit", chunk_rows=13 * 3)
     b = _players.coalition_values(model, X, cls, bg, z, owner, output="logit", chunk_rows=10_000)
     np.testing.assert_allclose(a, b, atol=1e-6)
+
+
+_MULTI_DEVICE = """
+import sys
+import jax
+import jax.numpy as jnp
+import numpy as np
+from audit import explain
+assert jax.local_device_count() == int(sys.argv[2])
+from audit.models import Model
+rng = np.random.default_rng(0)
+params = {"w1": jnp.asarray(rng.normal(size=(6, 8)), jnp.float32),
+          "w2": jnp.asarray(rng.normal(size=(8, 3)), jnp.float32)}
+m = Model.from_function(lambda p, x: jnp.tanh(x @ p["w1"]) @ p["w2"], params, input_shape=(6,),
+                        class_names=("a", "b", "c"))
+X, bg = rng.normal(size=(5, 6)).astype(np.float32), rng.normal(size=(9, 6)).astype(np.float32)
+r = explain.compute_shap(m, X, bg, method="exact")
+k = explain.compute_shap(m, X, bg, method="kernel", n_samples=20)
+g = explain.compute_shap(m, X, bg, method="gradient", n_samples=30)
+np.save(sys.argv[1], np.concatenate([r.values, k.values, g.values]))
+"""
+
+
+def test_several_devices_give_the_same_values(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    script = tmp_path / "run.py"
+    script.write_text(_MULTI_DEVICE)
+    for name, count in (("one", 1), ("three", 3)):
+        env = dict(os.environ, XLA_FLAGS=f"--xla_force_host_platform_device_count={count}", JAX_PLATFORMS="cpu")
+        subprocess.run([sys.executable, str(script), str(tmp_path / name), str(count)], check=True, env=env)
+    np.testing.assert_array_equal(np.load(tmp_path / "one.npy"), np.load(tmp_path / "three.npy"))
