@@ -375,13 +375,7 @@ class _Runner:
 
         bg = background(self.data, size=self.background_size, seed=self.seed)
         kw = {} if self.tabular else {"method": "gradient", "players": "inputs"}
-        res = compute_shap(self.model, rows, bg, data=self.data, seed=seed, **kw)
-        wrong = np.flatnonzero(res.class_index != t)  # multi-class: SHAP took each row's prediction
-        if wrong.size:  # explain those rows for their target class, one call per class
-            parts = {int(c): wrong[t[wrong] == c] for c in np.unique(t[wrong])}
-            fixes = {c: compute_shap(self.model, rows[idx], bg, data=self.data, seed=seed, class_index=c, **kw)
-                     for c, idx in parts.items()}
-            res = _patch_shap(res, fixes, parts)
+        res = compute_shap(self.model, rows, bg, data=self.data, seed=seed, class_index=t.tolist(), **kw)
         if keep:
             self.shap_result = res
         values = res.values if self.tabular else res.input_attributions()
@@ -392,15 +386,3 @@ class _Runner:
                            inputs=None if self.tabular else rows, feature_names=res.feature_names if self.tabular else (),
                            extras=extras, provenance=res.provenance)
 
-
-def _patch_shap(res, fixes: dict, parts: dict):
-    """Replace the rows `parts[c]` of a ShapResult by the rows of `fixes[c]`."""
-    fields = {}
-    for name in ("values", "base_values", "data", "class_index", "model_output", "display_data"):
-        if getattr(res, name) is None:
-            continue
-        out = np.array(getattr(res, name), copy=True)
-        for c, fix in fixes.items():
-            out[parts[c]] = getattr(fix, name)
-        fields[name] = out
-    return dataclasses.replace(res, **fields)

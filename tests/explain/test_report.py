@@ -92,6 +92,7 @@ def test_digits_report(digits_report, digits_cnn, digits):
         assert a.values.shape == (4, 8, 8, 1), m
     t = r.target
     assert np.array_equal(t, digits_cnn.predict(digits.test.X[r.rows]))  # multi-class: the prediction
+    assert np.array_equal(r.shap.class_index, t)  # SHAP explained the same classes
     m = r.metrics()
     assert m["ig_completeness_error"] < 0.01
     for method in r.methods:
