@@ -3,7 +3,7 @@ intervals per class and per sensitive group, baselines, examples and sanity chec
 
 from __future__ import annotations
 
-from typing import Any, Callable, Sequence
+from typing import Callable, Sequence
 
 import jax
 import jax.numpy as jnp

@@ -101,9 +101,10 @@ def pgd(apply_fn: Callable, params: Any, x, y, *, eps, steps: int = 20, step_siz
     (L2: the normalised gradient) of `loss` ("ce", "margin" or "dlr") and projects back into
     the ball and the `domain`. Per example it keeps the strongest point seen over all steps
     and `restarts` (random starts), ranked by the logit margin. `targeted=True` reads `y` as
-    target classes. `loop` is "auto" (a host loop over one jitted step; `lax.fori_loop` when
-    called inside `jit`), "host" or "scan". Returns the adversarial batch (and the final
-    margins, positive where the attack succeeded, if `return_score`).
+    target classes. `loop` is "host" (a Python loop over one jitted step), "scan" (one compiled
+    `lax.fori_loop`) or "auto": host for images, scan for flat inputs (faster on CPU for each,
+    by measurement), always scan inside the caller's `jit`. Returns the adversarial batch (and
+    the final margins, positive where the attack succeeded, if `return_score`).
     """
     x, y, eps_b, domain = attack_inputs(apply_fn, params, x, y, eps=eps, norm=norm, loss=loss,
                                         domain=domain, steps=steps, name="pgd")

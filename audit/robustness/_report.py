@@ -67,6 +67,7 @@ class AdversarialExample:
 
     def to_dict(self) -> dict[str, Any]:
         d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        d["original"], d["adversarial"] = _short(self.original), _short(self.adversarial)
         return to_jsonable(d)
 
     @classmethod
@@ -191,6 +192,13 @@ class RobustnessReport:
                    checks={k: (float("nan") if v is None else float(v)) for k, v in d["checks"].items()},
                    findings=tuple(Finding.from_dict(f) for f in d["findings"]),
                    provenance=Provenance.from_dict(d["provenance"]))
+
+
+def _short(values: np.ndarray) -> list:
+    """float32 values as the shortest decimals that read back to the same float32 (about half
+    the JSON of float64 reprs; the round trip stays exact)."""
+    values = np.asarray(values, np.float32)
+    return np.array([float(v) for v in values.ravel().astype(str)]).reshape(values.shape).tolist()
 
 
 def _success(clean: float, robust: float) -> float:
