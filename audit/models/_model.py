@@ -66,7 +66,11 @@ class Model:
         if self.batch_size < 1:
             raise AuditInputError(f"batch_size must be positive, got {self.batch_size}.")
         apply, size = self.apply, self.batch_size
-        object.__setattr__(self, "_batch_logits", jax.jit(lambda p, x: apply(p, x).astype(jnp.float32)))
+        leaves, treedef = jax.tree_util.tree_flatten(self.params)
+        # Flat leaves go into jit: flattening an NNX State on every call costs more than a small model.
+        object.__setattr__(self, "_leaves", leaves)
+        object.__setattr__(self, "_batch_logits", jax.jit(
+            lambda leaves, x: apply(jax.tree_util.tree_unflatten(treedef, leaves), x).astype(jnp.float32)))
         object.__setattr__(self, "_batch", size)
 
     # ---- constructors ------------------------------------------------------------------
@@ -119,7 +123,7 @@ class Model:
             return np.zeros((0, self.n_classes), np.float32)
         padded = np.zeros(((n + size - 1) // size * size, *self.input_shape), np.float32)
         padded[:n] = x
-        outs = [self._batch_logits(self.params, padded[i:i + size]) for i in range(0, len(padded), size)]
+        outs = [self._batch_logits(self._leaves, padded[i:i + size]) for i in range(0, len(padded), size)]
         return np.asarray(jnp.concatenate(outs))[:n]
 
     def predict_proba(self, x: Any) -> np.ndarray:
