@@ -30,6 +30,17 @@ MEANINGS = {
     "ece": "expected calibration error: how far confidences are from observed accuracy",
     "ig_completeness_error": "how far Integrated Gradients attributions miss summing to the output change",
     "pr_auc": "area under the precision-recall curve for this class",
+    "sensitive_attribution_share": "share of the model's attribution that goes to the sensitive attribute itself",
+    "attack_success_rate": "share of correctly classified examples that the attack flips",
+    "certified_accuracy": "share of test examples provably classified correctly for every perturbation in the budget",
+    "explanation_spearman": "rank correlation between explanations before and after an attack that keeps the label",
+    "explanation_top_k": "overlap of the top features of explanations before and after an attack that keeps the label",
+    "deletion_auc": "how fast the output falls when the most important features are deleted first (lower is more faithful)",
+    "insertion_auc": "how fast the output rises when the most important features are inserted first (higher is more faithful)",
+    "stability": "rank correlation of an explanation with itself under small input noise",
+    "rank_agreement": "rank correlation between two explanation methods",
+    "robust_accuracy_gain": "robust accuracy gained by adversarial training",
+    "clean_accuracy_drop": "clean accuracy lost by adversarial training",
 }
 
 
