@@ -18,12 +18,7 @@ from audit.results import Provenance, timer
 
 def check_model_data(model, data, split: str) -> np.ndarray:
     """Validate that model and data agree; return the split's row indices."""
-    if tuple(model.class_names) != tuple(data.class_names):
-        raise AuditInputError(f"the model's classes {list(model.class_names)} differ from the data's "
-                              f"{list(data.class_names)}; the labels must be the model's classes, in order.")
-    if tuple(model.input_shape) != tuple(data.input_shape):
-        raise AuditInputError(f"the model takes inputs of shape {model.input_shape}, the data has "
-                              f"{data.input_shape}.")
+    model.check_data(data)
     if split not in data.splits or len(data.splits[split]) == 0:
         raise AuditInputError(f"{data.name}: no rows in split {split!r}; have "
                               f"{ {k: len(v) for k, v in data.splits.items()} }.")

@@ -14,13 +14,13 @@ import json
 import os
 import shutil
 import tempfile
-from importlib import metadata as importlib_metadata
 from typing import Any
 
 import jax
 import numpy as np
 from flax import serialization
 
+from audit._versions import library_versions
 from audit.errors import AuditInputError
 from audit.models import zoo
 from audit.models._model import Model, split_nnx
@@ -32,16 +32,6 @@ _LIBRARIES = ("jax", "flax", "optax", "numpy", "flax-audit")
 def _flat(params: Any) -> dict[str, np.ndarray]:
     return {jax.tree_util.keystr(path): np.asarray(leaf)
             for path, leaf in jax.tree_util.tree_flatten_with_path(params)[0]}
-
-
-def _versions() -> dict[str, str]:
-    out = {}
-    for name in _LIBRARIES:
-        try:
-            out[name] = importlib_metadata.version(name)
-        except importlib_metadata.PackageNotFoundError:
-            out[name] = "unknown"
-    return out
 
 
 def _json_ready(value: Any) -> Any:
@@ -61,7 +51,7 @@ def save(model: Model, directory: str | os.PathLike) -> str:
         "architecture": _json_ready(dict(model.architecture)) if model.architecture else None,
         "input_shape": list(model.input_shape), "class_names": list(model.class_names),
         "batch_size": model.batch_size, "metadata": _json_ready(dict(model.metadata)),
-        "libraries": _versions(),
+        "libraries": library_versions(_LIBRARIES),
         "params": {"file": "params.msgpack", "sha256": hashlib.sha256(payload).hexdigest(),
                    "tree": {k: [list(v.shape), str(v.dtype)] for k, v in flat.items()}},
     }

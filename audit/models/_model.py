@@ -136,6 +136,15 @@ class Model:
         """Predicted class ids, shape (n,)."""
         return self.logits(x).argmax(axis=-1).astype(np.int32)
 
+    def check_data(self, data) -> None:
+        """AuditInputError unless `data` has this model's input shape and classes, in order."""
+        if tuple(self.input_shape) != tuple(data.input_shape):
+            raise AuditInputError(f"the model takes inputs of shape {self.input_shape} but the data "
+                                  f"{data.name!r} has {data.input_shape}.")
+        if tuple(self.class_names) != tuple(data.class_names):
+            raise AuditInputError(f"the model's classes {list(self.class_names)} differ from the data's "
+                                  f"{list(data.class_names)}; the labels must be the model's classes, in order.")
+
     def accuracy(self, x: Any, y: Any) -> float:
         return float((self.predict(x) == np.asarray(y)).mean())
 

@@ -6,9 +6,9 @@ import os
 import platform
 import sys
 import time
-from importlib import metadata as importlib_metadata
 from typing import Any
 
+from audit._versions import library_versions
 from audit.errors import AuditInputError
 from audit.pipeline._config import AuditConfig
 from audit.pipeline._registry import ANALYZERS, run_analyzer
@@ -17,16 +17,6 @@ from audit.results import Finding, to_jsonable
 
 _LIBRARIES = ("flax-audit", "jax", "jaxlib", "flax", "optax", "numpy", "scikit-learn", "shap", "lime",
               "fairlearn", "imbalanced-learn")
-
-
-def _versions() -> dict[str, str]:
-    out = {"python": platform.python_version()}
-    for name in _LIBRARIES:
-        try:
-            out[name] = importlib_metadata.version(name)
-        except importlib_metadata.PackageNotFoundError:
-            out[name] = "not installed"
-    return out
 
 
 def _log(message: str, progress: bool) -> None:
@@ -41,15 +31,6 @@ def _advisory(section: str, finding: Finding) -> Finding:
     return Finding(**{**finding.to_dict(), "id": f"{section}:{finding.id}", "status": status})
 
 
-def _check_pair(model, data) -> None:
-    if tuple(model.input_shape) != tuple(data.input_shape):
-        raise AuditInputError(f"the model takes inputs of shape {model.input_shape} but the data "
-                              f"{data.name!r} has {data.input_shape}.")
-    if tuple(model.class_names) != tuple(data.class_names):
-        raise AuditInputError(f"the model's classes {list(model.class_names)} differ from the data's "
-                              f"{list(data.class_names)}; labels would be misread.")
-
-
 def run(model, data, config: AuditConfig | None = None, *, progress: bool = True) -> AuditReport:
     """Audit `model` on `data` with the analyzers and policy of `config`.
 
@@ -60,7 +41,7 @@ def run(model, data, config: AuditConfig | None = None, *, progress: bool = True
     reported as pass / warn. The same seed gives the same numbers.
     """
     config = config or AuditConfig()
-    _check_pair(model, data)
+    model.check_data(data)
     names = list(config.analyzers) or [n for n, spec in ANALYZERS.items() if not spec.retrains]
     sections: dict[str, Section] = {}
     findings: list[Finding] = []
@@ -84,7 +65,7 @@ def run(model, data, config: AuditConfig | None = None, *, progress: bool = True
     metrics = report.metrics()
     policy = [rule.evaluate(metrics) for rule in config.policy]
     metadata = {
-        "config": config.to_dict(), "seed": config.seed, "libraries": _versions(),
+        "config": config.to_dict(), "seed": config.seed, "libraries": library_versions(_LIBRARIES),
         "platform": f"{platform.system()} {platform.machine()}",
         "data": {**data.summary(), "fingerprint": data.fingerprint()},
         "model": {**model.summary(), "training": (model.metadata or {}).get("training")},

@@ -105,12 +105,7 @@ def _bad_gradients(model, x, y, domain: Domain, batch: int) -> float:
 
 
 def _validate(model, data, norm, attacks, n, bootstrap, confidence, examples_per_eps, impute_k):
-    if tuple(model.input_shape) != tuple(data.input_shape):
-        raise AuditInputError(f"the model takes inputs of shape {model.input_shape} but the data has "
-                              f"{data.input_shape}; evaluate the model on the data it was built for.")
-    if len(model.class_names) != data.n_classes:
-        raise AuditInputError(f"the model has {len(model.class_names)} classes but the data has "
-                              f"{data.n_classes}; labels must be class ids of the model.")
+    model.check_data(data)
     if norm not in ("linf", "l2"):
         raise AuditInputError(f"norm {norm!r} is not supported; use 'linf' or 'l2'.")
     for name in attacks:
