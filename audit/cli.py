@@ -45,9 +45,14 @@ def _summary(report) -> str:
 
 
 def _write_outputs(report, out: str) -> tuple[str, str]:
-    os.makedirs(out, exist_ok=True)
+    """report.json (+ sidecar) and report.html; the HTML is rendered first, so a failure leaves nothing."""
+    from audit.pipeline._report import write_atomic
+    from audit.render.html import render_report
+
+    html = render_report(report).encode()
     json_path = report.to_json(os.path.join(out, "report.json"))
-    html_path = report.to_html(os.path.join(out, "report.html"))
+    html_path = os.path.join(out, "report.html")
+    write_atomic(html_path, html)
     return json_path, html_path
 
 

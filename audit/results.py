@@ -34,7 +34,7 @@ class Finding:
             raise ValueError(f"finding status {self.status!r} must be one of {STATUSES}")
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        return to_jsonable(dataclasses.asdict(self))  # a NaN value becomes None, JSON-safe
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> "Finding":

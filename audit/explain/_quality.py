@@ -21,6 +21,7 @@ import numpy as np
 
 from audit.errors import AuditInputError
 from audit.explain._attribution import probabilities
+from audit.explain._saliency import targets
 from audit.results import array, to_jsonable
 
 MAX_CELLS = 1 << 22  # input values evaluated per model call when building curves
@@ -123,7 +124,7 @@ def faithfulness_curves(model, X: Any, attributions: Any, *, target: Any, baseli
     A = A.reshape(len(X), -1)
     n, D = len(X), int(np.prod(model.input_shape))
     G = _units(groups, A.shape[1], D)
-    t = np.broadcast_to(np.asarray(target, np.int64), (n,))
+    t = targets(model, X, target)
     try:
         base = np.broadcast_to(np.asarray(baseline, np.float32), X.shape).reshape(n, D)
     except ValueError:

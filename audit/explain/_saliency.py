@@ -60,7 +60,7 @@ def targets(model, X: np.ndarray, target: Any) -> np.ndarray:
         return model.predict(X).astype(np.int32)
     t = np.asarray(target)
     if t.ndim == 0:
-        t = np.full(len(X), int(t))
+        t = np.full(len(X), t)  # keeps the dtype, so 1.7 or "b" fail the check below
     if t.shape != (len(X),) or t.dtype.kind not in "iu" or t.min() < 0 or t.max() >= model.n_classes:
         raise AuditInputError(f"target must be None, a class index in [0, {model.n_classes}) or one "
                               f"such index per example ({len(X)}); got {np.asarray(target)!r}.")

@@ -32,7 +32,8 @@ def _attribute(a: AttributeResult, max_difference: float) -> list[Finding]:
             title=f"Disparate impact by {a.name}",
             message=(f"Group {di.low_group!r} is predicted {di.class_name!r} at {di.value:.2f} times the rate "
                      f"of {di.high_group!r} (interval {di.ci_low:.2f} to {di.ci_high:.2f}); the "
-                     f"four-fifths rule asks for at least {FOUR_FIFTHS}."),
+                     f"four-fifths rule asks for at least {FOUR_FIFTHS} when {di.class_name!r} is the "
+                     "favourable outcome (set favorable_class if it is not)."),
             metric=f"disparate_impact:{a.name}", value=di.value, threshold=FOUR_FIFTHS))
     flagged = False
     for name in ("demographic_parity_difference", "equal_opportunity_difference",

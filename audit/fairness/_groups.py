@@ -33,7 +33,8 @@ class Grouping:
 
 
 def _fmt(v: float) -> str:
-    return f"{v:g}"
+    """Shortest text that round-trips the float (no two distinct values share a label)."""
+    return np.format_float_positional(float(v), trim="-")
 
 
 def _bin(values: np.ndarray, name: str, edges: Sequence[float] | None, n_bins: int) -> Grouping:

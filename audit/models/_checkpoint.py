@@ -55,20 +55,31 @@ def save(model: Model, directory: str | os.PathLike) -> str:
         "params": {"file": "params.msgpack", "sha256": hashlib.sha256(payload).hexdigest(),
                    "tree": {k: [list(v.shape), str(v.dtype)] for k, v in flat.items()}},
     }
+    if os.path.exists(directory) and not os.path.isfile(os.path.join(directory, "manifest.json")) and (
+            not os.path.isdir(directory) or os.listdir(directory)):
+        raise AuditInputError(f"{directory!r} exists and is not a checkpoint; choose a new or empty "
+                              "directory (an existing checkpoint there would be replaced).")
     parent = os.path.dirname(os.path.abspath(directory))
     os.makedirs(parent, exist_ok=True)
     staging = tempfile.mkdtemp(prefix=".checkpoint-", dir=parent)
+    old = None
     try:
         with open(os.path.join(staging, "params.msgpack"), "wb") as f:
             f.write(payload)
         with open(os.path.join(staging, "manifest.json"), "w") as f:
             json.dump(manifest, f, indent=2)
-        if os.path.isdir(directory):
-            shutil.rmtree(directory)
+        if os.path.isdir(directory):  # an earlier checkpoint (or an empty folder): swap, then delete
+            old = tempfile.mkdtemp(prefix=".checkpoint-old-", dir=parent)
+            os.replace(directory, os.path.join(old, "previous"))
         os.replace(staging, directory)
     except BaseException:
+        if old is not None and not os.path.exists(directory):
+            os.replace(os.path.join(old, "previous"), directory)
         shutil.rmtree(staging, ignore_errors=True)
         raise
+    finally:
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
     return directory
 
 

@@ -20,8 +20,32 @@ _TOP = {"name", "seed", "data", "model", "analyzers", "policy"}
 _DATA_BUNDLED = {"dataset", "options"}
 _DATA_CSV = {"csv", "target", "sensitive", "categorical", "drop", "include_sensitive", "class_names"}
 _MODEL = {"path", "train"}
-_TRAIN = {"arch", "epochs", "batch_size", "learning_rate", "weight_decay", "patience", "class_weight",
-          "widths", "dropout", "norm", "channels", "hidden"}
+def _positive_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and v >= 1
+
+
+def _number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+_TRAIN_CHECKS = {
+    "arch": (lambda v: v in ("mlp", "cnn"), "'mlp' or 'cnn'"),
+    "epochs": (_positive_int, "a positive integer"),
+    "batch_size": (_positive_int, "a positive integer"),
+    "patience": (_positive_int, "a positive integer"),
+    "learning_rate": (lambda v: _number(v) and v > 0, "a positive number"),
+    "weight_decay": (lambda v: _number(v) and v >= 0, "a non-negative number"),
+    "class_weight": (lambda v: v is None or v == "balanced" or isinstance(v, Mapping),
+                     "'balanced', a mapping {class id: weight} or null"),
+    "widths": (lambda v: isinstance(v, list) and len(v) > 0 and all(map(_positive_int, v)),
+               "a list of positive integers, e.g. [64, 32]"),
+    "channels": (lambda v: isinstance(v, list) and len(v) == 2 and all(map(_positive_int, v)),
+                 "a list of two positive integers, e.g. [32, 64]"),
+    "hidden": (_positive_int, "a positive integer"),
+    "dropout": (lambda v: _number(v) and 0 <= v < 1, "a number in [0, 1)"),
+    "norm": (lambda v: v in (None, "layer", "batch"), "null, 'layer' or 'batch'"),
+}
+_TRAIN = set(_TRAIN_CHECKS)
 
 
 def _lines(text: str) -> dict[tuple, int]:
@@ -166,9 +190,10 @@ def validate(d: Mapping[str, Any], where: _Where) -> None:
         raise AuditInputError(f"{where('model', 'path')} must be a directory path.")
     train = _mapping(model.get("train"), where, "model", "train")
     _known(train, _TRAIN, where, "model", "train")
-    for key in ("epochs", "batch_size", "patience"):
-        if key in train and (not isinstance(train[key], int) or isinstance(train[key], bool) or train[key] < 1):
-            raise AuditInputError(f"{where('model', 'train', key)} must be a positive integer, got {train[key]!r}.")
+    for key, value in train.items():
+        ok, expected = _TRAIN_CHECKS[key]
+        if not ok(value):
+            raise AuditInputError(f"{where('model', 'train', key)} must be {expected}, got {value!r}.")
     analyzers = _mapping(d.get("analyzers"), where, "analyzers")
     for name, settings in analyzers.items():
         if name not in ANALYZERS:

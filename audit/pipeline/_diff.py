@@ -8,8 +8,14 @@ from typing import Any
 
 _STATUS_RANK = {"pass": 0, "warn": 1, "fail": 2}
 _HIGHER = ("accuracy", "recall", "precision", "f1", "auc", "disparate_impact", "ratio", "agreement",
-           "min_perturbation", "certified", "stability", "mcc", "matthews")
-_LOWER = ("difference", "gap", "ece", "brier", "error", "deletion_auc", "success_rate")
+           "min_perturbation", "certified", "stability", "mcc", "matthews", "gain", "overlap", "spearman",
+           "radius")
+# Checked first: "clean_accuracy_drop" is about accuracy but lower is better.
+_LOWER = ("difference", "gap", "ece", "brier", "error", "deletion_auc", "success_rate", "drop",
+          "found_rate", "abstain", "sensitivity", "mce", "cost")
+# Facts about the data or settings, not quality: reported as "changed", never better or worse.
+_NEUTRAL = ("imbalance_ratio", "support", "size", "base_rate", "selection_rate", "threshold", "examples",
+            "train_rows", "importance")
 
 
 def direction(metric: str, rules=()) -> int:
@@ -20,7 +26,9 @@ def direction(metric: str, rules=()) -> int:
                 return 1
             if rule.max is not None and rule.min is None:
                 return -1
-    name = metric.split(".", 1)[-1].split("@")[0].split(":")[0]
+    name = metric.split(".", 1)[-1]
+    if any(token in metric for token in _NEUTRAL):
+        return 0
     if any(token in name for token in _LOWER):
         return -1
     if any(token in name for token in _HIGHER):

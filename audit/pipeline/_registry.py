@@ -79,20 +79,49 @@ def _settings_parameters(name: str) -> dict[str, inspect.Parameter]:
             if p.kind is inspect.Parameter.KEYWORD_ONLY and p.name not in ("seed", "progress")}
 
 
-def _type_ok(value: Any, default: Any) -> bool:
-    if default is None or default is inspect.Parameter.empty:
-        return True
-    if isinstance(default, bool):
-        return isinstance(value, bool)
-    if isinstance(default, int):
-        return isinstance(value, int) and not isinstance(value, bool)
-    if isinstance(default, float):
-        return isinstance(value, (int, float)) and not isinstance(value, bool)
-    if isinstance(default, str):
-        return isinstance(value, str)
-    if isinstance(default, (tuple, list)):
-        return isinstance(value, (tuple, list))
-    return True
+def _split_union(annotation: str) -> list[str]:
+    """'Sequence[str | Sequence[str]] | None' -> ['Sequence[str | Sequence[str]]', 'None']."""
+    parts, depth, start = [], 0, 0
+    for k, ch in enumerate(annotation):
+        depth += ch == "["
+        depth -= ch == "]"
+        if ch == "|" and depth == 0:
+            parts.append(annotation[start:k].strip())
+            start = k + 1
+    return parts + [annotation[start:].strip()]
+
+
+def _matches(value: Any, annotation: str) -> bool | None:
+    """Whether `value` fits one annotation option; None when the option is not understood."""
+    scalar = {"int": lambda v: isinstance(v, int) and not isinstance(v, bool),
+              "float": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
+              "bool": lambda v: isinstance(v, bool), "str": lambda v: isinstance(v, str),
+              "None": lambda v: v is None}
+    if annotation in scalar:
+        return scalar[annotation](value)
+    for container in ("Sequence[", "tuple[", "list["):
+        if annotation.startswith(container) and annotation.endswith("]"):
+            if not isinstance(value, (list, tuple)):
+                return False
+            inner = [o for o in _split_union(annotation[len(container):-1].replace(", ...", "")) if o]
+            results = [[_matches(item, o) for o in inner] for item in value]
+            if any(None in r for r in results):
+                return None
+            return all(any(r) for r in results)
+    if annotation.startswith(("Mapping[", "dict")):
+        return isinstance(value, dict)
+    return None
+
+
+def _type_ok(value: Any, parameter: inspect.Parameter) -> bool:
+    """Check a config value against the parameter's annotation (or, without one, its default)."""
+    annotation = parameter.annotation
+    if annotation is inspect.Parameter.empty:
+        default = parameter.default
+        return default is None or default is inspect.Parameter.empty or _matches(value, type(default).__name__) is not False
+    options = _split_union(annotation if isinstance(annotation, str) else getattr(annotation, "__name__", ""))
+    verdicts = [_matches(value, option) for option in options]
+    return any(v is not False for v in verdicts) if None in verdicts else any(verdicts)
 
 
 def check_settings(name: str, settings: dict[str, Any], where: Callable[[str], str]) -> None:
@@ -106,10 +135,12 @@ def check_settings(name: str, settings: dict[str, Any], where: Callable[[str], s
         if key not in parameters:
             raise AuditInputError(f"unknown setting {where(key)} for analyzer {name!r}; "
                                   f"allowed: {sorted(parameters)}.")
-        default = parameters[key].default
-        if not _type_ok(value, default):
-            raise AuditInputError(f"setting {where(key)} must be of type {type(default).__name__} "
-                                  f"(default {default!r}), got {value!r}.")
+        parameter = parameters[key]
+        if not _type_ok(value, parameter):
+            expected = parameter.annotation if parameter.annotation is not inspect.Parameter.empty \
+                else type(parameter.default).__name__
+            raise AuditInputError(f"setting {where(key)} must be of type {expected} "
+                                  f"(default {parameter.default!r}), got {value!r}.")
 
 
 def run_analyzer(name: str, model, data, *, settings: dict[str, Any], seed: int, progress: bool) -> Any:

@@ -98,16 +98,18 @@ class AuditReport:
         """Write the report as JSON (plus `<stem>.arrays.npz` when it has large arrays)."""
         path = os.fspath(path)
         arrays: dict[str, np.ndarray] = {}
-        document = _extract_arrays(self.to_dict(), arrays)
+        document = _extract_arrays(results.to_jsonable(self.to_dict()), arrays)
         sidecar = os.path.splitext(path)[0] + ".arrays.npz"
         if arrays:
             document["sidecar"] = os.path.basename(sidecar)
+        text = json.dumps(document, indent=1, allow_nan=False).encode()  # fails before any write
+        if arrays:
             buffer = io.BytesIO()
             np.savez_compressed(buffer, **arrays)
             write_atomic(sidecar, buffer.getvalue())
         elif os.path.exists(sidecar):
             os.remove(sidecar)
-        write_atomic(path, json.dumps(document, indent=1, allow_nan=False).encode())
+        write_atomic(path, text)
         return path
 
     @classmethod
@@ -131,7 +133,7 @@ class AuditReport:
             document = _restore_arrays(document, arrays)
         try:
             return cls.from_dict(document)
-        except (KeyError, TypeError, ValueError) as exc:
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
             if isinstance(exc, AuditInputError):
                 raise
             raise AuditInputError(f"report {path!r} is malformed ({type(exc).__name__}: {exc}).") from None

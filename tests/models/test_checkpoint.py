@@ -72,3 +72,15 @@ def test_save_replaces_atomically(tmp_path, linear_model):
     bumped.save(path)
     assert leaves_equal(Model.load(path, like=linear_model), bumped)
     assert sorted(os.listdir(tmp_path)) == ["m"]  # no staging directories left behind
+
+
+def test_save_never_deletes_a_folder_that_is_not_a_checkpoint(tmp_path, linear_model):
+    folder = tmp_path / "work"
+    (folder / "mine").mkdir(parents=True)
+    (folder / "mine" / "thesis.tex").write_text("precious")
+    with pytest.raises(AuditInputError, match="is not a checkpoint"):
+        linear_model.save(folder)
+    assert (folder / "mine" / "thesis.tex").read_text() == "precious"
+    (tmp_path / "empty").mkdir()
+    linear_model.save(tmp_path / "empty")  # an empty folder is fine
+    assert (tmp_path / "empty" / "manifest.json").exists()

@@ -45,6 +45,8 @@ def test_yaml_round_trip(tmp_path):
     (("warn_below: 0.7", "warn_below: high"), r"'analyzers.accuracy.warn_below' .* must be of type float"),
     (("seed: 3", "seed: -1"), r"'seed' .* must be a non-negative integer"),
     (("epochs: 2", "epochs: 0"), r"'model.train.epochs' .*line 8.* positive integer"),
+    (("epochs: 2", "epochs: 2, learning_rate: fast"), r"'model.train.learning_rate' .* positive number, got 'fast'"),
+    (("warn_below: 0.7", "warn_below: 0.7, sample: [1]"), r"'analyzers.accuracy.sample' .* must be of type int"),
     (("arch: mlp", "arch: mlp, depth: 3"), r"unknown key 'model.train.depth'"),
     (("min: 0.8}", "min: 0.9, max: 0.2}"), r"policy.0.*min 0.9 is above max 0.2"),
     (("min: 0.8}", "minimum: 0.8}"), r"policy.0.*unknown key\(s\) \['minimum'\]"),

@@ -91,3 +91,30 @@ def test_diff_flags_a_planted_regression(credit_model, credit_small):
     assert any(c.id == "policy:accuracy.accuracy" and c.old == "pass" and c.new == "fail" for c in diff.findings)
     assert any(c.metric == "accuracy.recall:1" and c.verdict == "worse" for c in diff.metrics)
     assert not diff_reports(good, good).regressed
+
+
+def test_metric_directions():
+    from audit.pipeline._diff import direction
+    from audit.pipeline import Rule
+    higher = ["robustness.robust_accuracy@0.1", "imbalance.recall:yes", "imbalance.pr_auc:yes",
+              "certify.certified_accuracy:ibp@0.1", "adversarial_training.robust_accuracy_gain@0.1",
+              "explain.stability:shap", "robustness.median_min_perturbation", "fairness.disparate_impact:sex"]
+    lower = ["fairness.equalized_odds_difference:sex", "adversarial_training.clean_accuracy_drop",
+             "robustness.min_perturbation_found_rate", "imbalance.ece", "robustness.attack_success_rate@0.1",
+             "explain.ig_completeness_error", "fairness_mitigation.reweighing:accuracy_cost",
+             "robustness.robust_accuracy_gap:sex@0.1", "certify.smoothing_abstain_rate"]
+    neutral = ["imbalance.imbalance_ratio", "fairness.size:sex=female", "imbalance.threshold:f1_optimal"]
+    assert [direction(m) for m in higher] == [1] * len(higher)
+    assert [direction(m) for m in lower] == [-1] * len(lower)
+    assert [direction(m) for m in neutral] == [0] * len(neutral)
+    assert direction("x.custom", [Rule(metric="x.custom", max=1.0)]) == -1
+
+
+def test_nan_finding_values_are_written_as_null(tmp_path, credit_model, credit_small):
+    import dataclasses
+    from audit.results import Finding
+    report = run(credit_model, credit_small, config(min=0.5), progress=False)
+    odd = dataclasses.replace(report, findings=report.findings + (
+        Finding(id="x:nan", status="warn", title="undefined", message="m", value=float("nan")),))
+    loaded = AuditReport.load(odd.to_json(tmp_path / "r.json"))
+    assert loaded.findings[-1].value is None
