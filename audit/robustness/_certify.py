@@ -10,6 +10,7 @@ example smoothing certifies may be flipped by an attack on the smoothed classifi
 from __future__ import annotations
 
 import dataclasses
+import functools
 from typing import Any, Mapping, Sequence
 
 import jax
@@ -118,6 +119,7 @@ class CertificationReport:
                    provenance=Provenance.from_dict(d["provenance"]))
 
 
+@functools.lru_cache(maxsize=8)  # one closure per model function: PGD compiles once, not per call
 def _smoothed_apply(apply_fn):
     """log of the Monte-Carlo smoothed class probabilities, noise fixed in the params (SmoothAdv)."""
     def apply(p, x):

@@ -13,7 +13,6 @@ from audit import explain
 from audit.errors import AuditInputError
 from audit.explain import ShapResult, _players
 from audit.render.figures import shap as shap_figures
-from audit.results import Provenance
 
 
 @pytest.fixture(scope="module")

@@ -150,7 +150,6 @@ def test_batched_equals_per_example_and_compiles_once():
     rng = np.random.default_rng(8)
     X, bg = rng.normal(size=(5, 6)).astype(np.float32), rng.normal(size=(11, 6)).astype(np.float32)
     batch = explain.compute_shap(model, X, bg, method="exact")
-    import jax
 
     step = _players._example_values(model.apply, "probability", (6,),
                                     jax.tree_util.tree_structure(model.params))

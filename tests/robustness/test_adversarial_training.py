@@ -11,7 +11,7 @@ import pytest
 from audit import datasets
 from audit.errors import AuditInputError
 from audit.models import train
-from audit.robustness import (AdversarialTraining, AdversarialTrainingReport, adversarial_training, box_domain,
+from audit.robustness import (AdversarialTraining, AdversarialTrainingReport, adversarial_training,
                               domain_for, pgd)
 
 
