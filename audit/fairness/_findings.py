@@ -96,7 +96,7 @@ def _proxy(p: ProxyResult) -> list[Finding]:
             id=f"fairness.sensitive_input:{p.attribute}", status="warn" if uses else "pass",
             title=f"{p.attribute} used as an input",
             message=f"{p.attribute} is a model input and gets {p.attribution_share:.1%} of the "
-                    f"model's attribution ({'mean |SHAP|' if p.attribution_method == 'shap' else 'permutation importance'}).",
+                    f"model's attribution ({'mean |SHAP|' if (p.attribution_method or '').startswith('shap') else 'permutation importance'}).",
             metric=f"sensitive_attribution_share:{p.attribute}", value=p.attribution_share,
             threshold=ATTRIBUTION_SHARE))
     return out
