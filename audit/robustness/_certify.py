@@ -19,8 +19,8 @@ import numpy as np
 
 from audit.errors import AuditInputError
 from audit.results import Finding, Provenance, array, timer, to_jsonable
-from audit.robustness._domain import Domain, check_domain, check_eps, domain_for
-from audit.robustness._evaluate import default_eps, evaluate
+from audit.robustness._domain import Domain
+from audit.robustness._evaluate import domain_and_grid, evaluate
 from audit.robustness._ibp import ibp_margins, layer_ops, module_of
 from audit.robustness._pgd import pgd
 from audit.robustness._report import eps_name
@@ -204,14 +204,8 @@ def certify(model, data, *, norm: str = "linf", eps: Sequence[float] | None = No
         raise AuditInputError("certify: sigma must be > 0, alpha in (0, 0.5), n0 and n_samples positive.")
     if "ibp" in methods:
         layer_ops(module_of(model, module))  # fail early, naming an unsupported layer
-    if domain is None:
-        domain = domain_for(data, allow_categorical=allow_categorical, allow_sensitive=allow_sensitive,
-                            immutable=immutable)
-    else:
-        domain = check_domain(domain, data.input_shape)
-    width = domain.width(norm)
-    grid = (np.array([e for e in default_eps(data.kind, norm) if e <= width * (1 + 1e-6)]) if eps is None
-            else np.unique(check_eps(eps, norm=norm, domain=domain)))
+    domain, grid = domain_and_grid(data, domain=domain, eps=eps, norm=norm, allow_categorical=allow_categorical,
+                                   allow_sensitive=allow_sensitive, immutable=immutable)
     with timer() as clock:
         report = evaluate(model, data, norm=norm, eps=grid, attacks=attacks, split=split, n=n, steps=steps,
                           restarts=restarts, square_queries=square_queries, domain=domain,

@@ -133,6 +133,21 @@ def _validate(model, data, norm, attacks, n, bootstrap, confidence, examples_per
         raise AuditInputError(f"impute_k must hold positive integers, got {list(impute_k)}.")
 
 
+def domain_and_grid(data, *, domain, eps, norm: str, allow_categorical: bool, allow_sensitive: bool,
+                    immutable) -> tuple:
+    """The user's domain (checked) or the data's default, and the eps grid (the default keeps only
+    budgets that fit inside the domain)."""
+    if domain is None:
+        domain = domain_for(data, allow_categorical=allow_categorical, allow_sensitive=allow_sensitive,
+                            immutable=immutable)
+    else:
+        domain = check_domain(domain, data.input_shape)
+    if eps is None:
+        width = domain.width(norm)
+        return domain, np.array([e for e in default_eps(data.kind, norm) if e <= width * (1 + 1e-6)])
+    return domain, np.unique(check_eps(eps, norm=norm, domain=domain))
+
+
 def evaluate(model, data, *, norm: str = "linf", eps: Sequence[float] | None = None,
              attacks: Sequence[str] | None = None, split: str = "test", n: int = 500, steps: int = 20,
              restarts: int = 1, apgd_steps: int | None = None, square_queries: int = 500,
@@ -165,16 +180,9 @@ def evaluate(model, data, *, norm: str = "linf", eps: Sequence[float] | None = N
         if v < 1:
             raise AuditInputError(f"{k} must be a positive integer, got {v}.")
     part = data.part(split)
-    if domain is None:
-        domain = domain_for(data, allow_categorical=allow_categorical, allow_sensitive=allow_sensitive,
-                            immutable=immutable)
-    else:
-        domain = check_domain(domain, data.input_shape)
+    domain, grid = domain_and_grid(data, domain=domain, eps=eps, norm=norm, allow_categorical=allow_categorical,
+                                   allow_sensitive=allow_sensitive, immutable=immutable)
     width = domain.width(norm)
-    if eps is None:
-        grid = np.array([e for e in default_eps(data.kind, norm) if e <= width * (1 + 1e-6)])
-    else:
-        grid = np.unique(check_eps(eps, norm=norm, domain=domain))
     batch = int(batch_size or (64 if data.kind == "image" else 512))
     with timer() as clock:
         rng = np.random.default_rng(seed)
