@@ -9,10 +9,11 @@ the value of a coalition S is the interventional expectation E_b[f(x_S, b_not S)
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import functools
 import math
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import jax
 import jax.numpy as jnp
@@ -198,3 +199,63 @@ def coalition_values(model, x: np.ndarray, cls: np.ndarray, background: np.ndarr
     if not out:
         return np.zeros((n, m))
     return np.stack([np.asarray(o, np.float64) for o in out])[:, :m]
+
+
+def chunk_baseline_values(out_fn: Callable, input_shape: tuple[int, ...], params, x, cls, background,
+                          design_of, owner, chunk):
+    """One example, the same chunk of rows of every design, background row b with design
+    `design_of[b]` -> outputs (background rows, chunk). Traced inside jit."""
+    masks = chunk[design_of][:, :, owner]  # (B, c, inputs): player membership -> input membership
+    rows = jnp.where(masks, x[None, None, :], background[:, None, :])
+    b, c, _ = rows.shape
+    return out_fn(params, rows.reshape((b * c, *input_shape)))[:, cls].reshape(b, c)
+
+
+@functools.lru_cache(maxsize=32)
+def _example_baseline_values(apply: Callable, output: str, input_shape: tuple[int, ...], treedef) -> Callable:
+    """Jitted: one example, all design chunks (a loop inside jit) -> (rows of a design, B)."""
+    out_fn = output_fn(apply, output)
+
+    def example(leaves, x, cls, background, design_of, owner, chunks):
+        params = jax.tree_util.tree_unflatten(treedef, leaves)
+        per_chunk = functools.partial(chunk_baseline_values, out_fn, input_shape, params, x, cls,
+                                      background, design_of, owner)
+        out = jax.lax.map(per_chunk, chunks)  # (chunks, B, c)
+        return out.transpose(0, 2, 1).reshape(-1, background.shape[0])
+
+    return jax.jit(example)
+
+
+def baseline_values(model, x: np.ndarray, cls: np.ndarray, background: np.ndarray, designs: np.ndarray,
+                    design_of: np.ndarray, owner: np.ndarray, *, output: str,
+                    chunk_rows: int = CHUNK_ROWS, window: int = 8) -> Iterator[np.ndarray]:
+    """Per example i, yields u[k, b] = f_cls[i](x[i] where coalition k of background row b's
+    design holds, else background row b), shape (m, B), float64.
+
+    `designs` (K, m, players) boolean; background row b uses design `design_of[b]`. Chunks of
+    about `chunk_rows` rows (a slice of every design, all background rows) run in a loop inside
+    jit, one asynchronous call per example; at most `window` examples' outputs wait on the
+    host, so memory stays bounded whatever n is.
+    """
+    n, (k, m, n_players), nb = len(x), designs.shape, len(background)
+    per = max(1, min(m, chunk_rows // nb))
+    per = -(-m // -(-m // per))  # same number of chunks, as even as possible: least padding
+    padded = np.zeros((k, -(-m // per) * per, n_players), bool)
+    padded[:, :m] = designs
+    chunks = padded.reshape(k, -1, per, n_players).transpose(1, 0, 2, 3)
+    leaves, treedef = jax.tree_util.tree_flatten(model.params)
+    fn = _example_baseline_values(model.apply, output, tuple(model.input_shape), treedef)
+    shared = (tuple(leaves), np.asarray(background, np.float32), np.asarray(design_of, np.int32),
+              np.asarray(owner, np.int32), chunks)
+    devices = jax.local_devices()[:max(1, n)]
+    placed = [jax.device_put(shared, d) for d in devices]
+    xs, cs = np.asarray(x, np.float32), np.asarray(cls, np.int32)
+    pending: collections.deque = collections.deque()
+    for i in range(n):
+        lv, bg, which, own, ch = placed[i % len(devices)]
+        xi, ci = jax.device_put((xs[i], cs[i]), devices[i % len(devices)])
+        pending.append(fn(lv, xi, ci, bg, which, own, ch))
+        if len(pending) > window:
+            yield np.asarray(pending.popleft(), np.float64)[:m]
+    while pending:
+        yield np.asarray(pending.popleft(), np.float64)[:m]

@@ -370,7 +370,8 @@ def shap_values(model, X: Any, background: Any, *, method: str = "auto", backend
     of shape (n, P) that shap.plots.waterfall / beeswarm / bar accept.
 
     method: "exact" (all 2^P coalitions; the "auto" choice up to 16 players without n_samples),
-    "kernel" (KernelSHAP with `n_samples` coalitions, default 2P + 2048; "auto" beyond 16 players),
+    "kernel" (KernelSHAP with `n_samples` coalitions, default 2P + 2048, drawn anew for every
+    background row; "auto" beyond 16 players),
     "gradient" (expected gradients with `n_samples` draws, default 200; differentiable models), or
     "permutation" (backend="shap" only). backend="shap" runs shap's own explainers instead.
     players: "raw" (one per raw tabular column, one-hot blocks together; the default when `data`

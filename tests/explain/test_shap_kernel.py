@@ -9,7 +9,9 @@ import numpy as np
 import pytest
 
 from audit import explain
-from audit.explain._shap_kernel import _size_mass, default_budget, design, min_budget, solver
+from audit.explain import _shap_kernel
+from audit.explain._shap_kernel import (_size_mass, baseline_designs, default_budget, design, min_budget,
+                                         solver)
 from audit.models import Model
 
 
@@ -53,7 +55,8 @@ def test_converges_to_exact_and_is_exact_with_a_full_budget(game):
     assert errors[0] > 2.5 * errors[2] > 0 and errors[2] > errors[3] > 0, errors
     full = explain.compute_shap(model, X, bg, method="kernel", n_samples=2 ** 10 - 2, output="logit",
                                 class_index=1)
-    np.testing.assert_allclose(full.values, exact.values, atol=1e-9)
+    # exact up to float32 model outputs (exact SHAP averages the background in float32 on device)
+    np.testing.assert_allclose(full.values, exact.values, atol=1e-6)
 
 
 def test_design_is_paired_stratified_and_unbiased():
@@ -92,8 +95,9 @@ def test_agrees_with_shap_kernel_explainer(game):
                                class_index=1, backend="shap")
     err_ours = np.abs(ours.values - exact.values[:3]).mean()
     err_ref = np.abs(ref.values - exact.values[:3]).mean()
-    assert err_ours < 0.1 * np.abs(exact.values).mean()
-    assert err_ours <= 1.5 * err_ref, (err_ours, err_ref)
+    assert err_ours < 0.05 * np.abs(exact.values).mean()
+    # one design per background row: their sampling errors average out (0.013 vs 0.030 here)
+    assert err_ours <= 0.7 * err_ref, (err_ours, err_ref)
 
 
 def test_same_seed_same_values_and_batched_equals_per_example(game):
@@ -116,3 +120,30 @@ def test_auto_picks_kernel_beyond_sixteen_players_and_images(digits, digits_cnn)
     np.testing.assert_allclose(res.efficiency_gap, 0.0, atol=1e-9)
     assert (res.class_index == digits_cnn.predict(X)).all()  # multiclass default: predicted class
     assert default_budget(64) == 2 * 64 + 2048
+
+
+def test_each_background_row_has_its_own_design():
+    z, lmat, q, design_of = baseline_designs(10, 100, 0, 20)
+    assert z.shape == (20, 100, 10) and lmat.shape == (20, 10, 100) and q.shape == (20, 10)
+    assert np.array_equal(design_of, np.arange(20))
+    assert len({zz.tobytes() for zz in z}) == 20  # independent draws, not one shared design
+    for k in (0, 7):  # each is a solver design of its own stream
+        zk, lk, qk = solver(10, 100, 0, k)
+        assert np.array_equal(z[k], zk) and np.allclose(lmat[k], lk) and np.allclose(q[k], qk)
+
+
+def test_fewer_designs_than_background_rows_when_memory_is_bounded(game, monkeypatch):
+    model, X, bg, exact = game  # 20 background rows, 10 players
+    baseline_designs.cache_clear()
+    monkeypatch.setattr(_shap_kernel, "DESIGN_CELLS", 3 * 100 * 10)  # room for 3 designs of 100
+    try:
+        z, _, _, design_of = baseline_designs(10, 100, 0, 20)
+        assert len(z) == 3 and np.array_equal(design_of, np.arange(20) % 3)
+        res = explain.compute_shap(model, X, bg, method="kernel", n_samples=100, output="logit", class_index=1)
+        np.testing.assert_allclose(res.values.sum(1), res.model_output - res.base_values, atol=1e-12, rtol=0)
+        assert np.abs(res.values - exact.values).mean() < 0.1 * np.abs(exact.values).mean()
+        full = explain.compute_shap(model, X, bg, method="kernel", n_samples=2 ** 10 - 2, output="logit",
+                                    class_index=1)
+        np.testing.assert_allclose(full.values, exact.values, atol=1e-6)
+    finally:
+        baseline_designs.cache_clear()
