@@ -115,14 +115,15 @@ def gradient_kernel(apply: Callable, *, output: str) -> Kernel:
     return lambda params, xs, t: (grad(xs, params, t), {})
 
 
-def integrated_gradients_kernel(apply: Callable, *, output: str, baseline: jax.Array,
-                                alphas: np.ndarray, weights: np.ndarray) -> Kernel:
-    """IG with `baseline` broadcast against each chunk; all steps of all rows in one call."""
+def integrated_gradients_kernel(apply: Callable, *, output: str, alphas: np.ndarray,
+                                weights: np.ndarray) -> Kernel:
+    """IG from a `baseline` (an argument, broadcast against each chunk: a new baseline does not
+    recompile); all steps of all rows in one call."""
     f = scalar_output(apply, output)
     grad = input_gradient(apply, output)
     alphas, weights = jnp.asarray(alphas, jnp.float32), jnp.asarray(weights, jnp.float32)
 
-    def kernel(params, xs, t):
+    def kernel(params, xs, t, baseline):
         base = jnp.broadcast_to(baseline, xs.shape)
         shape = (-1,) + (1,) * xs.ndim
         path = base[None] + alphas.reshape(shape) * (xs - base)[None]  # (m, n, ...)
@@ -170,23 +171,25 @@ def chunk_size(n: int, per_row: int, batch_size: int | None, input_size: int = 1
     return max(1, min(bound, 1 << max(0, n - 1).bit_length()))
 
 
-def run_chunks(fn: Callable, params, X: np.ndarray, t: np.ndarray,
-               chunk: int) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-    """Apply `fn` to padded chunks of `chunk` rows and concatenate the results."""
+def run_chunks(fn: Callable, params, X: np.ndarray, t: np.ndarray, chunk: int,
+               *operands) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Apply `fn(params, rows, targets, *operands)` to padded chunks of `chunk` rows and
+    concatenate the results."""
     n = len(X)
     total = -(-n // chunk) * chunk
     pad = lambda a: np.concatenate([a, np.repeat(a[:1], total - n, axis=0)]) if total > n else a
     Xp, tp = pad(X), pad(t)
-    outs = [fn(params, Xp[i:i + chunk], tp[i:i + chunk]) for i in range(0, total, chunk)]
+    outs = [fn(params, Xp[i:i + chunk], tp[i:i + chunk], *operands) for i in range(0, total, chunk)]
     attrs, extras = jax.device_get(([o[0] for o in outs], [o[1] for o in outs]))
     attr = np.concatenate(attrs)[:n]
     merged = {k: np.concatenate([e[k] for e in extras])[:n].astype(np.float64) for k in extras[0]}
     return attr, merged
 
 
-def _attribute(method: str, model, X, *, target, output: str, batch_size: int | None,
-               settings: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict, float]:
-    """(X, targets, attributions, extras, seconds) of one kernel over all rows."""
+def _attribute(method: str, model, X, *, target, output: str, batch_size: int | None, settings: dict,
+               operands: tuple = ()) -> tuple[np.ndarray, np.ndarray, np.ndarray, dict, float]:
+    """(X, targets, attributions, extras, seconds) of one kernel over all rows; `settings` are
+    compiled in, `operands` are traced arguments (changing them does not recompile)."""
     X = check_inputs(model, X)
     _check_choice("output", output, OUTPUTS)
     t = targets(model, X, target)
@@ -194,7 +197,7 @@ def _attribute(method: str, model, X, *, target, output: str, batch_size: int | 
     chunk = chunk_size(len(X), len(settings.get("alphas", [0])), batch_size, int(np.prod(X.shape[1:])))
     with timer() as clock:
         fn = _compiled(factory, model.apply, _freeze({"output": output, **settings}))
-        values, extras = run_chunks(fn, model.params, X, t, chunk)
+        values, extras = run_chunks(fn, model.params, X, t, chunk, *operands)
     return X, t, values, extras, clock[0]
 
 
@@ -244,9 +247,10 @@ def integrated_gradients(model, X: Any, *, target: Any = None, baseline: Any = N
     X = check_inputs(model, X)
     alphas, weights = path_rule(rule, int(steps))
     base = _baseline(model, X, baseline)
-    settings = {"baseline": base, "alphas": alphas, "weights": weights}
+    settings = {"alphas": alphas, "weights": weights}
     X, t, values, extras, seconds = _attribute("integrated_gradients", model, X, target=target,
-                                               output=output, batch_size=batch_size, settings=settings)
+                                               output=output, batch_size=batch_size, settings=settings,
+                                               operands=(base,))
     described = {"output": output, "steps": int(steps), "rule": rule,
                  "baseline": "zeros" if baseline is None else
                  (float(base.ravel()[0]) if np.ndim(baseline) == 0 else "array")}

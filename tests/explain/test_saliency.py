@@ -140,12 +140,16 @@ def test_no_recompilation_for_new_row_counts_in_a_bucket(credit_small, credit_mo
     X = credit_small.test.X
     integrated_gradients(credit_model, X[:5], steps=10)
     fn = _saliency._compiled(_saliency.integrated_gradients_kernel, credit_model.apply, _saliency._freeze(
-        {"output": "logit", "baseline": np.zeros(credit_model.input_shape, np.float32),
-         "alphas": _saliency.path_rule("trapezoid", 10)[0], "weights": _saliency.path_rule("trapezoid", 10)[1]}))
+        {"output": "logit", "alphas": _saliency.path_rule("trapezoid", 10)[0],
+         "weights": _saliency.path_rule("trapezoid", 10)[1]}))
     before = fn._cache_size()
     integrated_gradients(credit_model, X[:7], steps=10)  # same power-of-two bucket (8)
     integrated_gradients(credit_model, X[:20], steps=10, batch_size=8)  # explicit chunk
+    mean = X.mean(axis=0)
+    other = integrated_gradients(credit_model, X[:7], steps=10, baseline=mean)  # a new baseline
     assert fn._cache_size() == before == 1
+    np.testing.assert_allclose(other.extras["baseline_output"],
+                               credit_model.logits(mean[None])[0, other.target], rtol=1e-4, atol=1e-5)
 
 
 def test_probability_output_and_targets(digits, digits_cnn):
