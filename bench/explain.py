@@ -1,6 +1,6 @@
 """SHAP for JAX models against the shap library, on the same model and background, in one run.
 
-    python bench/explain.py [--examples 10] [--background 100] [--quick]
+    python bench/explain.py [--examples 10] [--background 100] [--quick] [--shap-only]
 
 Model: the zoo MLP (64, 32) trained on the first 12 features of breast_cancer; 100 sampled
 background rows; the positive-class probability explained for test rows. Reported per method:
@@ -33,6 +33,7 @@ from audit import datasets, explain  # noqa: E402
 from audit.data import Dataset  # noqa: E402
 from audit.explain import _players  # noqa: E402
 from audit.explain._shap_exact import all_coalitions  # noqa: E402
+from audit.explain import _shap_kernel  # noqa: E402
 from audit.explain._shap_kernel import default_budget, solver  # noqa: E402
 from audit.models import train  # noqa: E402
 
@@ -155,11 +156,27 @@ def sampled_row(model, X, bg, exact, *, method, budget, backend, label, seeds=3)
     return {"method": method, "impl": label, "budget": budget, "ms": 1e3 * seconds / len(X), "error": error}
 
 
+def shared_design_row(model, X, bg, exact, *, budget, seeds=3):
+    """Ablation: the native estimator with one coalition design shared by all background rows
+    (shap's scheme) instead of one per row, at the same budget."""
+    _shap_kernel.baseline_designs.cache_clear()
+    cells, _shap_kernel.DESIGN_CELLS = _shap_kernel.DESIGN_CELLS, 1  # room for one design only
+    try:
+        row = sampled_row(model, X, bg, exact, method="kernel", budget=budget, backend="native",
+                          label="native, one design for all background rows (ablation)", seeds=seeds)
+    finally:
+        _shap_kernel.DESIGN_CELLS = cells
+        _shap_kernel.baseline_designs.cache_clear()
+    return row
+
+
 def main(argv=None) -> list[dict]:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--examples", type=int, default=10)
     ap.add_argument("--background", type=int, default=100)
     ap.add_argument("--quick", action="store_true", help="fewer chunk sizes, for a smoke run")
+    ap.add_argument("--shap-only", action="store_true", help="only the SHAP table (no LIME / IG, no "
+                                                              "loop-placement table)")
     args = ap.parse_args(argv)
     data, model, bg = setup(args.background)
     X = data.test.X[:args.examples]
@@ -184,8 +201,8 @@ def main(argv=None) -> list[dict]:
     rows += ref
 
     # kernel: for each shap budget, the smallest native budget with no larger error
-    ladder = [2 * p, 48, 64, 96, 128, 192, 256, 320, 384, 448, 512, 640, 768, 896, 1024, 1280, 1536,
-              1792, default_budget(p), 2560, 3072]
+    ladder = [2 * p, 32, 40, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320, 384, 448, 512, 640,
+              768, 896, 1024, 1280, 1536, 1792, default_budget(p), 2560, 3072]
     errors: dict[int, float] = {}
 
     def native_error(budget: int) -> float:
@@ -207,10 +224,13 @@ def main(argv=None) -> list[dict]:
         ours["floor_ms"] = 1e3 * floor_seconds(model, m * nb, n, chunk, d) / n
         ours["speedup"] = user["ms"] / ours["ms"]
         ours["speedup_fast"] = theirs["ms"] / ours["ms"]
-        rows += [ours, user, theirs]
+        rows += [ours, shared_design_row(model, X, bg, exact, budget=budget), user, theirs]
     rows.append(sampled_row(model, X, bg, exact, method="permutation", budget=10 * (2 * p + 1),
                             backend="shap", label="shap PermutationExplainer"))
 
+    if args.shap_only:
+        print_table(rows)
+        return rows
     try:
         spec = importlib.util.spec_from_file_location(
             "explain_lime_ig", pathlib.Path(__file__).with_name("explain_lime_ig.py"))
