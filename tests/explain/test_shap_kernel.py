@@ -112,7 +112,7 @@ def test_same_seed_same_values_and_batched_equals_per_example(game):
         np.testing.assert_allclose(one.values[0], a.values[i], atol=1e-12)
 
 
-def test_auto_picks_kernel_beyond_sixteen_players_and_images(digits, digits_cnn):
+def test_auto_picks_kernel_beyond_twelve_players_and_images(digits, digits_cnn):
     bg = explain.background(digits, size=10, seed=0)
     X = digits.test.X[:2]
     res = explain.compute_shap(digits_cnn, X, bg, patch=1, n_samples=400)  # 64 pixel players
@@ -120,6 +120,10 @@ def test_auto_picks_kernel_beyond_sixteen_players_and_images(digits, digits_cnn)
     np.testing.assert_allclose(res.efficiency_gap, 0.0, atol=1e-9)
     assert (res.class_index == digits_cnn.predict(X)).all()  # multiclass default: predicted class
     assert default_budget(64) == 2 * 64 + 2048
+    patches = explain.compute_shap(digits_cnn, X, bg)  # 16 patches: kernel, not 65536 coalitions
+    assert patches.provenance.method == "shap.kernel" and patches.values.shape == (2, 16)
+    nine = explain.compute_shap(digits_cnn, X, bg, patch=3)  # 3x3 patches: few enough to enumerate
+    assert nine.provenance.method == "shap.exact" and nine.values.shape == (2, 9)
 
 
 def test_each_background_row_has_its_own_design():
