@@ -58,6 +58,14 @@ def from_pandas(df: pd.DataFrame, *, target: str, sensitive: Sequence[str] = (),
     if labels.isna().any():
         raise AuditInputError(f"target column {target!r} row {int(np.flatnonzero(labels.isna())[0])} "
                               "is missing; drop unlabeled rows first.")
+    if pd.api.types.is_float_dtype(labels):
+        fractional = np.flatnonzero(labels.to_numpy(np.float64) % 1 != 0)
+        if len(fractional):
+            row = int(fractional[0])
+            raise AuditInputError(f"target {target!r} holds continuous values (row {row}: {labels.iloc[row]!r}); "
+                                  "flax-audit audits classifiers: use a column of class labels, or bin "
+                                  "this one first.")
+        labels = labels.astype(np.int64)  # 0.0 / 1.0 (e.g. after a NaN round trip) are classes 0 / 1
     if class_names is None:
         class_names = tuple(str(c) for c in sorted(labels.unique(), key=lambda v: (str(type(v)), v)))
     class_names = tuple(str(c) for c in class_names)

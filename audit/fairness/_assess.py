@@ -73,8 +73,13 @@ def assess(y_true, y_pred, groups, *, scores=None, class_names: Sequence[str] | 
     if len(grouping.labels) < 2:
         raise AuditInputError(f"sensitive attribute {grouping.name!r} has a single group "
                               f"{list(grouping.labels)} in these rows; fairness needs two or more.")
-    if not 0 < confidence < 1 or n_bootstrap < 0 or n_bins < 1:
-        raise AuditInputError("confidence must be in (0, 1), n_bootstrap >= 0 and n_bins >= 1.")
+    integer = lambda v: isinstance(v, (int, np.integer)) and not isinstance(v, bool)
+    real = lambda v: isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool)
+    if not (real(confidence) and 0 < confidence < 1 and integer(n_bootstrap) and n_bootstrap >= 0
+            and integer(n_bins) and n_bins >= 1):
+        raise AuditInputError(f"confidence must be in (0, 1), n_bootstrap an integer >= 0 and n_bins an "
+                              f"integer >= 1; got confidence={confidence!r}, n_bootstrap={n_bootstrap!r}, "
+                              f"n_bins={n_bins!r}.")
     analysed = ([1] if n_classes == 2 else list(range(n_classes))) if classes is None else \
         [_class_index(c, class_names) for c in classes]
     favorable = analysed[0] if favorable_class is None else _class_index(favorable_class, class_names)

@@ -22,6 +22,9 @@ from audit.fairness._groups import intersect, make_grouping, subset
 from audit.results import Finding, Provenance, timer, to_jsonable
 
 METHODS = ("reweighing", "group_balanced", "thresholds")
+CONSTRAINTS = ("equalized_odds", "demographic_parity", "selection_rate_parity", "true_positive_rate_parity",
+               "false_positive_rate_parity", "true_negative_rate_parity", "false_negative_rate_parity")
+# fairlearn's ThresholdOptimizer constraints
 TRACKED = ("demographic_parity_difference", "equal_opportunity_difference", "equalized_odds_difference")
 
 
@@ -177,6 +180,9 @@ def mitigate(model, data, *, attribute: str | Sequence[str], methods: Sequence[s
     unknown = [m for m in methods if m not in METHODS]
     if unknown:
         raise AuditInputError(f"unknown fairness mitigation(s) {unknown}; choose from {list(METHODS)}.")
+    if "thresholds" in methods and constraint not in CONSTRAINTS:
+        raise AuditInputError(f"constraint={constraint!r} is not one that fairlearn's ThresholdOptimizer "
+                              f"supports; choose from {list(CONSTRAINTS)}.")
     with timer() as t:
         rows = check_model_data(model, data, split)
         key = (attribute,) if isinstance(attribute, str) else tuple(attribute)

@@ -90,6 +90,26 @@ def _findings(report_parts, *, class_names, train_counts, counts, min_recall, ma
     return tuple(out)
 
 
+def _check_settings(*, n_bins, fp_cost, fn_cost, min_recall, max_recall_gap, max_ece, max_points) -> None:
+    """One clear error for impossible settings, before any work."""
+    def number(v) -> bool:
+        return isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool) and np.isfinite(v)
+
+    problems = []
+    for name, v in (("n_bins", n_bins), ("max_points", max_points)):
+        if not (isinstance(v, (int, np.integer)) and not isinstance(v, bool) and v >= 1):
+            problems.append(f"{name}={v!r} must be a positive integer")
+    if not (number(fp_cost) and fp_cost > 0):
+        problems.append(f"fp_cost={fp_cost!r} must be a positive number")
+    if fn_cost is not None and not (number(fn_cost) and fn_cost > 0):
+        problems.append(f"fn_cost={fn_cost!r} must be a positive number or None (class-ratio default)")
+    for name, v in (("min_recall", min_recall), ("max_recall_gap", max_recall_gap), ("max_ece", max_ece)):
+        if not (number(v) and 0 <= v <= 1):
+            problems.append(f"{name}={v!r} must be a number in [0, 1]")
+    if problems:
+        raise AuditInputError("imbalance.evaluate: " + "; ".join(problems) + ".")
+
+
 def evaluate(model, data, *, split: str = "test", seed: int = 0, n_bins: int = 10,
              threshold_split: str | None = "val", fp_cost: float = 1.0, fn_cost: float | None = None,
              min_recall: float = 0.5, max_recall_gap: float = 0.2, max_ece: float = 0.1, max_points: int = 256) -> ImbalanceReport:
@@ -99,6 +119,8 @@ def evaluate(model, data, *, split: str = "test", seed: int = 0, n_bins: int = 1
     and warns when it trails the best class's recall by more than `max_recall_gap`; ECE warns
     above `max_ece`. `seed` is recorded; the analysis itself draws no random numbers.
     """
+    _check_settings(n_bins=n_bins, fp_cost=fp_cost, fn_cost=fn_cost, min_recall=min_recall,
+                    max_recall_gap=max_recall_gap, max_ece=max_ece, max_points=max_points)
     with timer() as t:
         rows = check_model_data(model, data, split)
         proba = model.predict_proba(data.X[rows]).astype(np.float64)

@@ -54,6 +54,7 @@ def test_csv_round_trip(tmp_path):
     (lambda d: d, {"categorical": ["shape"]}, r"categorical column\(s\) \['shape'\] not found"),
     (lambda d: d.assign(label="good"), {}, r"single class"),
     (lambda d: d.assign(label=d.label.where(d.index != 4)), {}, r"target column 'label' row 4 is missing"),
+    (lambda d: d.assign(label=d.x1), {}, r"target 'label' holds continuous values \(row 0"),
 ])
 def test_validation_errors_name_the_problem(mutate, kwargs, message):
     options = {"target": "label", "categorical": ["color"], "sensitive": ["group"], **kwargs}
@@ -90,3 +91,11 @@ def test_unseen_category_is_reported():
     data = from_pandas(frame(), target="label", categorical=["color"], drop=["group"])
     with pytest.raises(AuditInputError, match="category 'purple' was not seen"):
         data.encoding.raw_matrix(frame().assign(color="purple"))
+
+
+def test_integral_float_target_is_classes():
+    df = frame()
+    df["label"] = (df["label"] == "good").astype(float)  # 0.0 / 1.0, as after a NaN round trip
+    data = from_pandas(df, target="label", categorical=["color"], sensitive=["group"])
+    assert data.class_names == ("0", "1")
+    np.testing.assert_array_equal(data.y, df["label"].to_numpy().astype(int))

@@ -109,6 +109,8 @@ def test_bad_input(credit_model, credit_small):
         evaluate(credit_model, one_group, attributes=["sex"])
     with pytest.raises(AuditInputError, match="unknown fairness mitigation"):
         mitigate(credit_model, credit_small, attribute="sex", methods=("magic",))
+    with pytest.raises(AuditInputError, match="constraint='magic' is not one that fairlearn"):
+        mitigate(credit_model, credit_small, attribute="sex", methods=("thresholds",), constraint="magic")
 
 
 def test_empty_intersection_and_small_groups_are_warnings(credit_model, credit_small):

@@ -158,6 +158,9 @@ def test_bad_input_is_one_clear_error():
         assess(y, pred, g, scores=bad)
     with pytest.raises(AuditInputError, match="not one of"):
         assess(y, pred, g, classes=["maybe"], class_names=("n", "p"))
+    for settings in ({"n_bootstrap": "many"}, {"n_bootstrap": 2.5}, {"confidence": 1.0}, {"n_bins": 0}):
+        with pytest.raises(AuditInputError, match="n_bootstrap an integer >= 0"):
+            assess(y, pred, g, **settings)
 
 
 def test_undefined_and_small_groups_are_flagged_not_nan():

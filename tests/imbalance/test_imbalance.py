@@ -140,6 +140,13 @@ def test_bad_input(credit_model, credit_small):
         evaluate(nan_model, credit_small)
     with pytest.raises(AuditInputError, match="unknown imbalance mitigation"):
         compare_mitigations(credit_model, credit_small, methods=("bagging",))
+    for settings, message in (({"n_bins": 0}, "n_bins=0 must be a positive integer"),
+                              ({"fp_cost": -1.0}, "fp_cost=-1.0 must be a positive number"),
+                              ({"fn_cost": float("nan")}, "fn_cost=nan"),
+                              ({"min_recall": 2}, "min_recall=2 must be a number in"),
+                              ({"max_points": "many"}, "max_points='many'")):
+        with pytest.raises(AuditInputError, match=message):
+            evaluate(credit_model, credit_small, **settings)
     no_arch = credit_model.replace(architecture=None)
     with pytest.raises(AuditInputError, match="architecture"):
         compare_mitigations(no_arch, credit_small, methods=("none",))
