@@ -5,9 +5,16 @@ columns kept (Ribeiro et al. 2016): numeric columns are drawn from N(train mean,
 (lime's `sample_around_instance=False`), categorical columns from their training frequencies and
 turned into "same category as the instance" indicators; distances on standardised columns;
 kernel sqrt(exp(-d^2 / width^2)) with width 0.75 sqrt(d); ridge (alpha 1) with intercept,
-weighted by the kernel. Sampling, model evaluation and the fit run for many explanations in
-one jitted, vmapped call; the draws come from numpy on the host (other streams than lime's).
-Categorical codes are drawn by inverse CDF (one uniform per cell).
+weighted by the kernel.
+
+Sampling (other streams than lime's): the host draws, with a numpy Generator, 32-bit words for
+the numeric columns and, per categorical column, the index of a training row whose code it takes
+(so codes have exactly the training frequencies); the jitted code turns each word into a normal
+by inverse CDF, sqrt(2) erfinv((2k + 1) / 2^23 - 1) with k its top 23 bits (jax.random.normal's
+map; on CPU this is ~2x cheaper than numpy's ziggurat or `jax.random` in the call). Everything
+after the draw (normals, codes, model inputs, kernel, model, fit) runs for many explanations in
+one jitted, vmapped call, column-major (columns x samples, so reductions run along the long
+axis), dispatched asynchronously so the host draws the next rows while the device works.
 """
 
 from __future__ import annotations
@@ -20,105 +27,133 @@ import jax.numpy as jnp
 import numpy as np
 
 from audit.errors import AuditInputError
-from audit.explain._attribution import Attribution, probabilities
+from audit.explain._attribution import Attribution
 from audit.explain._lime import RawSpace, raw_space
 from audit.explain._saliency import targets
 from audit.results import Provenance, timer
 
 MAX_POINTS = 65536  # perturbed rows fitted per call with a shared neighbourhood (bounds memory)
-MAX_EVAL_POINTS = 10240  # perturbed rows through the model per call otherwise (cache-sized;
-# bigger calls run ~2x slower on CPU, see bench/explain_lime_ig.py)
+MAX_EVAL_POINTS = 20480  # perturbed rows through the model per call otherwise (cache-sized;
+# bigger calls run slower on CPU, see bench/explain_lime_ig.py)
 
 
 def lime_statistics(space: RawSpace) -> dict[str, np.ndarray]:
     """lime's training statistics: mean / std per numeric column (population std; 1 when
-    constant; 0 / 1 for categorical columns), and per categorical column the cumulative
-    frequencies of its category codes (for inverse-CDF sampling)."""
+    constant; 0 / 1 for categorical columns), and the training rows' category codes of the
+    categorical columns (n_train, n_categorical), which sampling draws from."""
     train = space.train
     mean, scale = train.mean(axis=0), train.std(axis=0)
     scale = np.where(scale > 0, scale, 1.0)
     mean, scale = np.where(space.categorical, 0.0, mean), np.where(space.categorical, 1.0, scale)
-    cat = np.flatnonzero(space.categorical)
-    width = max([len(space.categories[j]) for j in cat] + [1])
-    cdf = np.ones((len(cat), width))
-    for i, j in enumerate(cat):
-        counts = np.bincount(np.rint(train[:, j]).astype(int), minlength=len(space.categories[j]))
-        cdf[i, :len(counts)] = np.cumsum(counts) / counts.sum()
-    return {"mean": mean, "scale": scale, "cdf": cdf}
+    codes = np.rint(train[:, space.categorical]).astype(np.int32)
+    return {"mean": mean, "scale": scale, "codes": codes}
 
 
-def weighted_ridge(Z: jax.Array, y: jax.Array, w: jax.Array, *, alpha: float):
-    """Ridge with intercept on kernel-weighted rows, as scikit-learn's `Ridge(alpha)` with
-    `sample_weight=w`: (coef, intercept, weighted R^2)."""
-    wsum = w.sum()
-    zbar, ybar = (w[:, None] * Z).sum(0) / wsum, (w * y).sum() / wsum
-    Zc, yc = Z - zbar, y - ybar
-    gram = (Zc * w[:, None]).T @ Zc + alpha * jnp.eye(Z.shape[1], dtype=Z.dtype)
-    coef = jax.scipy.linalg.cho_solve(jax.scipy.linalg.cho_factor(gram), (Zc * w[:, None]).T @ yc)
-    intercept = ybar - zbar @ coef
-    resid = y - (Z @ coef + intercept)
-    score = 1.0 - (w * resid ** 2).sum() / jnp.maximum((w * yc ** 2).sum(), 1e-30)
-    return coef, intercept, score
+def draw(rng: np.random.Generator, space: RawSpace, num_samples: int) -> tuple[np.ndarray, np.ndarray]:
+    """One neighbourhood of S samples in compact, column-major form: bits (numeric, S) uint32
+    words (see `normal`) and rows (categorical, S) int32 indices of training rows."""
+    n_num, n_cat = int((~space.categorical).sum()), int(space.categorical.sum())
+    bits = rng.bit_generator.random_raw(-(-n_num * num_samples // 2)).view(np.uint32)
+    rows = rng.integers(0, len(space.train), (n_cat, num_samples), dtype=np.int32)
+    return bits[:n_num * num_samples].reshape(n_num, num_samples), rows
 
 
-def _functions(space: RawSpace, apply, *, num_samples: int, kernel_width: float, alpha: float):
-    """(sample(rng) -> raw rows, probs(params, raw) -> class probabilities, fit(...) -> coef)."""
+def normal(bits: jax.Array) -> jax.Array:
+    """Standard normals from uniform 32-bit words by inverse CDF on the top 23 bits (midpoints,
+    so the map is symmetric and finite: |z| <= 5.3)."""
+    k = jax.lax.shift_right_logical(bits, jnp.uint32(9)).astype(jnp.int32)
+    v = (2 * k + 1 - (1 << 23)).astype(jnp.float32) * (1.0 / (1 << 23))  # exact, in (-1, 1)
+    return np.float32(np.sqrt(2.0)) * jax.lax.erf_inv(v)
+
+
+def weighted_ridge(A: jax.Array, w: jax.Array, *, alpha: float):
+    """Ridge with intercept on kernel-weighted samples, as scikit-learn's `Ridge(alpha)` with
+    `sample_weight=w`, from one weighted Gram matrix of the centred columns. A: (d + 1, S), the
+    d regressors then the target, one column per sample. Returns (coef, intercept, weighted R^2)."""
+    mean = (A @ w) / w.sum()
+    Ac = A - mean[:, None]
+    M = (Ac * w) @ Ac.T
+    d = A.shape[0] - 1
+    gram, zy, yy = M[:d, :d], M[:d, d], M[d, d]
+    coef = jax.scipy.linalg.cho_solve(
+        jax.scipy.linalg.cho_factor(gram + alpha * jnp.eye(d, dtype=A.dtype)), zy)
+    intercept = mean[d] - mean[:d] @ coef
+    ssr = yy - 2 * coef @ zy + coef @ gram @ coef  # weighted sum of squared residuals
+    return coef, intercept, 1.0 - ssr / jnp.maximum(yy, 1e-30)
+
+
+def _functions(space: RawSpace, apply, *, kernel_width: float, alpha: float):
+    """Column-major pieces: neighbourhood(bits, rows) -> (z, codes) (standardised numeric
+    columns, category codes), at(z, codes, x) -> the same with sample 0 set to the instance x,
+    rows_of(z, codes) -> raw rows (S, d), logits(params, z, codes) -> (classes, S), and
+    fit(z, codes, y) -> (contributions, extras) for the instance at sample 0, model outputs y."""
     host = lime_statistics(space)
-    stats = {k: jnp.asarray(v, jnp.float32) for k, v in host.items()}
-    categorical = jnp.asarray(space.categorical)
+    mean, scale = (jnp.asarray(host[k], jnp.float32) for k in ("mean", "scale"))
+    train_codes = jnp.asarray(host["codes"].T)
     num, cat = np.flatnonzero(~space.categorical), np.flatnonzero(space.categorical)
+    order = np.argsort(np.concatenate([num, cat]))  # [numeric, categorical] -> raw column order
 
-    def sample(rng: np.random.Generator, count: int = 1) -> np.ndarray:
-        """`count` neighbourhoods (count, S, d) from lime's proposal: N(mean, std) numeric, training
-        frequencies categorical. Drawn on the host with numpy (cheap, no PRNG kernel to compile)."""
-        raw = np.zeros((count, num_samples, space.n_columns), np.float32)
-        z = rng.standard_normal((count, num_samples, len(num)))
-        raw[..., num] = z * host["scale"][num] + host["mean"][num]
-        if len(cat):
-            u = rng.random((count, num_samples, len(cat)))
-            codes = (u[..., None] >= host["cdf"]).sum(-1)
-            raw[..., cat] = np.minimum(codes, host["cdf"].shape[1] - 1)
-        return raw
+    def neighbourhood(bits, rows):
+        return normal(bits), train_codes[jnp.arange(len(cat))[:, None], rows]
 
-    def probs(params, raw):
-        return jax.nn.softmax(apply(params, space.encode_jax(raw)).astype(jnp.float32), axis=-1)
+    def at(z, codes, x):
+        xz, xc = (x[num] - mean[num]) / scale[num], x[cat].astype(codes.dtype)
+        return z.at[:, 0].set(xz), codes.at[:, 0].set(xc)
 
-    def fit(raw, y, x, y0):
-        """Local ridge for instance x (row 0 of the neighbourhood) with outputs y, y0 at x."""
-        raw, y = raw.at[0].set(x), y.at[0].set(y0)
-        same = (raw == x).astype(jnp.float32)
-        scaled = jnp.where(categorical, same, (raw - stats["mean"]) / stats["scale"])
-        d2 = jnp.sum((scaled - scaled[0]) ** 2, axis=1)
-        w = jnp.sqrt(jnp.exp(-d2 / kernel_width ** 2))
-        coef, intercept, score = weighted_ridge(scaled, y, w, alpha=alpha)
-        local = scaled[0] @ coef + intercept
-        return coef * scaled[0], {"weights": coef, "intercept": intercept, "score": score,
-                                  "local_prediction": local, "output": y0}
+    def rows_of(z, codes):
+        return jnp.concatenate([z * scale[num, None] + mean[num, None], codes.astype(jnp.float32)]).T[:, order]
 
-    return sample, probs, fit
+    def logits(params, z, codes):
+        return apply(params, space.encode_jax(rows_of(z, codes))).astype(jnp.float32).T
+
+    def fit(z, codes, y):
+        same = (codes == codes[:, :1]).astype(jnp.float32)
+        d2 = jnp.sum((z - z[:, :1]) ** 2, axis=0) + jnp.sum(1.0 - same, axis=0)
+        w = jnp.exp(-d2 / (2 * kernel_width ** 2))  # = sqrt(exp(-d2 / width^2))
+        coef, intercept, score = weighted_ridge(jnp.concatenate([z, same, y[None]]), w, alpha=alpha)
+        x_std = jnp.concatenate([z[:, 0], same[:, 0]])  # categorical indicators are 1 at x
+        return (coef * x_std)[order], {"weights": coef[order], "intercept": intercept, "score": score,
+                                       "local_prediction": x_std @ coef + intercept, "output": y[0]}
+
+    return neighbourhood, at, rows_of, logits, fit
+
+
+def _prob(logits: jax.Array, t) -> jax.Array:
+    """Softmax probability of class t from (classes, S) logits."""
+    return jnp.exp(logits[t] - jax.nn.logsumexp(logits, axis=0))
 
 
 @functools.lru_cache(maxsize=16)
-def _compiled(space: RawSpace, apply, num_samples: int, kernel_width: float, alpha: float):
-    sample, probs, fit = _functions(space, apply, num_samples=num_samples,
-                                    kernel_width=kernel_width, alpha=alpha)
+def _compiled(space: RawSpace, apply, kernel_width: float, alpha: float):
+    neighbourhood, at, rows_of, logits, fit = _functions(space, apply, kernel_width=kernel_width, alpha=alpha)
 
     @jax.jit
-    def shared_fit(raw, P, xs, ts, p0):
-        """One shared neighbourhood `raw` with class probabilities P for all instances xs."""
-        return jax.vmap(lambda x, t, y0: fit(raw, P[:, t], x, y0))(xs, ts, p0)
+    def shared_neighbourhood(bits, rows):
+        """The shared neighbourhood (sample 0 is set per instance) and its raw rows."""
+        z, codes = neighbourhood(bits, rows)
+        return z, codes, rows_of(z, codes)
 
     @jax.jit
-    def independent_fit(params, raws, xs, ts):
-        """One neighbourhood per instance; the model runs inside (S rows per instance)."""
-        def one(raw, x, t):
-            raw = raw.at[0].set(x)
-            y = probs(params, raw)[:, t]
-            return fit(raw, y, x, y[0])
+    def shared_fit(z, codes, L, xs, ts, L0):
+        """Fits for instances xs (logits L0 there) on one shared neighbourhood with logits L."""
+        return jax.vmap(lambda x, t, l0: fit(*at(z, codes, x), _prob(L.at[:, 0].set(l0), t)))(xs, ts, L0)
 
-        return jax.vmap(one)(raws, xs, ts)
+    @jax.jit
+    def independent_fit(params, bits, rows, xs, ts):
+        """One neighbourhood per instance; the model runs inside (S samples per instance)."""
+        def one(b, r, x, t):
+            z, codes = at(*neighbourhood(b, r), x)
+            return fit(z, codes, _prob(logits(params, z, codes), t))
 
-    return sample, shared_fit, independent_fit
+        return jax.vmap(one)(bits, rows, xs, ts)
+
+    return shared_neighbourhood, shared_fit, independent_fit
+
+
+def _row_rng(seed: int, row: np.ndarray) -> np.random.Generator:
+    """A row's own stream: numpy's default generator seeded by the seed and the row's values."""
+    words = np.ascontiguousarray(row, np.float64).view(np.uint32)
+    return np.random.default_rng(np.random.SeedSequence(words, spawn_key=(int(seed),)))
 
 
 def lime_native(model, data, raw: Any, *, target: Any = None, num_samples: int = 5000,
@@ -128,13 +163,14 @@ def lime_native(model, data, raw: Any, *, target: Any = None, num_samples: int =
 
     raw: (n, d) raw rows (numeric values, categorical codes), e.g. `data.test.raw[:10]`.
     shared_samples: lime's continuous-mode proposal does not depend on the instance (numeric
-        columns are drawn around the training mean; only the kernel weights, the row 0 and the
-        categorical "same as instance" indicators do), so by default one neighbourhood drawn
-        from `seed` and its model outputs serve every explanation of the call (common random
-        numbers: each explanation has exactly lime's distribution, their sampling errors are
-        correlated, and an explanation does not depend on which other rows are in the call).
-        False draws an independent neighbourhood per example (one numpy stream per call) and
-        evaluates the model on each.
+        columns are drawn around the training mean; only the kernel weights, the sample 0 and
+        the categorical "same as instance" indicators do), so by default one neighbourhood
+        drawn from `np.random.default_rng(seed)` and its model outputs serve every explanation
+        of the call (common random numbers: each explanation has exactly lime's distribution,
+        their sampling errors are correlated). False draws an independent neighbourhood per
+        row, from numpy's default generator seeded by `SeedSequence(the row's float64 values as
+        uint32 words, spawn_key=(seed,))`, and evaluates the model on each. Either way an
+        explanation depends only on the seed, the row and its target, not on the other rows.
     Values are the surrogate's contributions at the instance, weight x standardised value
     (categorical indicators are 1 there); extras: "weights" (lime's coefficients), "intercept",
     "score" (weighted R^2 of the local fit), "local_prediction", "output" (model probability of
@@ -146,26 +182,27 @@ def lime_native(model, data, raw: Any, *, target: Any = None, num_samples: int =
         raise AuditInputError(f"lime_native needs num_samples >= 2 and alpha >= 0, got "
                               f"{num_samples}, {alpha}.")
     width = float(kernel_width) if kernel_width is not None else 0.75 * np.sqrt(space.n_columns)
-    inputs = space.encode(raw)
-    t = targets(model, inputs, target)
+    t = targets(model, space.encode(raw), target)
     n, S = len(raw), int(num_samples)
     bound = MAX_POINTS if shared_samples else MAX_EVAL_POINTS
     chunk = int(batch_size or max(1, bound // S))  # fixed: one compilation for any n
     total = -(-n // chunk) * chunk
     pad = lambda a: np.concatenate([a, np.repeat(a[:1], total - n, axis=0)])
-    rows, tp = pad(raw.astype(np.float32)), pad(t)
+    rows, tp = pad(raw), pad(t)
+    xs = rows.astype(np.float32)
     with timer() as clock:
-        sample, shared_fit, independent_fit = _compiled(space, model.apply, S, width, float(alpha))
-        rng = np.random.default_rng(seed)
-        if shared_samples:  # the model's own batched predict_proba: nothing new to compile
-            shared_raw = sample(rng)[0]
-            P = probabilities(model, space.encode(shared_raw)).astype(np.float32)
-            p0 = pad(probabilities(model, inputs)[np.arange(n), t].astype(np.float32))
-            outs = [shared_fit(shared_raw, P, rows[i:i + chunk], tp[i:i + chunk], p0[i:i + chunk])
+        shared_neighbourhood, shared_fit, independent_fit = _compiled(space, model.apply, width, float(alpha))
+        if shared_samples:  # the model's own batched logits (bounded memory, nothing new to compile)
+            z, codes, sampled = shared_neighbourhood(*draw(np.random.default_rng(seed), space, S))
+            L = model.logits(space.encode(np.concatenate([rows, np.asarray(sampled)]))).astype(np.float32)
+            L0, L = L[:total], L[total:].T
+            outs = [shared_fit(z, codes, L, xs[i:i + chunk], tp[i:i + chunk], L0[i:i + chunk])
                     for i in range(0, total, chunk)]
         else:
-            outs = [independent_fit(model.params, sample(rng, chunk), rows[i:i + chunk], tp[i:i + chunk])
-                    for i in range(0, total, chunk)]
+            outs = []
+            for i in range(0, total, chunk):  # draws chunk i on the host while the device fits i - 1
+                bits, picks = map(np.stack, zip(*[draw(_row_rng(seed, r), space, S) for r in rows[i:i + chunk]]))
+                outs.append(independent_fit(model.params, bits, picks, xs[i:i + chunk], tp[i:i + chunk]))
         outs = jax.device_get(outs)
         values = np.concatenate([o[0] for o in outs])[:n]
         extras = {k: np.concatenate([o[1][k] for o in outs])[:n].astype(np.float64) for k in outs[0][1]}

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -79,13 +80,49 @@ def test_native_fit_is_limes_estimator_on_limes_neighbourhood(credit_model, cred
     stats = _lime_native.lime_statistics(space)
     np.testing.assert_allclose(stats["mean"], ex.scaler.mean_, rtol=1e-6)
     np.testing.assert_allclose(stats["scale"], ex.scaler.scale_, rtol=1e-6)
-    _, _, fit_one = _lime_native._functions(space, credit_model.apply, num_samples=2000,
-                                            kernel_width=0.75 * np.sqrt(space.n_columns), alpha=1.0)
-    contrib, extras = fit_one(jnp.asarray(inverse, jnp.float32), jnp.asarray(probs[:, 1], jnp.float32),
-                              jnp.asarray(row, jnp.float32), jnp.float32(probs[0, 1]))
+    *_, fit = _lime_native._functions(space, credit_model.apply, kernel_width=0.75 * np.sqrt(space.n_columns),
+                                        alpha=1.0)
+    num, cat = ~space.categorical, space.categorical  # the native fit takes standardised columns x samples
+    z = ((inverse[:, num] - stats["mean"][num]) / stats["scale"][num]).T
+    assert np.array_equal(inverse[0], row)  # lime's sample 0 is the instance, as the native fit expects
+    contrib, extras = jax.jit(fit)(jnp.asarray(z, jnp.float32), jnp.asarray(inverse[:, cat].T, jnp.int32),
+                                   jnp.asarray(probs[:, 1], jnp.float32))
     np.testing.assert_allclose(np.asarray(extras["weights"]), expected, rtol=2e-3, atol=2e-4)
     assert abs(float(extras["intercept"]) - intercept) < 2e-4
     assert abs(float(extras["score"]) - score) < 2e-3
+
+
+def test_native_neighbourhood_is_limes_proposal(credit_model, credit_small, rows):
+    """The compact draw decodes to lime's proposal: N(0, 1) standardised numeric columns (the
+    inverse CDF at bit-cell midpoints), training frequencies for categories, sample 0 at x, and
+    model inputs equal to the Dataset's own encoding of the decoded rows."""
+    from scipy.special import ndtri
+
+    space = _lime.raw_space(credit_model, credit_small)
+    stats = _lime_native.lime_statistics(space)
+    k = np.array([0, 1, 2 ** 20, 2 ** 22 - 1, 2 ** 22, 2 ** 23 - 1], np.uint32)
+    np.testing.assert_allclose(np.asarray(_lime_native.normal(jnp.asarray(k << 9 | 0x1FF))),
+                               ndtri((k + 0.5) / 2 ** 23), rtol=2e-6, atol=2e-6)
+    S = 200_000
+    bits, picks = _lime_native.draw(np.random.default_rng(0), space, S)
+    neighbourhood, at, _, logits, _ = _lime_native._functions(space, credit_model.apply, kernel_width=1.0,
+                                                              alpha=1.0)
+    x = rows[0]
+    z, codes = map(np.asarray, jax.jit(lambda b, p, x: at(*neighbourhood(b, p), x))(bits, picks, jnp.asarray(x)))
+    num, cat = ~space.categorical, space.categorical
+    np.testing.assert_allclose(z[:, 0], (x[num] - stats["mean"][num]) / stats["scale"][num], rtol=1e-5)
+    assert np.array_equal(codes[:, 0], x[cat])
+    assert np.abs(z[:, 1:].mean(1)).max() < 4 / np.sqrt(S)
+    assert np.abs(z[:, 1:].std(1) - 1).max() < 4 / np.sqrt(2 * S)
+    for c, train_codes in zip(codes[:, 1:], stats["codes"].T):
+        p = np.bincount(train_codes) / len(train_codes)
+        f = np.bincount(c, minlength=len(p)) / c.size
+        assert np.all(np.abs(f - p) < 4 * np.sqrt(p * (1 - p) / c.size) + 1e-9)
+    decoded = np.empty((1000, space.n_columns))
+    decoded[:, num] = z[:, :1000].T * stats["scale"][num] + stats["mean"][num]
+    decoded[:, cat] = codes[:, :1000].T
+    L = jax.jit(logits)(credit_model.params, jnp.asarray(z[:, :1000]), jnp.asarray(codes[:, :1000]))
+    np.testing.assert_allclose(np.asarray(L).T, credit_model.logits(space.encode(decoded)), rtol=1e-4, atol=1e-4)
 
 
 @pytest.mark.parametrize("shared", [True, False])
@@ -100,15 +137,25 @@ def test_native_correlates_with_lime(credit_model, credit_small, rows, package, 
     assert abs(native.extras["score"].mean() - package.extras["score"].mean()) < 0.05
 
 
-def test_native_is_seeded_and_batch_independent(credit_model, credit_small, rows):
-    a = lime_native(credit_model, credit_small, rows, seed=1)
-    b = lime_native(credit_model, credit_small, rows, seed=1)
-    c = lime_native(credit_model, credit_small, rows, seed=2)
+@pytest.mark.parametrize("shared", [True, False])
+def test_native_is_seeded_and_batch_independent(credit_model, credit_small, rows, shared):
+    a = lime_native(credit_model, credit_small, rows, seed=1, shared_samples=shared)
+    b = lime_native(credit_model, credit_small, rows, seed=1, shared_samples=shared)
+    c = lime_native(credit_model, credit_small, rows, seed=2, shared_samples=shared)
     assert np.array_equal(a.values, b.values) and not np.array_equal(a.values, c.values)
-    # with shared samples an explanation does not depend on the other rows in the call
-    alone = lime_native(credit_model, credit_small, rows[3:4], seed=1)
+    # an explanation does not depend on the other rows in the call, nor on the chunking
+    alone = lime_native(credit_model, credit_small, rows[3:4], seed=1, shared_samples=shared)
     np.testing.assert_allclose(alone.values[0], a.values[3], rtol=1e-5, atol=1e-7)
-    assert lime_native(credit_model, credit_small, rows, seed=1, target=0).target.tolist() == [0] * 10
+    chunked = lime_native(credit_model, credit_small, rows[::-1], seed=1, shared_samples=shared, batch_size=3)
+    np.testing.assert_allclose(chunked.values[::-1], a.values, rtol=1e-5, atol=1e-7)
+    if not shared:  # a row's stream depends on its values only: a duplicate gets the same neighbourhood
+        twin = lime_native(credit_model, credit_small, rows[[3, 3]], seed=1, shared_samples=False)
+        np.testing.assert_allclose(twin.values[1], a.values[3], rtol=1e-5, atol=1e-7)
+        space = _lime.raw_space(credit_model, credit_small)
+        fits = _lime_native._compiled(space, credit_model.apply, 0.75 * np.sqrt(space.n_columns), 1.0)
+        assert fits[2]._cache_size() == 2  # default chunk and batch_size=3: any n compiles once each
+    assert lime_native(credit_model, credit_small, rows, seed=1, target=0,
+                       shared_samples=shared).target.tolist() == [0] * 10
 
 
 def test_lime_image_gives_lime_packages_numbers(digits, digits_cnn):
