@@ -10,11 +10,13 @@ weighted by the kernel.
 Sampling (other streams than lime's): the host draws, with a numpy Generator, 32-bit words for
 the numeric columns and, per categorical column, the index of a training row whose code it takes
 (so codes have exactly the training frequencies); the jitted code turns each word into a normal
-by inverse CDF, sqrt(2) erfinv((2k + 1) / 2^23 - 1) with k its top 23 bits (jax.random.normal's
-map; on CPU this is ~2x cheaper than numpy's ziggurat or `jax.random` in the call). Everything
-after the draw (normals, codes, model inputs, kernel, model, fit) runs for many explanations in
-one jitted, vmapped call, column-major (columns x samples, so reductions run along the long
-axis), dispatched asynchronously so the host draws the next rows while the device works.
+by inverse CDF, sqrt(2) erfinv((2k + 1) / 2^23 - 1) with k its top 23 bits (the map of
+`jax.random.normal`, at cell midpoints). On CPU, 5000 x 6 normals cost ~0.03 ms of host bits and
+~0.1 ms of erfinv this way, against ~0.25 ms for numpy's ziggurat and ~0.5 ms for `jax.random`'s
+threefry in the call. Everything after the draw (normals, codes, model inputs, kernel, model,
+fit) runs for many explanations in one jitted, vmapped call, column-major (columns x samples, so
+reductions run along the long axis), dispatched asynchronously so the host draws the next rows
+while the device works.
 """
 
 from __future__ import annotations
@@ -178,9 +180,9 @@ def lime_native(model, data, raw: Any, *, target: Any = None, num_samples: int =
     """
     space = raw_space(model, data)
     raw = space.check_rows(raw)
-    if int(num_samples) < 2 or not alpha >= 0:
-        raise AuditInputError(f"lime_native needs num_samples >= 2 and alpha >= 0, got "
-                              f"{num_samples}, {alpha}.")
+    if int(num_samples) < 2 or not alpha >= 0 or int(seed) < 0:
+        raise AuditInputError(f"lime_native needs num_samples >= 2, alpha >= 0 and seed >= 0, got "
+                              f"{num_samples}, {alpha}, {seed}.")
     width = float(kernel_width) if kernel_width is not None else 0.75 * np.sqrt(space.n_columns)
     t = targets(model, space.encode(raw), target)
     n, S = len(raw), int(num_samples)

@@ -195,6 +195,8 @@ def test_bad_input(credit_model, credit_small, digits, digits_cnn, rows):
         lime_tabular(credit_model, credit_small, rows, num_features=0)
     with pytest.raises(AuditInputError, match="num_samples"):
         lime_native(credit_model, credit_small, rows, num_samples=1)
+    with pytest.raises(AuditInputError, match="seed"):
+        lime_native(credit_model, credit_small, rows, seed=-1, shared_samples=False)
     with pytest.raises(AuditInputError, match="images"):
         lime_image(digits_cnn, digits.test.X[:2, :4])
     with pytest.raises(AuditInputError, match="segmentation"):
