@@ -3,6 +3,7 @@ intervals per class and per sensitive group, baselines, examples and sanity chec
 
 from __future__ import annotations
 
+import functools
 from typing import Callable, Sequence
 
 import jax
@@ -79,28 +80,38 @@ def _groups(values: np.ndarray) -> list[tuple[str, np.ndarray]]:
     return [(str(v), np.flatnonzero(values == v)) for v in np.unique(values)]
 
 
+@functools.lru_cache(maxsize=16)
+def _grad_x_input_fn(apply: Callable) -> Callable:
+    """Jitted |d max logit / dx * x| for one model function (params are an argument)."""
+    def attribution(params, xb):
+        g = jax.grad(lambda v: jnp.sum(jnp.max(apply(params, v), axis=-1)))(xb)
+        return jnp.abs(g * xb)
+    return jax.jit(attribution)
+
+
 def _grad_x_input(model, x: np.ndarray, batch: int) -> np.ndarray:
     """Mean |d logit_pred / dx * x| per input (gradient x input attribution)."""
-    @jax.jit
-    def attribution(xb):
-        def top(v):
-            z = model.apply(model.params, v)
-            return jnp.sum(jnp.max(z, axis=-1))
-        return jnp.abs(jax.grad(top)(xb) * xb)
-    out = _batched(lambda xb, yb, k: attribution(jnp.asarray(xb)), x, np.zeros(len(x), np.int32), batch,
+    fn = _grad_x_input_fn(model.apply)
+    out = _batched(lambda xb, yb, k: fn(model.params, jnp.asarray(xb)), x, np.zeros(len(x), np.int32), batch,
                    jax.random.key(0))
     return out.reshape(len(x), -1).mean(axis=0)
 
 
+@functools.lru_cache(maxsize=16)
+def _bad_gradients_fn(apply: Callable) -> Callable:
+    """Jitted per-row flag: margin-loss gradient all zero on mutable inputs, or non-finite."""
+    def bad(params, xb, yb, mutable):
+        _, _, g = loss_and_grad(apply, params, xb, yb, "margin", False)
+        flat = (g * mutable).reshape(g.shape[0], -1)
+        return (~jnp.all(jnp.isfinite(flat), axis=1)) | (jnp.max(jnp.abs(flat), axis=1) == 0)
+    return jax.jit(bad)
+
+
 def _bad_gradients(model, x, y, domain: Domain, batch: int) -> float:
     """Share of inputs whose margin-loss gradient is all zero (on mutable inputs) or non-finite."""
-    @jax.jit
-    def bad(xb, yb):
-        _, _, g = loss_and_grad(model.apply, model.params, xb, yb, "margin", False)
-        g = g * domain.mutable
-        flat = g.reshape(g.shape[0], -1)
-        return (~jnp.all(jnp.isfinite(flat), axis=1)) | (jnp.max(jnp.abs(flat), axis=1) == 0)
-    flags = _batched(lambda xb, yb, k: bad(jnp.asarray(xb), jnp.asarray(yb)), x, y, batch, jax.random.key(0))
+    fn = _bad_gradients_fn(model.apply)
+    flags = _batched(lambda xb, yb, k: fn(model.params, jnp.asarray(xb), jnp.asarray(yb), domain.mutable),
+                     x, y, batch, jax.random.key(0))
     return float(flags.mean())
 
 

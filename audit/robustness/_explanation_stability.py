@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 from typing import Any, Mapping, Sequence
 
 import jax
@@ -101,6 +102,20 @@ def _explanation_attack(apply_fn, kernel, params, x0, t, eps_b, domain, key, *, 
     start = (x0, x0, mass(x0, t))
     _, best_x, _ = jax.lax.fori_loop(0, steps, step, start)
     return best_x
+
+
+@functools.lru_cache(maxsize=16)
+def _attack_fn(apply_fn, method: str, k: int, steps: int, samples: int):
+    """The jitted explanation attack for one model function and method; eps, the domain and the
+    key are arguments, so the eps grid and repeated calls reuse one compilation."""
+    kern = _kernel(apply_fn, method)
+
+    def run(params, xb, tb, eps, domain, key):
+        eps_b = jnp.full((len(xb),) + (1,) * (xb.ndim - 1), eps, jnp.float32)
+        return _explanation_attack(apply_fn, kern, params, xb, tb, eps_b, domain, key, k=k, steps=steps,
+                                   samples=samples, sigma=eps / 2)
+
+    return jax.jit(run)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -217,12 +232,10 @@ def explanation_stability(model, data, *, methods: Sequence[str] = ("gradient", 
             stable_fraction[j] = stable.mean()
             targeted = {}
             for meth in sorted({source[mm].split()[0] for mm in methods}):
-                kern = _kernel(model.apply, meth)
-                run = jax.jit(lambda xb, tb, kern=kern: _explanation_attack(
-                    model.apply, kern, model.params, xb, tb, jnp.full((len(xb),) + (1,) * (xb.ndim - 1), e, jnp.float32),
-                    domain, jax.random.fold_in(kj, 1), k=k, steps=attack_steps, samples=attack_samples,
-                    sigma=float(e) / 2))
-                targeted[meth] = padded_batches(run, [x, t], batch)
+                run = _attack_fn(model.apply, meth, int(k), int(attack_steps), int(attack_samples))
+                targeted[meth] = padded_batches(
+                    lambda xb, tb, run=run: run(model.params, xb, tb, np.float32(e), domain, jax.random.fold_in(kj, 1)),
+                    [x, t], batch)
             for meth in methods:
                 if stable.any():
                     after = attributions(model, adv[stable], t[stable], meth, seed=seed)

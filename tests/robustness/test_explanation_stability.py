@@ -9,7 +9,7 @@ import pytest
 
 from audit.errors import AuditInputError
 from audit.robustness import ExplanationStabilityReport, domain_for, explanation_stability
-from audit.robustness._explanation_stability import _explanation_attack, _kernel, _topk_mask
+from audit.robustness._explanation_stability import _attack_fn, _explanation_attack, _kernel, _topk_mask
 
 
 @pytest.fixture(scope="module")
@@ -35,6 +35,12 @@ def test_attacks_move_explanations(report):
     assert report.attack_source == {"gradient": "gradient", "smoothgrad": "gradient (transfer)"}
     stable = ~np.isnan(report.per_example_top_k["gradient"][1])
     assert stable.mean() == pytest.approx(report.stable_fraction[1])
+
+
+def test_the_attack_compiles_once_for_the_whole_eps_grid(report, digits_cnn):
+    # settings of the report fixture: k default, attack_steps 8, attack_samples 4
+    fn = _attack_fn(digits_cnn.apply, "gradient", report.k, 8, 4)
+    assert fn._cache_size() == 1  # eps 0 and 0.1 (and their keys) are arguments, not constants
 
 
 def test_explanation_attack_keeps_the_prediction_and_the_ball(digits_cnn, digits):
