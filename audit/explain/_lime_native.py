@@ -109,6 +109,8 @@ def _functions(space: RawSpace, apply, *, kernel_width: float, alpha: float):
         return apply(params, space.encode_jax(rows_of(z, codes))).astype(jnp.float32).T
 
     def fit(z, codes, y):
+        """lime's kernel (distances on standardised columns and "same category" indicators) and
+        weighted ridge for the instance at sample 0."""
         same = (codes == codes[:, :1]).astype(jnp.float32)
         d2 = jnp.sum((z - z[:, :1]) ** 2, axis=0) + jnp.sum(1.0 - same, axis=0)
         w = jnp.exp(-d2 / (2 * kernel_width ** 2))  # = sqrt(exp(-d2 / width^2))
