@@ -91,7 +91,13 @@ def resample(data, method: str, *, seed: int = 0):
         categorical = [j for j, c in enumerate(data.encoding.columns) if c.kind == "categorical"]
         sampler = (SMOTENC(categorical_features=categorical, k_neighbors=k, random_state=seed) if categorical
                    else SMOTE(k_neighbors=k, random_state=seed))
-        raw, y_new = sampler.fit_resample(data.raw[rows], y)
+        # neighbours on standardised numeric columns (the encoding's training statistics), so a
+        # column's units do not decide which rows are near; original rows are kept bit for bit
+        shift = np.array([c.mean if c.kind != "categorical" else 0.0 for c in data.encoding.columns])
+        scale = np.array([c.std if c.kind != "categorical" and c.std > 0 else 1.0 for c in data.encoding.columns])
+        scaled, y_new = sampler.fit_resample((data.raw[rows] - shift) / scale, y)
+        raw = np.concatenate([data.raw[rows], scaled[len(rows):] * scale + shift])
+        raw[len(rows):, categorical] = np.rint(raw[len(rows):, categorical])
         return _with_train(data, data.encoding.encode(raw), y_new.astype(np.int32), raw)
     flat, y_new = SMOTE(k_neighbors=k, random_state=seed).fit_resample(data.X[rows].reshape(len(rows), -1), y)
     return _with_train(data, flat.reshape(-1, *data.input_shape).astype(np.float32), y_new.astype(np.int32))

@@ -38,10 +38,7 @@ def retrainer(model, *, architecture: Any = None, train_options: Mapping[str, An
 
         def build():
             return zoo.build(name, config, seed=seed)
-    elif isinstance(arch, str):
-        def build():
-            return arch
-    else:
+    else:  # a zoo name or an untrained module: `train` builds / copies it
         def build():
             return arch
 

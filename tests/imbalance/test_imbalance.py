@@ -129,6 +129,26 @@ def test_resampling_keeps_validation_and_test_rows(credit_small):
         np.testing.assert_array_equal(smote.train.X[:, list(g)].sum(1), 1.0)
 
 
+def test_smote_neighbours_do_not_depend_on_a_column_s_units():
+    import pandas as pd
+
+    from audit.data import from_pandas
+
+    rng = np.random.default_rng(0)
+    n = 400
+    df = pd.DataFrame({"a": rng.normal(size=n), "b": rng.normal(size=n), "c": rng.choice(["x", "y", "z"], n),
+                       "label": np.where(rng.random(n) < 0.15, "yes", "no")})
+    metres = from_pandas(df, target="label", categorical=["c"])
+    millimetres = from_pandas(df.assign(b=df.b * 1000.0), target="label", categorical=["c"])
+    one, other = resample(metres, "smote", seed=0), resample(millimetres, "smote", seed=0)
+    m = len(metres.splits["train"])
+    assert len(one.train.y) > m
+    np.testing.assert_array_equal(one.raw[:m], metres.raw[metres.splits["train"]])  # originals unchanged
+    # same synthetic rows in both units: neighbours are found on standardised columns
+    np.testing.assert_allclose(one.train.X, other.train.X, atol=1e-4)
+    np.testing.assert_allclose(other.raw[m:len(one.train.y), 1], 1000.0 * one.raw[m:len(one.train.y), 1], rtol=1e-6)
+
+
 def test_bad_input(credit_model, credit_small):
     with pytest.raises(AuditInputError, match="classes"):
         evaluate(credit_model.replace(class_names=("a", "b")), credit_small)
