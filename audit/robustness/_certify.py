@@ -178,7 +178,7 @@ def _finding_smoothing(violations: int, checked: int, alpha: float) -> Finding:
 
 
 def certify(model, data, *, norm: str = "linf", eps: Sequence[float] | None = None,
-            methods: Sequence[str] = METHODS, attacks: Sequence[str] | None = None, split: str = "test",
+            methods: Sequence[str] | None = None, attacks: Sequence[str] | None = None, split: str = "test",
             n: int = 500, steps: int = 20, restarts: int = 1, square_queries: int = 500,
             sigma: float = 0.25, n0: int = 100, n_samples: int = 1000, alpha: float = 0.001,
             smoothing_attack_steps: int = 10, smoothing_attack_samples: int = 8,
@@ -187,6 +187,10 @@ def certify(model, data, *, norm: str = "linf", eps: Sequence[float] | None = No
             seed: int = 0) -> CertificationReport:
     """Empirical and certified robust accuracy of `model` on a seeded sample of `n` rows of `split`.
 
+    methods: "ibp" and / or "smoothing"; None (default) means both for norm="linf" when IBP can walk
+    the model's layers (a zoo model, or `module=`), smoothing alone otherwise (with a warning
+    finding when only the layers were missing).
+
     Attacks run through `evaluate` (same rows, same `domain`). IBP (linf only) bounds the base
     model on the eps box; randomized smoothing (`sigma`, `n0` selection and `n_samples`
     estimation draws, failure probability `alpha`) certifies an L2 radius for the smoothed
@@ -194,6 +198,13 @@ def certify(model, data, *, norm: str = "linf", eps: Sequence[float] | None = No
     smoothing certifies are attacked with PGD on the smoothed classifier
     (`smoothing_attack_steps`, 0 to skip) to check the certificates empirically.
     """
+    skipped = None
+    if methods is None:  # every method that applies: IBP needs an L-inf box and the model's layers
+        layers_known = module is not None or bool(getattr(model, "architecture", None))
+        methods = METHODS if norm == "linf" and layers_known else ("smoothing",)
+        if norm == "linf" and not layers_known:
+            skipped = ("this Model has no zoo architecture, so IBP cannot walk its layers; pass module= "
+                       "(the NNX module it was built from) to bound it with IBP.")
     methods = tuple(methods)
     unknown = sorted(set(methods) - set(METHODS))
     if unknown or not methods:
@@ -224,6 +235,9 @@ def certify(model, data, *, norm: str = "linf", eps: Sequence[float] | None = No
         accuracy["worst_case"] = np.asarray(report.curve("ensemble").accuracy, np.float64)
         empirical["worst_case"] = accuracy["worst_case"]
         findings, checks = [], {}
+        if skipped:
+            findings.append(Finding("ibp_skipped", "warn", "IBP bounds were not computed",
+                                    f"Only randomized smoothing certified this model: {skipped}"))
         margins = np.zeros((0, 0), np.float32)
         if "ibp" in methods:
             margins = np.stack([ibp_margins(model, x, y, eps=float(e), domain=domain, module=module,

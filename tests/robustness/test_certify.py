@@ -199,7 +199,7 @@ def test_certify_round_trip(report):
 
 def test_certify_bad_input(digits_cnn, digits, linear_model):
     with pytest.raises(AuditInputError, match="IBP bounds an L-inf box"):
-        certify(digits_cnn, digits, norm="l2")
+        certify(digits_cnn, digits, norm="l2", methods=("ibp", "smoothing"))
     with pytest.raises(AuditInputError, match="methods"):
         certify(digits_cnn, digits, methods=("zonotope",))
     tanh = nnx.Sequential(nnx.Linear(5, 8, rngs=nnx.Rngs(0)), jax.nn.tanh, nnx.Linear(8, 2, rngs=nnx.Rngs(1)))
@@ -207,6 +207,24 @@ def test_certify_bad_input(digits_cnn, digits, linear_model):
 
     with pytest.raises(AuditInputError, match=r"layers\[1\] \(tanh\)"):
         certify(linear_model, datasets.load("credit", n=200, seed=0), module=tanh)
+
+
+def test_certify_defaults_to_the_methods_that_apply(linear_model):
+    from audit import datasets
+
+    data = datasets.load("credit", n=300, seed=0)
+    x = np.zeros((1, *data.input_shape), np.float32)
+    model = Model.from_function(lambda p, v: v[:, :2] @ p, jnp.eye(2), input_shape=data.input_shape,
+                                class_names=data.class_names)  # no zoo architecture: IBP cannot walk it
+    assert model.predict(x).shape == (1,)
+    small = dict(eps=(0.0, 0.05), n=16, steps=2, attacks=("fgsm",), n0=8, n_samples=32, smoothing_attack_steps=0)
+    report = certify(model, data, **small)
+    assert "ibp" not in report.accuracy and "smoothing" in report.accuracy
+    assert {f.id: f.status for f in report.findings}["ibp_skipped"] == "warn"
+    l2 = certify(model, data, norm="l2", **small)  # IBP does not apply to L2 balls: no warning
+    assert "ibp" not in l2.accuracy and "ibp_skipped" not in {f.id for f in l2.findings}
+    with pytest.raises(AuditInputError, match="no zoo architecture"):
+        certify(model, data, methods=("ibp",), **small)  # asked for explicitly: an error
 
 
 def test_certify_figures_and_registry(report):
