@@ -109,9 +109,9 @@ class CertificationReport:
                                   f"schema {cls.SCHEMA}.")
         return cls(norm=d["norm"], eps=array(d["eps"]), n=int(d["n"]), methods=tuple(d["methods"]),
                    attacks=tuple(d["attacks"]), accuracy={k: array(v) for k, v in d["accuracy"].items()},
-                   labels=array(d["labels"]), ibp_margin=array(d["ibp_margin"]),
+                   labels=array(d["labels"], np.int64), ibp_margin=array(d["ibp_margin"]),
                    smoothing_radius=array(d["smoothing_radius"]),
-                   smoothing_prediction=array(d["smoothing_prediction"]),
+                   smoothing_prediction=array(d["smoothing_prediction"], np.int64),
                    radius_scale=float(d["radius_scale"]), smoothing=dict(d["smoothing"]),
                    checks={k: (float("nan") if v is None else float(v)) for k, v in d["checks"].items()},
                    kind=d["kind"], class_names=tuple(d["class_names"]),

@@ -195,6 +195,8 @@ def test_certify_round_trip(report):
     again = CertificationReport.from_dict(d)
     assert again.to_dict() == d
     assert again.metrics() == report.metrics()
+    assert again.labels.dtype.kind == "i" and again.smoothing_prediction.dtype.kind == "i"
+    np.testing.assert_array_equal(again.labels, report.labels)
 
 
 def test_certify_bad_input(digits_cnn, digits, linear_model):
