@@ -120,6 +120,12 @@ def _raw_targets(model, inputs: np.ndarray, target: Any) -> np.ndarray:
     return targets(model, inputs, target)
 
 
+def _row_seed(seed: int, row: np.ndarray) -> int:
+    """A 32-bit seed from the call's seed and the row's values (numpy's SeedSequence)."""
+    words = np.ascontiguousarray(row, np.float64).view(np.uint32)
+    return int(np.random.SeedSequence(words, spawn_key=(int(seed),)).generate_state(1)[0])
+
+
 def lime_tabular(model, data, raw: Any, *, target: Any = None, num_samples: int = 5000,
                  num_features: int | None = None, discretize_continuous: bool = False,
                  kernel_width: float | None = None, seed: int = 0,
@@ -159,6 +165,9 @@ def lime_tabular(model, data, raw: Any, *, target: Any = None, num_samples: int 
     extras = {key: np.zeros(len(raw)) for key in ("intercept", "score", "local_prediction", "output")}
     with timer() as clock:
         for i, (row, label) in enumerate(zip(raw, t)):  # lime explains one row per call
+            # lime's sampler, discretizer and fit share one RandomState: reseeded per row, so an
+            # explanation depends on the seed and the row, not on which rows came before it
+            explainer.random_state.seed(_row_seed(seed, row))
             exp = explainer.explain_instance(row, predict, labels=(int(label),), num_features=k,
                                              num_samples=num_samples)
             for j, w in exp.local_exp[int(label)]:
