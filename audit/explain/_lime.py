@@ -265,6 +265,7 @@ def lime_image(model, images: Any, *, target: Any = None, num_samples: int = 100
                 raise AuditInputError(f"segmentation returned shape {seg.shape}; expected {(h, w)}.")
             _, seg = np.unique(seg, return_inverse=True)  # labels 0..k-1 as lime assumes
             seg = seg.reshape(h, w)
+            explainer.random_state.seed(_row_seed(seed, image.ravel()))  # as lime_tabular: per image
             exp = explainer.explain_instance(
                 image.astype(np.float64), predict, labels=(int(label),), top_labels=None,
                 hide_color=hide_color, num_samples=num_samples, batch_size=num_samples,

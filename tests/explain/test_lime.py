@@ -177,6 +177,7 @@ def test_lime_image_gives_lime_packages_numbers(digits, digits_cnn):
     ex = LimeImageExplainer(random_state=0)  # one explainer for both images, as the wrapper does
     for i in range(2):
         label = int(res.target[i])
+        ex.random_state.seed(_lime._row_seed(0, X[i].ravel()))  # the wrapper's per-image seeding
         e = ex.explain_instance(X[i].astype(np.float64), digits_cnn.predict_proba, labels=(label,), top_labels=None,
                                 hide_color=0.0, num_samples=300, batch_size=300,
                                 segmentation_fn=lambda img: seg, random_seed=0)
@@ -185,6 +186,8 @@ def test_lime_image_gives_lime_packages_numbers(digits, digits_cnn):
             w[j] = v
         np.testing.assert_allclose(res.extras["segment_weights"][i], w, rtol=1e-4, atol=1e-6)
         np.testing.assert_allclose(res.values[i, ..., 0], w[seg], rtol=1e-4, atol=1e-6)
+    backwards = lime_image(digits_cnn, X[::-1], num_samples=300, seed=0)  # no dependence on order
+    np.testing.assert_array_equal(backwards.extras["segment_weights"], res.extras["segment_weights"][::-1])
 
 
 def test_lime_results_round_trip(package):
