@@ -65,7 +65,6 @@ def from_pandas(df: pd.DataFrame, *, target: str, sensitive: Sequence[str] = (),
             raise AuditInputError(f"target {target!r} holds continuous values (row {row}: {labels.iloc[row]!r}); "
                                   "flax-audit audits classifiers: use a column of class labels, or bin "
                                   "this one first.")
-        labels = labels.astype(np.int64)  # 0.0 / 1.0 (e.g. after a NaN round trip) are classes 0 / 1
     if class_names is None:
         class_names = tuple(str(c) for c in sorted(labels.unique(), key=lambda v: (str(type(v)), v)))
     class_names = tuple(str(c) for c in class_names)

@@ -13,7 +13,15 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
+from audit.errors import AuditInputError
 from audit.results import Finding, Provenance, array, to_jsonable
+
+
+def check_seed(seed: Any) -> int:
+    """A seed as a non-negative int (numpy's generators take no negative seeds)."""
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise AuditInputError(f"seed={seed!r} must be a non-negative integer.")
+    return int(seed)
 
 LEVELS = ("input", "raw")
 COMPLETENESS_TOLERANCE = 0.01  # relative IG completeness error above which a result warns

@@ -17,7 +17,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from audit.errors import AuditInputError
-from audit.explain._attribution import Attribution, probabilities
+from audit.explain._attribution import Attribution, check_seed, probabilities
 from audit.results import Provenance, timer
 
 
@@ -146,6 +146,7 @@ def lime_tabular(model, data, raw: Any, *, target: Any = None, num_samples: int 
     """
     from lime.lime_tabular import LimeTabularExplainer
 
+    seed = check_seed(seed)
     space = raw_space(model, data)
     raw = space.check_rows(raw)
     inputs = space.encode(raw)
@@ -244,6 +245,7 @@ def lime_image(model, images: Any, *, target: Any = None, num_samples: int = 100
 
     from audit.explain._saliency import targets
 
+    seed = check_seed(seed)
     X = np.asarray(images, dtype=np.float32)
     if X.ndim == len(model.input_shape):
         X = X[None]

@@ -29,7 +29,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from audit.errors import AuditInputError
-from audit.explain._attribution import Attribution
+from audit.explain._attribution import Attribution, check_seed
 from audit.explain._lime import RawSpace, raw_space
 from audit.explain._saliency import targets
 from audit.results import Provenance, timer
@@ -182,9 +182,9 @@ def lime_native(model, data, raw: Any, *, target: Any = None, num_samples: int =
     """
     space = raw_space(model, data)
     raw = space.check_rows(raw)
-    if int(num_samples) < 2 or not alpha >= 0 or int(seed) < 0:
-        raise AuditInputError(f"lime_native needs num_samples >= 2, alpha >= 0 and seed >= 0, got "
-                              f"{num_samples}, {alpha}, {seed}.")
+    seed = check_seed(seed)
+    if int(num_samples) < 2 or not alpha >= 0:
+        raise AuditInputError(f"lime_native needs num_samples >= 2 and alpha >= 0, got {num_samples}, {alpha}.")
     width = float(kernel_width) if kernel_width is not None else 0.75 * np.sqrt(space.n_columns)
     t = targets(model, space.encode(raw), target)
     n, S = len(raw), int(num_samples)

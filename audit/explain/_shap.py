@@ -16,6 +16,7 @@ import numpy as np
 
 from audit.errors import AuditInputError
 from audit.explain import _players
+from audit.explain._attribution import check_seed
 from audit.explain._expected_gradients import expected_gradients
 from audit.explain._players import CHUNK_ROWS, OUTPUTS, Players, player_data
 from audit.explain._shap_exact import MAX_PLAYERS, exact_shap
@@ -301,8 +302,7 @@ def compute_shap(model, X: Any, background: Any, *, method: str = "auto", backen
     method = _choice("method", method, METHODS)
     backend = _choice("backend", backend, BACKENDS)
     output = _choice("output", output, OUTPUTS)
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
-        raise AuditInputError(f"seed={seed!r} must be an integer.")
+    seed = check_seed(seed)
     x = _as_rows("X", X, model)
     bg = _as_rows("background", background, model)
     requested = method if method != "auto" else None

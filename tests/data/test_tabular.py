@@ -97,5 +97,7 @@ def test_integral_float_target_is_classes():
     df = frame()
     df["label"] = (df["label"] == "good").astype(float)  # 0.0 / 1.0, as after a NaN round trip
     data = from_pandas(df, target="label", categorical=["color"], sensitive=["group"])
-    assert data.class_names == ("0", "1")
+    assert data.class_names == ("0.0", "1.0")
     np.testing.assert_array_equal(data.y, df["label"].to_numpy().astype(int))
+    named = from_pandas(df, target="label", categorical=["color"], sensitive=["group"], class_names=[0.0, 1.0])
+    np.testing.assert_array_equal(named.y, data.y)

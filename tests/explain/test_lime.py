@@ -211,6 +211,12 @@ def test_bad_input(credit_model, credit_small, digits, digits_cnn, rows):
         lime_native(credit_model, credit_small, rows, num_samples=1)
     with pytest.raises(AuditInputError, match="seed"):
         lime_native(credit_model, credit_small, rows, seed=-1, shared_samples=False)
+    with pytest.raises(AuditInputError, match="seed=None must be a non-negative integer"):
+        lime_native(credit_model, credit_small, rows, seed=None)
+    with pytest.raises(AuditInputError, match="seed=-1"):
+        lime_tabular(credit_model, credit_small, rows, seed=-1)
+    with pytest.raises(AuditInputError, match="seed=-2"):
+        lime_image(digits_cnn, digits.test.X[:1], seed=-2)
     with pytest.raises(AuditInputError, match="images"):
         lime_image(digits_cnn, digits.test.X[:2, :4])
     with pytest.raises(AuditInputError, match="segmentation"):

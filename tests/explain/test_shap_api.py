@@ -75,6 +75,7 @@ def test_bad_input_raises_one_clear_error(credit_small, credit_model, digits_cnn
         (dict(players="raw", data=None), "players='raw' needs data"),
         (dict(players="inputs", method="exact"), None),  # 24 inputs: too many for exact
         (dict(seed="0"), "seed"),
+        (dict(seed=-1), "seed=-1 must be a non-negative integer"),
     ]
     for overrides, match in cases:
         kwargs = dict(X=X, background=bg, data=credit_small)

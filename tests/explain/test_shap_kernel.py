@@ -126,7 +126,18 @@ def test_auto_picks_kernel_beyond_twelve_players_and_images(digits, digits_cnn):
     assert nine.provenance.method == "shap.exact" and nine.values.shape == (2, 9)
 
 
+@pytest.mark.parametrize("p", [30, 66, 100])
+def test_design_spends_the_budget_for_many_players(p):
+    # per-size caps reach 2^62; their sum once overflowed int64 and dropped all but the singletons
+    budget = default_budget(p)
+    z, w = design(p, budget, 0)
+    assert budget - 2 <= len(z) <= budget
+    assert w.sum() == pytest.approx(1.0, rel=1e-12)
+    assert len(np.unique(z.sum(1))) > 10  # many coalition sizes drawn, not only 1 and P - 1
+
+
 def test_each_background_row_has_its_own_design():
+    assert len(baseline_designs(10, 2 ** 10 - 2, 0, 20)[0]) == 1  # full enumeration: one design
     z, lmat, q, design_of = baseline_designs(10, 100, 0, 20)
     assert z.shape == (20, 100, 10) and lmat.shape == (20, 10, 100) and q.shape == (20, 10)
     assert np.array_equal(design_of, np.arange(20))
