@@ -159,12 +159,34 @@ def _example_values(apply: Callable, output: str, input_shape: tuple[int, ...], 
     on every call costs more host time than a small model's chunk takes to evaluate."""
     out_fn = output_fn(apply, output)
 
-    def example(leaves, x, cls, background, owner, chunks):
+    def example(x, cls, leaves, background, owner, chunks):
         params = jax.tree_util.tree_unflatten(treedef, leaves)
         per_chunk = functools.partial(chunk_values, out_fn, input_shape, params, x, cls, background, owner)
         return jax.lax.map(per_chunk, chunks).reshape(-1)
 
     return jax.jit(example)
+
+
+def _chunked(designs: np.ndarray, n_background: int, chunk_rows: int) -> np.ndarray:
+    """(..., m, players) -> (..., chunks, per, players), zero-padded: about `chunk_rows` model rows
+    per chunk (per coalitions x all background rows), as few and as even chunks as possible."""
+    m = designs.shape[-2]
+    per = max(1, min(m, chunk_rows // n_background))
+    per = -(-m // -(-m // per))  # same number of chunks, as even as possible: least padding
+    pad = [(0, 0)] * designs.ndim
+    pad[-2] = (0, -(-m // per) * per - m)
+    return np.pad(designs, pad).reshape(*designs.shape[:-2], -1, per, designs.shape[-1])
+
+
+def _per_example(fn: Callable, x: np.ndarray, cls: np.ndarray, shared: tuple) -> Iterator[jax.Array]:
+    """fn(x[i], cls[i], *shared) for every example, dispatched asynchronously (results yielded in
+    order, still on device); with several local devices, examples go to them in turn."""
+    devices = jax.local_devices()[:max(1, len(x))]
+    placed = [jax.device_put(shared, d) for d in devices]
+    xs, cs = np.asarray(x, np.float32), np.asarray(cls, np.int32)
+    for i in range(len(x)):
+        xi, ci = jax.device_put((xs[i], cs[i]), devices[i % len(devices)])
+        yield fn(xi, ci, *placed[i % len(devices)])
 
 
 def coalition_values(model, x: np.ndarray, cls: np.ndarray, background: np.ndarray,
@@ -179,23 +201,12 @@ def coalition_values(model, x: np.ndarray, cls: np.ndarray, background: np.ndarr
     Loop placement and chunk size were chosen by measurement (bench/explain.py). With several
     local devices, examples go to them in turn and run concurrently.
     """
-    n, m, nb = len(x), len(coalitions), len(background)
-    per = max(1, min(m, chunk_rows // nb))
-    per = -(-m // -(-m // per))  # same number of chunks, as even as possible: least padding
-    padded = np.zeros((-(-m // per) * per, coalitions.shape[1]), bool)
-    padded[:m] = coalitions
+    n, m = len(x), len(coalitions)
     leaves, treedef = jax.tree_util.tree_flatten(model.params)
     fn = _example_values(model.apply, output, tuple(model.input_shape), treedef)
     shared = (tuple(leaves), np.asarray(background, np.float32), np.asarray(owner, np.int32),
-              padded.reshape(-1, per, coalitions.shape[1]))
-    devices = jax.local_devices()[:max(1, n)]
-    placed = [jax.device_put(shared, d) for d in devices]
-    xs, cs = np.asarray(x, np.float32), np.asarray(cls, np.int32)
-    out = []
-    for i in range(n):
-        lv, bg, own, chunks = placed[i % len(devices)]
-        xi, ci = jax.device_put((xs[i], cs[i]), devices[i % len(devices)])
-        out.append(fn(lv, xi, ci, bg, own, chunks))
+              _chunked(coalitions, len(background), chunk_rows))
+    out = list(_per_example(fn, x, cls, shared))
     if not out:
         return np.zeros((n, m))
     return np.stack([np.asarray(o, np.float64) for o in out])[:, :m]
@@ -216,7 +227,7 @@ def _example_baseline_values(apply: Callable, output: str, input_shape: tuple[in
     """Jitted: one example, all design chunks (a loop inside jit) -> (rows of a design, B)."""
     out_fn = output_fn(apply, output)
 
-    def example(leaves, x, cls, background, design_of, owner, chunks):
+    def example(x, cls, leaves, background, design_of, owner, chunks):
         params = jax.tree_util.tree_unflatten(treedef, leaves)
         per_chunk = functools.partial(chunk_baseline_values, out_fn, input_shape, params, x, cls,
                                       background, design_of, owner)
@@ -237,24 +248,15 @@ def baseline_values(model, x: np.ndarray, cls: np.ndarray, background: np.ndarra
     jit, one asynchronous call per example; at most `window` examples' outputs wait on the
     host, so memory stays bounded whatever n is.
     """
-    n, (k, m, n_players), nb = len(x), designs.shape, len(background)
-    per = max(1, min(m, chunk_rows // nb))
-    per = -(-m // -(-m // per))  # same number of chunks, as even as possible: least padding
-    padded = np.zeros((k, -(-m // per) * per, n_players), bool)
-    padded[:, :m] = designs
-    chunks = padded.reshape(k, -1, per, n_players).transpose(1, 0, 2, 3)
+    m = designs.shape[1]
     leaves, treedef = jax.tree_util.tree_flatten(model.params)
     fn = _example_baseline_values(model.apply, output, tuple(model.input_shape), treedef)
+    chunks = _chunked(designs, len(background), chunk_rows).transpose(1, 0, 2, 3)  # (chunks, K, per, P)
     shared = (tuple(leaves), np.asarray(background, np.float32), np.asarray(design_of, np.int32),
               np.asarray(owner, np.int32), chunks)
-    devices = jax.local_devices()[:max(1, n)]
-    placed = [jax.device_put(shared, d) for d in devices]
-    xs, cs = np.asarray(x, np.float32), np.asarray(cls, np.int32)
     pending: collections.deque = collections.deque()
-    for i in range(n):
-        lv, bg, which, own, ch = placed[i % len(devices)]
-        xi, ci = jax.device_put((xs[i], cs[i]), devices[i % len(devices)])
-        pending.append(fn(lv, xi, ci, bg, which, own, ch))
+    for result in _per_example(fn, x, cls, shared):
+        pending.append(result)
         if len(pending) > window:
             yield np.asarray(pending.popleft(), np.float64)[:m]
     while pending:
