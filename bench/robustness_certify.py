@@ -72,7 +72,7 @@ def bench_certification(quick: bool = False, smoothing: bool = True) -> list[str
     """Print and return the Robustness II table rows (IBP and smoothing throughput)."""
     import torch
 
-    from robustness import torch_copy
+    from _torch_copy import torch_copy
 
     torch.set_num_threads(max(1, os.cpu_count() or 1))
     repeats = 3

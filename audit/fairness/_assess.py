@@ -6,39 +6,11 @@ from typing import Sequence
 
 import numpy as np
 
+from audit.data._checks import check_predictions
 from audit.errors import AuditInputError
 from audit.fairness import _disparity, _stats
 from audit.fairness._groups import Grouping, make_grouping
 from audit.fairness._report import AttributeResult, GroupTable
-
-
-def check_predictions(y_true, y_pred, scores, n_classes: int, where: str) -> tuple[np.ndarray, ...]:
-    """Validate labels, predictions and (optional) scores once, at the edge."""
-    y_true, y_pred = np.asarray(y_true), np.asarray(y_pred)
-    if y_true.ndim != 1 or y_pred.shape != y_true.shape:
-        raise AuditInputError(f"{where}: y_true {y_true.shape} and y_pred {y_pred.shape} must be "
-                              "1-D arrays of the same length.")
-    if len(y_true) == 0:
-        raise AuditInputError(f"{where}: no rows to assess.")
-    for label, v in (("y_true", y_true), ("y_pred", y_pred)):
-        if v.dtype.kind not in "iu" or v.min() < 0 or v.max() >= n_classes:
-            raise AuditInputError(f"{where}: {label} must hold integer class ids in [0, {n_classes}) "
-                                  f"(the model's classes); got values {np.unique(v)[:10].tolist()}.")
-    if scores is not None:
-        scores = np.asarray(scores, np.float64)
-        if scores.shape != (len(y_true), n_classes):
-            raise AuditInputError(f"{where}: scores have shape {scores.shape}; expected "
-                                  f"({len(y_true)}, {n_classes}) class probabilities.")
-        bad = np.flatnonzero(~np.isfinite(scores).all(axis=1))
-        if bad.size:
-            raise AuditInputError(f"{where}: the model's scores are NaN or infinite for {bad.size} rows "
-                                  f"(first: row {int(bad[0])}); check the model and its inputs.")
-        if scores.min() < -1e-6 or scores.max() > 1 + 1e-6 or np.abs(scores.sum(1) - 1).max() > 1e-3:
-            raise AuditInputError(f"{where}: scores must be class probabilities in [0, 1] summing to 1 "
-                                  "per row (softmax outputs).")
-        scores = np.clip(scores, 0.0, 1.0)
-        scores = scores / scores.sum(1, keepdims=True)  # float32 softmax rows sum to 1 only roughly
-    return y_true.astype(np.int64), y_pred.astype(np.int64), scores
 
 
 def _class_index(c, class_names: Sequence[str]) -> int:

@@ -7,6 +7,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
+from audit.data._checks import check_model_data
 from audit.errors import AuditInputError
 from audit.fairness import _findings
 from audit.fairness._assess import assess, check_predictions
@@ -14,15 +15,6 @@ from audit.fairness._groups import intersect, make_grouping, subset
 from audit.fairness._proxy import proxies as proxy_analysis
 from audit.fairness._report import FairnessReport
 from audit.results import Provenance, timer
-
-
-def check_model_data(model, data, split: str) -> np.ndarray:
-    """Validate that model and data agree; return the split's row indices."""
-    model.check_data(data)
-    if split not in data.splits or len(data.splits[split]) == 0:
-        raise AuditInputError(f"{data.name}: no rows in split {split!r}; have "
-                              f"{ {k: len(v) for k, v in data.splits.items()} }.")
-    return data.splits[split]
 
 
 def _requested(data, attributes, intersections: bool) -> list[tuple[str, ...]]:

@@ -17,7 +17,7 @@ import numpy as np
 from audit.errors import AuditInputError
 from audit.fairness._assess import assess
 from audit.fairness._disparity import Disparity
-from audit.fairness._evaluate import check_model_data
+from audit.data._checks import check_model_data
 from audit.fairness._groups import intersect, make_grouping, subset
 from audit.results import Finding, Provenance, timer, to_jsonable
 

@@ -15,7 +15,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from audit.errors import AuditInputError
-from audit.fairness._evaluate import check_model_data
+from audit.data._checks import check_model_data
 from audit.imbalance._evaluate import class_metrics
 from audit.imbalance._retrain import retrainer
 from audit.results import Finding, Provenance, timer, to_jsonable

@@ -5,8 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from audit.errors import AuditInputError
-from audit.fairness._assess import check_predictions
-from audit.fairness._evaluate import check_model_data
+from audit.data._checks import check_model_data, check_predictions
 from audit.imbalance import _threshold
 from audit.imbalance._calibration import reliability
 from audit.imbalance._report import ImbalanceReport

@@ -14,7 +14,7 @@ import json
 import os
 import shutil
 import tempfile
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import jax
 import numpy as np
@@ -23,7 +23,9 @@ from flax import serialization
 from audit._versions import library_versions
 from audit.errors import AuditInputError
 from audit.models import zoo
-from audit.models._model import Model, split_nnx
+
+if TYPE_CHECKING:  # Model calls this module; it passes its class in, so no circle at run time
+    from audit.models._model import Model
 
 FORMAT, VERSION = "flax-audit-checkpoint", 1
 _LIBRARIES = ("jax", "flax", "optax", "numpy", "flax-audit")
@@ -103,7 +105,7 @@ def _read_manifest(directory: str) -> dict[str, Any]:
     return manifest
 
 
-def _template(manifest: dict[str, Any], like: Model | None, directory: str) -> Model:
+def _template(manifest: dict[str, Any], like: Model | None, directory: str, model_cls: type[Model]) -> Model:
     if like is not None:
         return like
     arch = manifest.get("architecture")
@@ -111,12 +113,11 @@ def _template(manifest: dict[str, Any], like: Model | None, directory: str) -> M
         raise AuditInputError(f"checkpoint {directory!r} holds a custom model; load it with "
                               "Model.load(path, like=model) where `model` has the same structure.")
     module = zoo.build(arch["name"], {k: v for k, v in arch["config"].items() if k != "name"})
-    apply, params = split_nnx(module)
-    return Model(apply=apply, params=params, input_shape=manifest["input_shape"],
-                 class_names=manifest["class_names"], architecture=arch)
+    return model_cls.from_nnx(module, input_shape=manifest["input_shape"], class_names=manifest["class_names"],
+                              architecture=arch)
 
 
-def load(directory: str | os.PathLike, *, like: Model | None = None) -> Model:
+def load(directory: str | os.PathLike, *, model_cls: type[Model], like: Model | None = None) -> Model:
     """Read a checkpoint written by `save`, verifying its checksum and parameter shapes.
 
     Zoo models are rebuilt from the manifest; for other models pass `like`, a Model with the
@@ -136,7 +137,7 @@ def load(directory: str | os.PathLike, *, like: Model | None = None) -> Model:
         flat = serialization.msgpack_restore(payload)
     except Exception as exc:  # msgpack raises several unrelated types on bad bytes
         raise AuditInputError(f"checkpoint {directory!r}: cannot decode parameters ({exc}).") from None
-    template = _template(manifest, like, directory)
+    template = _template(manifest, like, directory, model_cls)
     leaves_with_path, treedef = jax.tree_util.tree_flatten_with_path(template.params)
     leaves = []
     for key_path, leaf in leaves_with_path:

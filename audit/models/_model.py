@@ -164,7 +164,7 @@ class Model:
         """Read a checkpoint; zoo models rebuild themselves, others need `like` (same structure)."""
         from audit.models import _checkpoint
 
-        return _checkpoint.load(directory, like=like)
+        return _checkpoint.load(directory, model_cls=cls, like=like)
 
     # ---- misc --------------------------------------------------------------------------
     def replace(self, **changes) -> "Model":
