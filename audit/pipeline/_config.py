@@ -14,7 +14,7 @@ import yaml
 
 from audit.errors import AuditInputError
 from audit.pipeline._policy import Rule
-from audit.pipeline._registry import ANALYZERS, check_settings
+from audit.pipeline._registry import Registry, check_settings, spec_for
 
 _TOP = {"name", "seed", "data", "model", "analyzers", "policy"}
 _DATA_BUNDLED = {"dataset", "options"}
@@ -108,27 +108,29 @@ class AuditConfig:
     analyzers: Mapping[str, Mapping[str, Any]] = dataclasses.field(default_factory=dict)
     policy: tuple[Rule, ...] = ()
     source: str | None = None
+    # the analyzers this config may name (default: audit.pipeline.ANALYZERS); not part of to_dict
+    registry: Registry | None = dataclasses.field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "policy", tuple(
             r if isinstance(r, Rule) else Rule.from_dict(r) for r in self.policy))
-        validate(self.to_dict(), _Where(self.source, {}))
+        validate(self.to_dict(), _Where(self.source, {}), self.registry)
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any], *, source: str | None = None,
-                  lines: Mapping[tuple, int] | None = None) -> "AuditConfig":
+                  lines: Mapping[tuple, int] | None = None, registry: Registry | None = None) -> "AuditConfig":
         where = _Where(source, lines or {})
         d = _mapping(d, where)
-        validate(d, where)
+        validate(d, where, registry)
         return cls(name=str(d.get("name", "audit")), seed=int(d.get("seed", 0)),
                    data=dict(d.get("data") or {}), model=dict(d.get("model") or {}),
                    analyzers={k: dict(v or {}) for k, v in (d.get("analyzers") or {}).items()},
                    policy=tuple(Rule.from_dict(r, where=where("policy", i))
                                 for i, r in enumerate(d.get("policy") or [])),
-                   source=source)
+                   source=source, registry=registry)
 
     @classmethod
-    def from_yaml(cls, path: str | os.PathLike) -> "AuditConfig":
+    def from_yaml(cls, path: str | os.PathLike, *, registry: Registry | None = None) -> "AuditConfig":
         path = os.fspath(path)
         if not os.path.isfile(path):
             raise AuditInputError(f"config file {path!r} does not exist.")
@@ -143,7 +145,7 @@ class AuditConfig:
                                   f"{getattr(exc, 'problem', exc)}.") from None
         if d is None:
             raise AuditInputError(f"config {path!r} is empty.")
-        config = cls.from_dict(d, source=path, lines=_lines(text))
+        config = cls.from_dict(d, source=path, lines=_lines(text), registry=registry)
         base = os.path.dirname(os.path.abspath(path))
         return dataclasses.replace(config, data=_resolve(config.data, "csv", base),
                                    model=_resolve(config.model, "path", base))
@@ -168,7 +170,7 @@ def _resolve(section: Mapping[str, Any], key: str, base: str) -> dict[str, Any]:
     return out
 
 
-def validate(d: Mapping[str, Any], where: _Where) -> None:
+def validate(d: Mapping[str, Any], where: _Where, registry: Registry | None = None) -> None:
     """Check a config mapping; raises AuditInputError naming the first bad key."""
     _known(d, _TOP, where)
     if "seed" in d and (not isinstance(d["seed"], int) or isinstance(d["seed"], bool) or d["seed"] < 0):
@@ -196,10 +198,9 @@ def validate(d: Mapping[str, Any], where: _Where) -> None:
             raise AuditInputError(f"{where('model', 'train', key)} must be {expected}, got {value!r}.")
     analyzers = _mapping(d.get("analyzers"), where, "analyzers")
     for name, settings in analyzers.items():
-        if name not in ANALYZERS:
-            raise AuditInputError(f"unknown analyzer {where('analyzers', name)}; available: {sorted(ANALYZERS)}.")
+        spec_for(name, registry, where=where("analyzers", name))
         check_settings(name, _mapping(settings, where, "analyzers", name),
-                       lambda key, _n=name: where("analyzers", _n, key))
+                       lambda key, _n=name: where("analyzers", _n, key), registry)
     policy = d.get("policy") or []
     if not isinstance(policy, (list, tuple)):
         raise AuditInputError(f"{where('policy')} must be a list of rules like "

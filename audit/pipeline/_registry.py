@@ -1,17 +1,20 @@
 """The analyzer registry: capabilities as data, so the pipeline and dashboard choose without isinstance.
 
-Each entry names an analyzer's public function `fn(model, data, *, seed, **settings)` and its
-result class (with `from_dict`, `metrics()` and `findings`). Settings in a config are checked
-against the function's keyword-only parameters, so the function signature is the one schema.
+Each entry holds an analyzer's public function `fn(model, data, *, seed, **settings)` and its
+result class (with `from_dict`, `metrics()` and `findings`), imported directly so that the
+pipeline's arrows are visible to readers and tools. Settings in a config are checked against the
+function's keyword-only parameters, so the function signature is the one schema. `ANALYZERS` is
+the default registry; `run`, `AuditConfig` and `AuditReport.load` take another one (a mapping of
+name -> AnalyzerSpec) to add or replace analyzers without changing the global.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import importlib
 import inspect
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
+from audit import explain, fairness, imbalance, robustness
 from audit.errors import AuditInputError
 
 
@@ -19,19 +22,13 @@ from audit.errors import AuditInputError
 class AnalyzerSpec:
     name: str
     title: str
-    function: str | Callable[..., Any]  # "module:attribute" (imported on first use) or the function
-    result: str | type  # "module:Class" or the class
+    function: Callable[..., Any]  # the analyzer: fn(model, data, *, seed, **settings) -> result
+    result: type  # its result class (from_dict, metrics(), findings)
     needs_gradients: bool = False
     stochastic: bool = True
     kinds: tuple[str, ...] = ("tabular", "image")
     needs_sensitive: bool = False
     retrains: bool = False
-
-    def load_function(self) -> Callable[..., Any]:
-        return _resolve(self.function)
-
-    def load_result(self) -> type:
-        return _resolve(self.result)
 
     def applies_to(self, model, data) -> str | None:
         """None if the analyzer can run on this model and data, else why not."""
@@ -44,37 +41,32 @@ class AnalyzerSpec:
         return None
 
 
-def _resolve(path: str | Any) -> Any:
-    if not isinstance(path, str):
-        return path
-    module, attribute = path.split(":")
-    return getattr(importlib.import_module(module), attribute)
-
+Registry = Mapping[str, AnalyzerSpec]
 
 ANALYZERS: dict[str, AnalyzerSpec] = {spec.name: spec for spec in (
-    AnalyzerSpec("explain", "Explanations", "audit.explain:analyze", "audit.explain:ExplanationReport"),
-    AnalyzerSpec("robustness", "Adversarial robustness", "audit.robustness:evaluate",
-                 "audit.robustness:RobustnessReport", needs_gradients=True),
-    AnalyzerSpec("certify", "Certified robustness (IBP, randomized smoothing)", "audit.robustness:certify",
-                 "audit.robustness:CertificationReport", needs_gradients=True),
+    AnalyzerSpec("explain", "Explanations", explain.analyze, explain.ExplanationReport),
+    AnalyzerSpec("robustness", "Adversarial robustness", robustness.evaluate,
+                 robustness.RobustnessReport, needs_gradients=True),
+    AnalyzerSpec("certify", "Certified robustness (IBP, randomized smoothing)", robustness.certify,
+                 robustness.CertificationReport, needs_gradients=True),
     AnalyzerSpec("explanation_stability", "Explanation stability under attack",
-                 "audit.robustness:explanation_stability", "audit.robustness:ExplanationStabilityReport",
+                 robustness.explanation_stability, robustness.ExplanationStabilityReport,
                  needs_gradients=True),
-    AnalyzerSpec("fairness", "Fairness", "audit.fairness:evaluate", "audit.fairness:FairnessReport",
+    AnalyzerSpec("fairness", "Fairness", fairness.evaluate, fairness.FairnessReport,
                  needs_sensitive=True),
-    AnalyzerSpec("imbalance", "Class balance, thresholds and calibration", "audit.imbalance:evaluate",
-                 "audit.imbalance:ImbalanceReport"),
-    AnalyzerSpec("fairness_mitigation", "Fairness mitigations (retrained)", "audit.fairness:mitigate",
-                 "audit.fairness:FairnessMitigation", needs_sensitive=True, retrains=True),
-    AnalyzerSpec("imbalance_mitigation", "Imbalance mitigations (retrained)", "audit.imbalance:compare_mitigations",
-                 "audit.imbalance:MitigationComparison", retrains=True),
-    AnalyzerSpec("adversarial_training", "Adversarial training (retrained)", "audit.robustness:adversarial_training",
-                 "audit.robustness:AdversarialTrainingReport", needs_gradients=True, retrains=True),
+    AnalyzerSpec("imbalance", "Class balance, thresholds and calibration", imbalance.evaluate,
+                 imbalance.ImbalanceReport),
+    AnalyzerSpec("fairness_mitigation", "Fairness mitigations (retrained)", fairness.mitigate,
+                 fairness.FairnessMitigation, needs_sensitive=True, retrains=True),
+    AnalyzerSpec("imbalance_mitigation", "Imbalance mitigations (retrained)", imbalance.compare_mitigations,
+                 imbalance.MitigationComparison, retrains=True),
+    AnalyzerSpec("adversarial_training", "Adversarial training (retrained)", robustness.adversarial_training,
+                 robustness.AdversarialTrainingReport, needs_gradients=True, retrains=True),
 )}
 
 
-def _settings_parameters(name: str) -> dict[str, inspect.Parameter]:
-    fn = ANALYZERS[name].load_function()
+def _settings_parameters(spec: AnalyzerSpec) -> dict[str, inspect.Parameter]:
+    fn = spec.function
     return {p.name: p for p in inspect.signature(fn).parameters.values()
             if p.kind is inspect.Parameter.KEYWORD_ONLY and p.name not in ("seed", "progress")}
 
@@ -124,9 +116,18 @@ def _type_ok(value: Any, parameter: inspect.Parameter) -> bool:
     return any(v is not False for v in verdicts) if None in verdicts else any(verdicts)
 
 
-def check_settings(name: str, settings: dict[str, Any], where: Callable[[str], str]) -> None:
+def spec_for(name: str, registry: Registry | None = None, *, where: str | None = None) -> AnalyzerSpec:
+    """The registry's entry for `name`; an unknown name is an AuditInputError listing the known ones."""
+    registry = ANALYZERS if registry is None else registry
+    if name not in registry:
+        raise AuditInputError(f"unknown analyzer {where or repr(name)}; available: {sorted(registry)}.")
+    return registry[name]
+
+
+def check_settings(name: str, settings: dict[str, Any], where: Callable[[str], str],
+                   registry: Registry | None = None) -> None:
     """Unknown keys and values of the wrong type are errors naming the key."""
-    parameters = _settings_parameters(name)
+    parameters = _settings_parameters(spec_for(name, registry))
     missing = [p for p, spec in parameters.items() if spec.default is inspect.Parameter.empty and p not in settings]
     if missing:
         raise AuditInputError(f"analyzer {name!r} needs the setting(s) {missing} "
@@ -143,8 +144,8 @@ def check_settings(name: str, settings: dict[str, Any], where: Callable[[str], s
                                   f"(default {parameter.default!r}), got {value!r}.")
 
 
-def run_analyzer(name: str, model, data, *, settings: dict[str, Any], seed: int, progress: bool) -> Any:
-    fn = ANALYZERS[name].load_function()
+def run_analyzer(spec: AnalyzerSpec, model, data, *, settings: dict[str, Any], seed: int, progress: bool) -> Any:
+    fn = spec.function
     extra = {}
     parameters = inspect.signature(fn).parameters
     if "progress" in parameters:

@@ -16,7 +16,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from audit.errors import AuditInputError
-from audit.pipeline._registry import ANALYZERS
+from audit.pipeline._registry import ANALYZERS, Registry
 from audit import results
 from audit.results import Finding
 
@@ -76,7 +76,9 @@ class AuditReport:
                 "metadata": dict(self.metadata)}
 
     @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> "AuditReport":
+    def from_dict(cls, d: Mapping[str, Any], *, registry: Registry | None = None) -> "AuditReport":
+        """Rebuild a report; `registry` (default `ANALYZERS`) maps section names to result classes."""
+        registry = ANALYZERS if registry is None else registry
         if not isinstance(d, Mapping) or d.get("kind") != "flax-audit-report":
             raise AuditInputError("this JSON is not a flax-audit report (no 'kind': 'flax-audit-report').")
         if d.get("schema") != SCHEMA:
@@ -86,9 +88,9 @@ class AuditReport:
         for name, s in d["sections"].items():
             result = None
             if s.get("result") is not None:
-                if name not in ANALYZERS:
+                if name not in registry:
                     raise AuditInputError(f"report section {name!r} is unknown to this flax-audit.")
-                result = ANALYZERS[name].load_result().from_dict(s["result"])
+                result = registry[name].result.from_dict(s["result"])
             sections[name] = Section(name=name, title=s["title"], result=result, skipped=s.get("skipped"),
                                      seconds=float(s.get("seconds", 0.0)))
         return cls(name=d["name"], sections=sections,
@@ -113,8 +115,8 @@ class AuditReport:
         return path
 
     @classmethod
-    def load(cls, path: str | os.PathLike) -> "AuditReport":
-        """Read a report written by `to_json` (with its sidecar, if any)."""
+    def load(cls, path: str | os.PathLike, *, registry: Registry | None = None) -> "AuditReport":
+        """Read a report written by `to_json` (with its sidecar, if any); `registry` as in `from_dict`."""
         path = os.fspath(path)
         if not os.path.isfile(path):
             raise AuditInputError(f"report {path!r} does not exist.")
@@ -132,7 +134,7 @@ class AuditReport:
                 raise AuditInputError(f"report {path!r}: cannot read its array file {sidecar!r} ({exc}).") from None
             document = _restore_arrays(document, arrays)
         try:
-            return cls.from_dict(document)
+            return cls.from_dict(document, registry=registry)
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
             if isinstance(exc, AuditInputError):
                 raise

@@ -11,7 +11,7 @@ from typing import Any
 from audit._versions import library_versions
 from audit.errors import AuditInputError
 from audit.pipeline._config import AuditConfig
-from audit.pipeline._registry import ANALYZERS, run_analyzer
+from audit.pipeline._registry import ANALYZERS, Registry, check_settings, run_analyzer, spec_for
 from audit.pipeline._report import AuditReport, Section
 from audit.results import Finding, to_jsonable
 
@@ -31,23 +31,31 @@ def _advisory(section: str, finding: Finding) -> Finding:
     return Finding(**{**finding.to_dict(), "id": f"{section}:{finding.id}", "status": status})
 
 
-def run(model, data, config: AuditConfig | None = None, *, progress: bool = True) -> AuditReport:
+def run(model, data, config: AuditConfig | None = None, *, registry: Registry | None = None,
+        progress: bool = True) -> AuditReport:
     """Audit `model` on `data` with the analyzers and policy of `config`.
 
     Analyzers run in the order of `config.analyzers` (when the config names none: every
     analyzer that does not retrain the model);
     one that does not apply (e.g. fairness without sensitive attributes) is recorded as
     skipped with the reason. Policy rules decide pass / fail; the analyzers' own checks are
-    reported as pass / warn. The same seed gives the same numbers.
+    reported as pass / warn. The same seed gives the same numbers. `registry` (name ->
+    AnalyzerSpec) is where analyzer names are looked up: by default the config's, else
+    `audit.pipeline.ANALYZERS`.
     """
-    config = config or AuditConfig()
+    config = config or AuditConfig(registry=registry)
+    if registry is None:
+        registry = ANALYZERS if config.registry is None else config.registry
+    elif registry is not config.registry:  # the config was checked against another registry
+        for name, settings in config.analyzers.items():
+            check_settings(name, dict(settings), lambda key, _n=name: f"'analyzers.{_n}.{key}'", registry)
     model.check_data(data)
-    names = list(config.analyzers) or [n for n, spec in ANALYZERS.items() if not spec.retrains]
+    names = list(config.analyzers) or [n for n, spec in registry.items() if not spec.retrains]
     sections: dict[str, Section] = {}
     findings: list[Finding] = []
     start = time.perf_counter()
     for i, name in enumerate(names, 1):
-        spec = ANALYZERS[name]
+        spec = spec_for(name, registry)
         reason = spec.applies_to(model, data)
         if reason:
             _log(f"[{i}/{len(names)}] {spec.title}: skipped ({reason})", progress)
@@ -55,7 +63,7 @@ def run(model, data, config: AuditConfig | None = None, *, progress: bool = True
             continue
         _log(f"[{i}/{len(names)}] {spec.title} ...", progress)
         t0 = time.perf_counter()
-        result = run_analyzer(name, model, data, settings=dict(config.analyzers.get(name, {})),
+        result = run_analyzer(spec, model, data, settings=dict(config.analyzers.get(name, {})),
                               seed=config.seed, progress=progress)
         seconds = time.perf_counter() - t0
         _log(f"[{i}/{len(names)}] {spec.title} done in {seconds:.1f} s", progress)

@@ -1,5 +1,6 @@
-"""A small real analyzer (accuracy per class) registered for pipeline tests, so the pipeline is
-tested on its own; the real analyzers have their own tests and end-to-end runs."""
+"""A small real analyzer (accuracy per class) in a registry of its own for pipeline tests, so the
+pipeline is tested on its own (the global ANALYZERS is never changed); the real analyzers have
+their own tests and end-to-end runs."""
 
 from __future__ import annotations
 
@@ -54,9 +55,15 @@ def accuracy_analyzer(model, data, *, split: str = "test", warn_below: float = 0
                           findings=(finding,))
 
 
-@pytest.fixture(scope="session", autouse=True)
+ACCURACY = AnalyzerSpec("accuracy", "Accuracy <by class>", accuracy_analyzer, AccuracyResult, stochastic=True)
+
+
+@pytest.fixture(scope="session")
 def accuracy_spec():
-    spec = AnalyzerSpec("accuracy", "Accuracy <by class>", accuracy_analyzer, AccuracyResult, stochastic=True)
-    ANALYZERS["accuracy"] = spec
-    yield spec
-    ANALYZERS.pop("accuracy", None)
+    return ACCURACY
+
+
+@pytest.fixture(scope="session")
+def registry():
+    """The default analyzers plus `accuracy`; passed to AuditConfig, run and AuditReport.load."""
+    return {**ANALYZERS, "accuracy": ACCURACY}

@@ -29,13 +29,13 @@ def write(tmp_path, text):
     return path
 
 
-def test_yaml_round_trip(tmp_path):
-    config = AuditConfig.from_yaml(write(tmp_path, GOOD))
+def test_yaml_round_trip(tmp_path, registry):
+    config = AuditConfig.from_yaml(write(tmp_path, GOOD), registry=registry)
     assert config.seed == 3 and config.analyzers["accuracy"]["warn_below"] == 0.7
     assert config.policy[1] == Rule(metric="accuracy.recall:1", min=0.1, severity="warn")
-    again = AuditConfig.from_yaml(write(tmp_path, config.to_yaml()))
+    again = AuditConfig.from_yaml(write(tmp_path, config.to_yaml()), registry=registry)
     assert again.to_dict() == config.to_dict()
-    assert AuditConfig.from_dict(config.to_dict()).to_dict() == config.to_dict()
+    assert AuditConfig.from_dict(config.to_dict(), registry=registry).to_dict() == config.to_dict()
 
 
 @pytest.mark.parametrize("change, message", [
@@ -55,11 +55,11 @@ def test_yaml_round_trip(tmp_path):
     (("  dataset: credit", "  dataset: credit\n  csv: x.csv"), r"exactly one of 'dataset'"),
     (("name: unit", "name: [unit"), r"not valid YAML at line"),
 ])
-def test_malformed_configs_name_the_key(tmp_path, change, message):
+def test_malformed_configs_name_the_key(tmp_path, change, message, registry):
     old, new = change
     assert old in GOOD
     with pytest.raises(AuditInputError, match=message):
-        AuditConfig.from_yaml(write(tmp_path, GOOD.replace(old, new)))
+        AuditConfig.from_yaml(write(tmp_path, GOOD.replace(old, new)), registry=registry)
 
 
 def test_missing_and_empty_files(tmp_path):

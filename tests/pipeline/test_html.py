@@ -14,7 +14,7 @@ EVIL = "<script>alert('x')</script>"
 
 
 @pytest.fixture(scope="module")
-def evil_report(tmp_path_factory):
+def evil_report(tmp_path_factory, registry):
     import jax.numpy as jnp
     rng = np.random.default_rng(0)
     X = rng.normal(size=(300, 3)).astype(np.float32)
@@ -23,7 +23,7 @@ def evil_report(tmp_path_factory):
                    sensitive={"group": np.where(X[:, 1] > 0, EVIL, "g")}, splits=stratified_split(y), name=EVIL)
     model = Model.from_function(lambda p, x: jnp.stack([-x[:, 0] * p, x[:, 0] * p], -1), jnp.float32(2.0),
                                 input_shape=(3,), class_names=(EVIL, "ok"))
-    config = AuditConfig(name=EVIL, analyzers={"accuracy": {}},
+    config = AuditConfig(name=EVIL, analyzers={"accuracy": {}}, registry=registry,
                          policy=[{"metric": "accuracy.accuracy", "min": 0.99}])
     report = run(model, data, config, progress=False)
     path = tmp_path_factory.mktemp("html") / "report.html"

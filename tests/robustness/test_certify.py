@@ -239,7 +239,7 @@ def test_certify_figures_and_registry(report):
     assert len(figures) == 3 and all(isinstance(f, Figure) for _, f in figures)
     for name, result in (("certify", CertificationReport), ):
         spec = ANALYZERS[name]
-        assert spec.load_result() is result and spec.load_function() is certify
+        assert spec.result is result and spec.function is certify
     check_settings("certify", {"eps": [0.0, 0.01], "sigma": 0.5, "methods": ["smoothing"]}, lambda k: k)
     with pytest.raises(AuditInputError, match="unknown setting"):
         check_settings("certify", {"sigmaa": 0.5}, lambda k: k)
