@@ -83,6 +83,8 @@ def timer() -> Iterator[list[float]]:
 def to_jsonable(value: Any) -> Any:
     """numpy arrays/scalars -> lists/floats, recursively; NaN and inf become None."""
     if isinstance(value, np.ndarray):
+        if value.dtype.kind == "O":  # mixed cells (e.g. SHAP's display data): each cell on its own
+            return to_jsonable(value.tolist())
         if value.dtype.kind in "fc":
             return [to_jsonable(v) for v in value.tolist()] if value.ndim else to_jsonable(value.item())
         return value.tolist()

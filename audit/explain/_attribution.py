@@ -12,9 +12,10 @@ import dataclasses
 from typing import Any, Mapping, Sequence
 
 import numpy as np
+import numpy.typing as npt
 
 from audit.errors import AuditInputError
-from audit.results import Finding, Provenance, array, to_jsonable
+from audit.results import Finding, Provenance, Result
 
 
 def check_seed(seed: Any) -> int:
@@ -39,7 +40,7 @@ def probabilities(model, X: Any) -> np.ndarray:
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
-class Attribution:
+class Attribution(Result):
     """Attributions of `n` examples towards one class each.
 
     values: (n, *feature_shape). `level` is "input" when feature_shape is the model input shape
@@ -54,13 +55,13 @@ class Attribution:
         (LIME image superpixel ids, (n, H, W)).
     """
 
-    SCHEMA = 1
+    SCHEMA = "audit.explain.attribution/2"
 
     method: str
     values: np.ndarray
     target: np.ndarray
     level: str = "input"
-    inputs: np.ndarray | None = None
+    inputs: npt.NDArray[np.float32] | None = None
     feature_names: tuple[str, ...] = ()
     extras: Mapping[str, np.ndarray] = dataclasses.field(default_factory=dict)
     provenance: Provenance = dataclasses.field(default_factory=lambda: Provenance("attribution"))
@@ -152,24 +153,3 @@ class Attribution:
                                                            "the model poorly there")),
                 metric=f"local_fit_score:{self.method}", value=score, threshold=LOW_FIT_SCORE))
         return tuple(found)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"schema": self.SCHEMA, "method": self.method, "level": self.level,
-                "values": to_jsonable(self.values), "shape": list(self.values.shape),
-                "target": self.target.tolist(),
-                "inputs": None if self.inputs is None else to_jsonable(self.inputs),
-                "feature_names": list(self.feature_names),
-                "extras": {k: {"dtype": v.dtype.str, "data": to_jsonable(v)} for k, v in self.extras.items()},
-                "provenance": self.provenance.to_dict()}
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> "Attribution":
-        if d.get("schema") != cls.SCHEMA:
-            raise ValueError(f"attribution schema {d.get('schema')} is not {cls.SCHEMA}")
-        extras = {k: array(v["data"], np.dtype(v["dtype"])) for k, v in d["extras"].items()}
-        return cls(method=d["method"], level=d["level"],
-                   values=array(d["values"], np.float32).reshape(d["shape"]),
-                   target=np.asarray(d["target"], np.int32),
-                   inputs=None if d["inputs"] is None else array(d["inputs"], np.float32),
-                   feature_names=tuple(d["feature_names"]), extras=extras,
-                   provenance=Provenance.from_dict(d["provenance"]))

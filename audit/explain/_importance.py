@@ -9,13 +9,13 @@ randomness of the shuffles on this evaluation set (not the sampling of the set i
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Mapping, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
 from audit.errors import AuditInputError
 from audit.explain._attribution import probabilities
-from audit.results import Finding, Provenance, array, timer, to_jsonable
+from audit.results import Finding, Provenance, Result, timer
 
 SCORES = ("log_loss", "accuracy", "balanced_accuracy")
 MAX_CELLS = 1 << 23  # input values per model call
@@ -35,11 +35,12 @@ def _loss(metric: str, proba: np.ndarray, y: np.ndarray) -> np.ndarray:
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
-class PermutationImportance:
+class PermutationImportance(Result):
     """Increase of the loss (`metric`; for accuracy, the drop in accuracy) per feature and
     shuffle: `drops` (features, repeats); `baseline` the unshuffled score."""
 
-    SCHEMA = 1
+    SCHEMA = "audit.explain.permutation/1"
+    LEGACY_SCHEMAS = (1,)  # same fields; files written before the codec read as they are
 
     feature_names: tuple[str, ...]
     drops: np.ndarray
@@ -83,19 +84,6 @@ class PermutationImportance:
                f"no feature changes the {self.metric} reliably when shuffled; the model may ignore its inputs")
         return (Finding(id="explain.permutation.signal", status=status, title="Permutation importance",
                         message=msg, metric=None, value=float(used), threshold=1.0),)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"schema": self.SCHEMA, "feature_names": list(self.feature_names),
-                "drops": to_jsonable(self.drops), "baseline": self.baseline, "metric": self.metric,
-                "confidence": self.confidence, "provenance": self.provenance.to_dict()}
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> "PermutationImportance":
-        if d.get("schema") != cls.SCHEMA:
-            raise ValueError(f"permutation importance schema {d.get('schema')} is not {cls.SCHEMA}")
-        return cls(feature_names=tuple(d["feature_names"]), drops=array(d["drops"]).reshape(
-            len(d["feature_names"]), -1), baseline=float(d["baseline"]), metric=d["metric"],
-                   confidence=float(d["confidence"]), provenance=Provenance.from_dict(d["provenance"]))
 
 
 def permutation_importance(model, X: Any, y: Any, *, groups: Sequence[Sequence[int]] | None = None,

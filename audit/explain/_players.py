@@ -20,14 +20,15 @@ import jax.numpy as jnp
 import numpy as np
 
 from audit.errors import AuditInputError
+from audit.results import Result
 
 PLAYER_KINDS = ("raw", "inputs", "patches")
 OUTPUTS = ("probability", "logit")
 CHUNK_ROWS = 8192  # rows per model call: cache-sized chunks (see bench/explain.py)
 
 
-@dataclasses.dataclass(frozen=True)
-class Players:
+@dataclasses.dataclass(frozen=True)  # eq and hash of its own (tuples only): Players keys caches
+class Players(Result):
     """`groups[j]` lists the flat input indices of player j; `names[j]` names it."""
 
     kind: str

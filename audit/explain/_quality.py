@@ -15,20 +15,20 @@ from __future__ import annotations
 
 import dataclasses
 import warnings
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
 from audit.errors import AuditInputError
 from audit.explain._attribution import probabilities
 from audit.explain._saliency import targets
-from audit.results import array, to_jsonable
+from audit.results import Result
 
 MAX_CELLS = 1 << 22  # input values evaluated per model call when building curves
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
-class Curves:
+class Curves(Result):
     """Deletion and insertion curves: probability of the explained class (n, steps + 1) after
     removing / inserting the top `fractions` of features; AUCs are trapezoid means over [0, 1].
     `*_random` are the same curves for one seeded random order per example (the reference)."""
@@ -58,13 +58,6 @@ class Curves:
     @property
     def insertion_auc_random(self) -> np.ndarray:
         return self._auc(self.insertion_random, self.fractions)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {f.name: to_jsonable(getattr(self, f.name)) for f in dataclasses.fields(self)}
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> "Curves":
-        return cls(**{f.name: array(d[f.name]) for f in dataclasses.fields(cls)})
 
 
 def _units(groups: Sequence[Sequence[int]] | None, n_units: int, n_inputs: int) -> np.ndarray:
@@ -198,19 +191,12 @@ def default_k(n_features: int) -> int:
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
-class Agreement:
+class Agreement(Result):
     """Per-example agreement of two methods: Spearman of values, top-k overlap of magnitudes."""
 
     spearman: np.ndarray
     top_k: np.ndarray
     k: int
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"spearman": to_jsonable(self.spearman), "top_k": to_jsonable(self.top_k), "k": self.k}
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> "Agreement":
-        return cls(spearman=array(d["spearman"]), top_k=array(d["top_k"]), k=int(d["k"]))
 
 
 def rank_agreement(a: Any, b: Any, *, k: int | None = None) -> Agreement:
@@ -221,22 +207,13 @@ def rank_agreement(a: Any, b: Any, *, k: int | None = None) -> Agreement:
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
-class Stability:
+class Stability(Result):
     """Per-example stability: mean Spearman between the attribution of x and of noisy copies
     (1 = the ranking does not move) and mean relative L2 change ||a(x') - a(x)|| / ||a(x)||."""
 
     spearman: np.ndarray
     relative_change: np.ndarray
     n_samples: int
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"spearman": to_jsonable(self.spearman),
-                "relative_change": to_jsonable(self.relative_change), "n_samples": self.n_samples}
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> "Stability":
-        return cls(spearman=array(d["spearman"]), relative_change=array(d["relative_change"]),
-                   n_samples=int(d["n_samples"]))
 
 
 def stability(explain: Callable[[np.ndarray], np.ndarray], X: Any, *, sigma: Any,

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
-from typing import Any, Callable, Mapping, Sequence
+from typing import Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -19,7 +19,8 @@ from audit.errors import AuditInputError
 from audit.explain._attribution import Attribution
 from audit.explain._importance import PermutationImportance, permutation_importance
 from audit.explain._quality import Agreement, Curves, Stability, faithfulness_curves, rank_agreement, stability
-from audit.results import Finding, Provenance, timer
+from audit.explain._shap import ShapResult
+from audit.results import Finding, Provenance, Result, timer
 
 GRADIENT_METHODS = ("gradient", "gradient_x_input", "integrated_gradients", "smoothgrad")
 METHODS = ("shap", "lime", *GRADIENT_METHODS)
@@ -31,7 +32,7 @@ UNSTABLE = 0.6  # mean Spearman between x and noisy x below which a method is "u
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
-class ExplanationReport:
+class ExplanationReport(Result):
     """Explanations of a few test examples, global importance and explanation quality.
 
     rows: indices into the test split of the explained examples; labels / predictions / target
@@ -41,7 +42,7 @@ class ExplanationReport:
     curves / stability: per method; agreement: per "a~b" pair. skipped: method -> reason.
     """
 
-    SCHEMA = 1
+    SCHEMA = "audit.explain/2"
 
     kind: str
     rows: np.ndarray
@@ -55,9 +56,14 @@ class ExplanationReport:
     agreement: Mapping[str, Agreement]
     stability: Mapping[str, Stability]
     provenance: Provenance
-    shap: Any = None
+    shap: ShapResult | None = None
     permutation: PermutationImportance | None = None
     skipped: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    findings: tuple[Finding, ...] = None  # type: ignore[assignment]  # derived from the fields when not given
+
+    def __post_init__(self) -> None:
+        if self.findings is None:
+            object.__setattr__(self, "findings", self._derive_findings())
 
     @property
     def methods(self) -> tuple[str, ...]:
@@ -113,8 +119,8 @@ class ExplanationReport:
             out.update(self.permutation.metrics())
         return out
 
-    @property
-    def findings(self) -> tuple[Finding, ...]:
+    def _derive_findings(self) -> tuple[Finding, ...]:
+        """The sanity checks: each method's own, faithfulness, agreement and stability."""
         found: list[Finding] = []
         for a in self.attributions.values():
             found.extend(a.findings)
@@ -152,43 +158,6 @@ class ExplanationReport:
                          f"(Spearman {v:.2f} < {UNSTABLE})"),
                 metric=f"stability:{method}", value=v, threshold=UNSTABLE))
         return tuple(found)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"schema": self.SCHEMA, "kind": self.kind, "rows": self.rows.tolist(),
-                "labels": self.labels.tolist(), "predictions": self.predictions.tolist(),
-                "target": self.target.tolist(), "class_names": list(self.class_names),
-                "feature_names": list(self.feature_names),
-                "attributions": {k: v.to_dict() for k, v in self.attributions.items()},
-                "curves": {k: v.to_dict() for k, v in self.curves.items()},
-                "agreement": {k: v.to_dict() for k, v in self.agreement.items()},
-                "stability": {k: v.to_dict() for k, v in self.stability.items()},
-                "provenance": self.provenance.to_dict(),
-                "shap": None if self.shap is None else self.shap.to_dict(),
-                "permutation": None if self.permutation is None else self.permutation.to_dict(),
-                "skipped": dict(self.skipped)}
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> "ExplanationReport":
-        if d.get("schema") != cls.SCHEMA:
-            raise AuditInputError(f"ExplanationReport schema {d.get('schema')!r} is not {cls.SCHEMA}; "
-                                  "rerun the analysis with this version.")
-        shap = None
-        if d.get("shap") is not None:
-            from audit.explain._shap import ShapResult
-
-            shap = ShapResult.from_dict(d["shap"])
-        ints = lambda v: np.asarray(v, np.int64)
-        return cls(kind=d["kind"], rows=ints(d["rows"]), labels=ints(d["labels"]),
-                   predictions=ints(d["predictions"]), target=ints(d["target"]),
-                   class_names=tuple(d["class_names"]), feature_names=tuple(d["feature_names"]),
-                   attributions={k: Attribution.from_dict(v) for k, v in d["attributions"].items()},
-                   curves={k: Curves.from_dict(v) for k, v in d["curves"].items()},
-                   agreement={k: Agreement.from_dict(v) for k, v in d["agreement"].items()},
-                   stability={k: Stability.from_dict(v) for k, v in d["stability"].items()},
-                   provenance=Provenance.from_dict(d["provenance"]), shap=shap,
-                   permutation=None if d.get("permutation") is None else
-                   PermutationImportance.from_dict(d["permutation"]),
-                   skipped=dict(d.get("skipped") or {}))
 
 
 # ---- analysis ---------------------------------------------------------------------------
@@ -385,4 +354,3 @@ class _Runner:
         return Attribution(method="shap", values=values, target=t, level="raw" if self.tabular else "input",
                            inputs=None if self.tabular else rows, feature_names=res.feature_names if self.tabular else (),
                            extras=extras, provenance=res.provenance)
-

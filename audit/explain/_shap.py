@@ -10,9 +10,10 @@ image patches.
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Mapping, Sequence
+from typing import Any, Sequence
 
 import numpy as np
+import numpy.typing as npt
 
 from audit.errors import AuditInputError
 from audit.explain import _players
@@ -21,7 +22,7 @@ from audit.explain._expected_gradients import expected_gradients
 from audit.explain._players import CHUNK_ROWS, OUTPUTS, Players, player_data
 from audit.explain._shap_exact import MAX_PLAYERS, exact_shap
 from audit.explain._shap_kernel import default_budget, kernel_shap, min_budget
-from audit.results import Finding, Provenance, array, timer, to_jsonable
+from audit.results import Finding, Provenance, Result, timer
 
 METHODS = ("auto", "exact", "kernel", "gradient", "permutation")
 BACKENDS = ("native", "shap")
@@ -31,8 +32,8 @@ GRADIENT_SAMPLES = 200  # shap's GradientExplainer default
 EFFICIENCY_TOLERANCE = 0.05  # relative gap above which expected gradients get a warning
 
 
-@dataclasses.dataclass(frozen=True)
-class ShapResult:
+@dataclasses.dataclass(frozen=True, eq=False)
+class ShapResult(Result):
     """SHAP values of `n` examples over `P` players, for one class per example.
 
     `values` (n, P); `base_values` (n,) = E_b f(b); `data` (n, P) the players' values (raw
@@ -42,19 +43,26 @@ class ShapResult:
     "probability" or "logit"; `players` says which inputs each player covers.
     """
 
-    SCHEMA = 1
+    SCHEMA = "audit.explain.shap/1"
+    LEGACY_SCHEMAS = (1,)  # same fields; files written before the codec read as they are
 
     values: np.ndarray
     base_values: np.ndarray
     data: np.ndarray
     feature_names: tuple[str, ...]
-    class_index: np.ndarray
+    class_index: npt.NDArray[np.int64]
     provenance: Provenance
     model_output: np.ndarray | None = None
-    display_data: np.ndarray | None = None
+    display_data: Any = None  # (n, P) object array: strings and numbers; JSON gives nested lists back
     class_names: tuple[str, ...] = ()
     output: str = "probability"
     players: Players | None = None
+
+    def __post_init__(self) -> None:
+        if self.display_data is not None and not (isinstance(self.display_data, np.ndarray)
+                                                  and self.display_data.dtype == object):
+            object.__setattr__(self, "display_data", _object_matrix(list(self.display_data),
+                                                                    len(self.feature_names)))
 
     # ---- shap interop --------------------------------------------------------------------
     @classmethod
@@ -152,47 +160,6 @@ class ShapResult:
                 id="shap.background", status="warn", title="Small background",
                 message=f"only {rows} background rows: base value and attributions are noisy; use 50-100."))
         return tuple(out)
-
-    # ---- JSON ----------------------------------------------------------------------------
-    def to_dict(self) -> dict[str, Any]:
-        return {"schema": self.SCHEMA, "values": to_jsonable(self.values),
-                "base_values": to_jsonable(self.base_values), "data": to_jsonable(self.data),
-                "feature_names": list(self.feature_names), "class_index": to_jsonable(self.class_index),
-                "provenance": self.provenance.to_dict(),
-                "model_output": None if self.model_output is None else to_jsonable(self.model_output),
-                "display_data": None if self.display_data is None else
-                [[_jsonable_cell(v) for v in row] for row in self.display_data],
-                "class_names": list(self.class_names), "output": self.output,
-                "players": None if self.players is None else {
-                    "kind": self.players.kind, "names": list(self.players.names),
-                    "groups": [list(g) for g in self.players.groups],
-                    "input_shape": list(self.players.input_shape)}}
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> "ShapResult":
-        if d.get("schema") != cls.SCHEMA:
-            raise AuditInputError(f"ShapResult schema {d.get('schema')!r} is not {cls.SCHEMA}; "
-                                  "recompute the explanation with this version.")
-        n_players = len(d["feature_names"])
-        p = d.get("players")
-        display = d.get("display_data")
-        return cls(
-            values=array(d["values"]).reshape(-1, n_players),
-            base_values=array(d["base_values"]), data=array(d["data"]).reshape(-1, n_players),
-            feature_names=tuple(d["feature_names"]), class_index=array(d["class_index"], np.int64),
-            provenance=Provenance.from_dict(d["provenance"]),
-            model_output=None if d.get("model_output") is None else array(d["model_output"]),
-            display_data=None if display is None else _object_matrix(display, n_players),
-            class_names=tuple(d.get("class_names", ())), output=d.get("output", "probability"),
-            players=None if p is None else Players(
-                kind=p["kind"], names=tuple(p["names"]), groups=tuple(tuple(g) for g in p["groups"]),
-                input_shape=tuple(p["input_shape"])))
-
-
-def _jsonable_cell(v: Any) -> Any:
-    if isinstance(v, (float, np.floating)):
-        return to_jsonable(float(v))
-    return v if isinstance(v, str) else to_jsonable(v)
 
 
 def _object_matrix(rows: list, width: int) -> np.ndarray:

@@ -24,7 +24,7 @@ import numpy as np
 import optax
 
 from audit.errors import AuditInputError
-from audit.results import Finding, Provenance, timer, to_jsonable
+from audit.results import Finding, Provenance, Result, timer
 from audit.robustness import _core
 from audit.robustness._domain import Domain, NORMS, check_domain, check_eps, direction, domain_for, project
 from audit.robustness._domain import random_start
@@ -146,13 +146,14 @@ def _core_full(x):
 
 
 # ---- the audit: retrain adversarially and compare --------------------------------------------
-@dataclasses.dataclass(frozen=True)
-class AdversarialTrainingReport:
+@dataclasses.dataclass(frozen=True, eq=False)
+class AdversarialTrainingReport(Result):
     """Before / after adversarial training: the `recipe`, the two robustness evaluations on the
     same rows and eps grid (clean, per attack, worst case, per class and per group) and the
     retrained model's training `history`."""
 
-    SCHEMA = 1
+    SCHEMA = "audit.robustness.adversarial_training/1"
+    LEGACY_SCHEMAS = (1,)  # same fields; files written before the codec read as they are
 
     recipe: Mapping[str, Any]
     before: RobustnessReport
@@ -188,22 +189,6 @@ class AdversarialTrainingReport:
             tag = eps_name(e)
             out[f"robust_accuracy_gain@{tag}"] = out[f"robust_accuracy:after@{tag}"] - out[f"robust_accuracy:before@{tag}"]
         return out
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"schema": self.SCHEMA, "type": "adversarial_training", "recipe": to_jsonable(dict(self.recipe)),
-                "before": self.before.to_dict(), "after": self.after.to_dict(),
-                "history": to_jsonable(dict(self.history)), "findings": [f.to_dict() for f in self.findings],
-                "provenance": self.provenance.to_dict()}
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> "AdversarialTrainingReport":
-        if d.get("schema") != cls.SCHEMA:
-            raise AuditInputError(f"adversarial training result has schema {d.get('schema')}; this version "
-                                  f"reads schema {cls.SCHEMA}.")
-        return cls(recipe=dict(d["recipe"]), before=RobustnessReport.from_dict(d["before"]),
-                   after=RobustnessReport.from_dict(d["after"]), history=dict(d["history"]),
-                   findings=tuple(Finding.from_dict(f) for f in d["findings"]),
-                   provenance=Provenance.from_dict(d["provenance"]))
 
 
 def _retrain(model, data, recipe: AdversarialTraining, epochs: int | None, seed: int, progress: bool):

@@ -16,9 +16,10 @@ from typing import Any, Mapping, Sequence
 import jax
 import jax.numpy as jnp
 import numpy as np
+import numpy.typing as npt
 
 from audit.errors import AuditInputError
-from audit.results import Finding, Provenance, array, timer, to_jsonable
+from audit.results import Finding, Provenance, Result, timer
 from audit.robustness._domain import Domain
 from audit.robustness._evaluate import domain_and_grid, evaluate
 from audit.robustness._ibp import ibp_margins, layer_ops, module_of
@@ -29,8 +30,8 @@ from audit.robustness._smoothing import ABSTAIN, certify_smoothed, predict_smoot
 METHODS = ("ibp", "smoothing")
 
 
-@dataclasses.dataclass(frozen=True)
-class CertificationReport:
+@dataclasses.dataclass(frozen=True, eq=False)
+class CertificationReport(Result):
     """Result of `certify`: `accuracy[column]` over `eps` for the columns "clean", each attack,
     "worst_case", "ibp" and "smoothing" (those that ran). `ibp_margin` (eps x examples) holds the
     certified logit-margin lower bounds; `smoothing_radius` / `smoothing_prediction` the smoothed
@@ -38,7 +39,8 @@ class CertificationReport:
     turns an eps of `norm` into the L2 radius smoothing must certify (sqrt(#inputs) for linf).
     """
 
-    SCHEMA = 1
+    SCHEMA = "audit.robustness.certify/1"
+    LEGACY_SCHEMAS = (1,)  # same fields; files written before the codec read as they are
 
     norm: str
     eps: np.ndarray
@@ -46,10 +48,10 @@ class CertificationReport:
     methods: tuple[str, ...]
     attacks: tuple[str, ...]
     accuracy: Mapping[str, np.ndarray]
-    labels: np.ndarray
+    labels: npt.NDArray[np.int64]
     ibp_margin: np.ndarray
     smoothing_radius: np.ndarray
-    smoothing_prediction: np.ndarray
+    smoothing_prediction: npt.NDArray[np.int64]
     radius_scale: float
     smoothing: Mapping[str, float]
     checks: Mapping[str, float]
@@ -89,34 +91,6 @@ class CertificationReport:
             ok = pred == self.labels
             out["median_certified_radius"] = float(np.median(np.where(ok, self.smoothing_radius, 0.0)))
         return out
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"schema": self.SCHEMA, "type": "certification", "norm": self.norm, "eps": to_jsonable(self.eps),
-                "n": self.n, "methods": list(self.methods), "attacks": list(self.attacks),
-                "accuracy": {k: to_jsonable(v) for k, v in self.accuracy.items()},
-                "labels": to_jsonable(self.labels), "ibp_margin": to_jsonable(self.ibp_margin),
-                "smoothing_radius": to_jsonable(self.smoothing_radius),
-                "smoothing_prediction": to_jsonable(self.smoothing_prediction),
-                "radius_scale": self.radius_scale, "smoothing": to_jsonable(dict(self.smoothing)),
-                "checks": to_jsonable(dict(self.checks)), "kind": self.kind,
-                "class_names": list(self.class_names), "findings": [f.to_dict() for f in self.findings],
-                "provenance": self.provenance.to_dict()}
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> "CertificationReport":
-        if d.get("schema") != cls.SCHEMA:
-            raise AuditInputError(f"certification result has schema {d.get('schema')}; this version reads "
-                                  f"schema {cls.SCHEMA}.")
-        return cls(norm=d["norm"], eps=array(d["eps"]), n=int(d["n"]), methods=tuple(d["methods"]),
-                   attacks=tuple(d["attacks"]), accuracy={k: array(v) for k, v in d["accuracy"].items()},
-                   labels=array(d["labels"], np.int64), ibp_margin=array(d["ibp_margin"]),
-                   smoothing_radius=array(d["smoothing_radius"]),
-                   smoothing_prediction=array(d["smoothing_prediction"], np.int64),
-                   radius_scale=float(d["radius_scale"]), smoothing=dict(d["smoothing"]),
-                   checks={k: (float("nan") if v is None else float(v)) for k, v in d["checks"].items()},
-                   kind=d["kind"], class_names=tuple(d["class_names"]),
-                   findings=tuple(Finding.from_dict(f) for f in d["findings"]),
-                   provenance=Provenance.from_dict(d["provenance"]))
 
 
 @functools.lru_cache(maxsize=8)  # one closure per model function: PGD compiles once, not per call

@@ -16,14 +16,14 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from typing import Any, Mapping, Sequence
+from typing import Mapping, Sequence
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from audit.errors import AuditInputError
-from audit.results import Finding, Provenance, array, timer, to_jsonable
+from audit.results import Finding, Provenance, Result, timer
 from audit.robustness._domain import check_eps, domain_for, project
 from audit.robustness._ibp import padded_batches
 from audit.robustness._pgd import pgd
@@ -118,14 +118,15 @@ def _attack_fn(apply_fn, method: str, k: int, steps: int, samples: int):
     return jax.jit(run)
 
 
-@dataclasses.dataclass(frozen=True)
-class ExplanationStabilityReport:
+@dataclasses.dataclass(frozen=True, eq=False)
+class ExplanationStabilityReport(Result):
     """Per method and eps: mean top-k overlap and Spearman correlation between attributions at x
     and at a label-preserving PGD point (`top_k`, `spearman`) and after the explanation attack
     (`attack_top_k`, `attack_spearman`); per-example values (NaN where PGD changed the label) in
     `per_example_top_k`. `attack_source[method]` names the attribution the attack targeted."""
 
-    SCHEMA = 1
+    SCHEMA = "audit.robustness.explanation_stability/1"
+    LEGACY_SCHEMAS = (1,)  # same fields; files written before the codec read as they are
 
     eps: np.ndarray
     methods: tuple[str, ...]
@@ -152,28 +153,6 @@ class ExplanationStabilityReport:
                 out[f"explanation_attack_top_k:{m}@{tag}"] = float(self.attack_top_k[m][j])
                 out[f"explanation_attack_spearman:{m}@{tag}"] = float(self.attack_spearman[m][j])
         return out
-
-    def to_dict(self) -> dict[str, Any]:
-        maps = ("top_k", "spearman", "attack_top_k", "attack_spearman", "per_example_top_k")
-        return {"schema": self.SCHEMA, "type": "explanation_stability", "eps": to_jsonable(self.eps),
-                "methods": list(self.methods), "k": self.k, "n": self.n,
-                "stable_fraction": to_jsonable(self.stable_fraction),
-                **{name: {m: to_jsonable(v) for m, v in getattr(self, name).items()} for name in maps},
-                "attack_source": dict(self.attack_source), "findings": [f.to_dict() for f in self.findings],
-                "provenance": self.provenance.to_dict()}
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> "ExplanationStabilityReport":
-        if d.get("schema") != cls.SCHEMA:
-            raise AuditInputError(f"explanation stability result has schema {d.get('schema')}; this version "
-                                  f"reads schema {cls.SCHEMA}.")
-        maps = ("top_k", "spearman", "attack_top_k", "attack_spearman", "per_example_top_k")
-        return cls(eps=array(d["eps"]), methods=tuple(d["methods"]), k=int(d["k"]), n=int(d["n"]),
-                   stable_fraction=array(d["stable_fraction"]),
-                   **{name: {m: array(v) for m, v in d[name].items()} for name in maps},
-                   attack_source=dict(d["attack_source"]),
-                   findings=tuple(Finding.from_dict(f) for f in d["findings"]),
-                   provenance=Provenance.from_dict(d["provenance"]))
 
 
 def _compare(a: np.ndarray, b: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:

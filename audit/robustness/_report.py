@@ -4,11 +4,12 @@ adversarial examples and the attack sanity checks, as one frozen JSON-safe resul
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Mapping
+from typing import Mapping
 
 import numpy as np
+import numpy.typing as npt
 
-from audit.results import Finding, Provenance, array, to_jsonable
+from audit.results import Finding, Provenance, Result
 
 CURVE_KINDS = ("attack", "baseline", "class", "group")
 
@@ -18,8 +19,8 @@ def eps_name(eps: float) -> str:
     return format(float(eps), "g")
 
 
-@dataclasses.dataclass(frozen=True)
-class Curve:
+@dataclasses.dataclass(frozen=True, eq=False)
+class Curve(Result):
     """Accuracy against eps with a bootstrap interval (`low`, `high`) over `n` examples.
 
     kind "attack": one attack or "ensemble" (worst case over attacks); "baseline": random noise;
@@ -34,19 +35,9 @@ class Curve:
     n: int
     attribute: str | None = None
 
-    def to_dict(self) -> dict[str, Any]:
-        return {"kind": self.kind, "name": self.name, "accuracy": to_jsonable(self.accuracy),
-                "low": to_jsonable(self.low), "high": to_jsonable(self.high), "n": self.n,
-                "attribute": self.attribute}
 
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> "Curve":
-        return cls(kind=d["kind"], name=d["name"], accuracy=array(d["accuracy"]), low=array(d["low"]),
-                   high=array(d["high"]), n=int(d["n"]), attribute=d.get("attribute"))
-
-
-@dataclasses.dataclass(frozen=True)
-class AdversarialExample:
+@dataclasses.dataclass(frozen=True, eq=False)
+class AdversarialExample(Result):
     """One attacked example: `original` and `adversarial` inputs (perturbation = their
     difference), the true label, and both predictions with their confidences."""
 
@@ -54,8 +45,8 @@ class AdversarialExample:
     attack: str
     row: int
     label: int
-    original: np.ndarray
-    adversarial: np.ndarray
+    original: npt.NDArray[np.float32]
+    adversarial: npt.NDArray[np.float32]
     clean_prediction: int
     clean_confidence: float
     adversarial_prediction: int
@@ -65,22 +56,9 @@ class AdversarialExample:
     def perturbation(self) -> np.ndarray:
         return self.adversarial - self.original
 
-    def to_dict(self) -> dict[str, Any]:
-        d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
-        d["original"], d["adversarial"] = _short(self.original), _short(self.adversarial)
-        return to_jsonable(d)
 
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> "AdversarialExample":
-        return cls(eps=float(d["eps"]), attack=d["attack"], row=int(d["row"]), label=int(d["label"]),
-                   original=array(d["original"], np.float32), adversarial=array(d["adversarial"], np.float32),
-                   clean_prediction=int(d["clean_prediction"]), clean_confidence=float(d["clean_confidence"]),
-                   adversarial_prediction=int(d["adversarial_prediction"]),
-                   adversarial_confidence=float(d["adversarial_confidence"]))
-
-
-@dataclasses.dataclass(frozen=True)
-class RobustnessReport:
+@dataclasses.dataclass(frozen=True, eq=False)
+class RobustnessReport(Result):
     """Result of `audit.robustness.evaluate`.
 
     `curves` hold every robust-accuracy curve over `eps` (per attack, the "ensemble" worst
@@ -90,7 +68,8 @@ class RobustnessReport:
     mean (tabular only), ranked by `importance`. `findings` are the attack sanity checks.
     """
 
-    SCHEMA = 1
+    SCHEMA = "audit.robustness/1"
+    LEGACY_SCHEMAS = (1,)  # same fields; files written before the codec read as they are
 
     norm: str
     eps: np.ndarray
@@ -99,7 +78,7 @@ class RobustnessReport:
     clean_accuracy: float
     curves: tuple[Curve, ...]
     min_distance: np.ndarray
-    min_found: np.ndarray
+    min_found: npt.NDArray[np.bool_]
     min_eps_max: float
     imputation: Mapping[str, float]
     importance: tuple[str, ...]
@@ -158,47 +137,6 @@ class RobustnessReport:
         for k, v in self.imputation.items():
             out[f"accuracy_imputed:{k}"] = float(v)
         return out
-
-    # ---- JSON --------------------------------------------------------------------------
-    def to_dict(self) -> dict[str, Any]:
-        return {"schema": self.SCHEMA, "type": "robustness", "norm": self.norm, "eps": to_jsonable(self.eps),
-                "attacks": list(self.attacks), "n": self.n, "clean_accuracy": self.clean_accuracy,
-                "curves": [c.to_dict() for c in self.curves],
-                "min_distance": to_jsonable(self.min_distance), "min_found": to_jsonable(self.min_found),
-                "min_eps_max": self.min_eps_max, "imputation": to_jsonable(dict(self.imputation)),
-                "importance": list(self.importance), "examples": [e.to_dict() for e in self.examples],
-                "kind": self.kind, "input_shape": list(self.input_shape),
-                "feature_names": list(self.feature_names), "class_names": list(self.class_names),
-                "checks": to_jsonable(dict(self.checks)),
-                "findings": [f.to_dict() for f in self.findings], "provenance": self.provenance.to_dict()}
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> "RobustnessReport":
-        if d.get("schema") != cls.SCHEMA:
-            from audit.errors import AuditInputError
-
-            raise AuditInputError(f"robustness result has schema {d.get('schema')}; this version reads "
-                                  f"schema {cls.SCHEMA}.")
-        return cls(norm=d["norm"], eps=array(d["eps"]), attacks=tuple(d["attacks"]), n=int(d["n"]),
-                   clean_accuracy=float(d["clean_accuracy"]),
-                   curves=tuple(Curve.from_dict(c) for c in d["curves"]),
-                   min_distance=array(d["min_distance"]), min_found=array(d["min_found"], bool),
-                   min_eps_max=float(d["min_eps_max"]),
-                   imputation={k: float(v) for k, v in d["imputation"].items()},
-                   importance=tuple(d["importance"]),
-                   examples=tuple(AdversarialExample.from_dict(e) for e in d["examples"]),
-                   kind=d["kind"], input_shape=tuple(d["input_shape"]),
-                   feature_names=tuple(d["feature_names"]), class_names=tuple(d["class_names"]),
-                   checks={k: (float("nan") if v is None else float(v)) for k, v in d["checks"].items()},
-                   findings=tuple(Finding.from_dict(f) for f in d["findings"]),
-                   provenance=Provenance.from_dict(d["provenance"]))
-
-
-def _short(values: np.ndarray) -> list:
-    """float32 values as the shortest decimals that read back to the same float32 (about half
-    the JSON of float64 reprs; the round trip stays exact)."""
-    values = np.asarray(values, np.float32)
-    return np.array([float(v) for v in values.ravel().astype(str)]).reshape(values.shape).tolist()
 
 
 def _success(clean: float, robust: float) -> float:
