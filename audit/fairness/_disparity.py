@@ -10,11 +10,11 @@ excluding zero means those two groups really differ (Efron & Tibshirani 1993, pe
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Mapping
+from typing import Mapping
 
 import numpy as np
 
-from audit.results import to_jsonable
+from audit.results import Result
 
 # name -> (group metrics compared, "difference" | "ratio"); equalized odds takes the worse of two
 DISPARITIES: Mapping[str, tuple[tuple[str, ...], str]] = {
@@ -32,8 +32,8 @@ DENOMINATOR = {"selection_rate": "size", "tpr": "positives", "fpr": "negatives",
                "precision": "predicted", "calibration_error": "size"}
 
 
-@dataclasses.dataclass(frozen=True)
-class Disparity:
+@dataclasses.dataclass(frozen=True, eq=False)
+class Disparity(Result):
     """One disparity for one attribute and class, with its interval and caveats."""
 
     name: str
@@ -56,18 +56,6 @@ class Disparity:
         if not np.isfinite(self.ci_low) or not np.isfinite(self.ci_high):
             return False
         return self.ci_low > 0 if self.kind == "difference" else self.ci_high < 1
-
-    def to_dict(self) -> dict[str, Any]:
-        return to_jsonable(dataclasses.asdict(self))
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> "Disparity":
-        nan = lambda v: float("nan") if v is None else float(v)  # noqa: E731
-        return cls(name=d["name"], attribute=d["attribute"], class_name=d["class_name"],
-                   value=nan(d["value"]), ci_low=nan(d["ci_low"]), ci_high=nan(d["ci_high"]),
-                   high_group=d["high_group"], low_group=d["low_group"], metric=d["metric"],
-                   kind=d["kind"], small_groups=tuple(d["small_groups"]),
-                   undefined_groups=tuple(d["undefined_groups"]), nan_fraction=float(d["nan_fraction"]))
 
 
 def _one(metric: str, kind: str, point: np.ndarray, reps: np.ndarray | None):

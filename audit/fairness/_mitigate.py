@@ -19,7 +19,7 @@ from audit.fairness._assess import assess
 from audit.fairness._disparity import Disparity
 from audit.data._checks import check_model_data
 from audit.fairness._groups import intersect, make_grouping, subset
-from audit.results import Finding, Provenance, timer, to_jsonable
+from audit.results import Finding, Provenance, Result, timer
 
 METHODS = ("reweighing", "group_balanced", "thresholds")
 CONSTRAINTS = ("equalized_odds", "demographic_parity", "selection_rate_parity", "true_positive_rate_parity",
@@ -49,7 +49,7 @@ def group_balanced_weights(groups) -> np.ndarray:
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
-class MitigationArm:
+class MitigationArm(Result):
     """One model variant measured on the audited rows."""
 
     name: str
@@ -61,20 +61,9 @@ class MitigationArm:
     def value(self, disparity: str) -> float:
         return next(d.value for d in self.disparities if d.name == disparity)
 
-    def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "accuracy": self.accuracy, "balanced_accuracy": self.balanced_accuracy,
-                "disparities": [d.to_dict() for d in self.disparities],
-                "settings": to_jsonable(dict(self.settings))}
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> "MitigationArm":
-        return cls(name=d["name"], accuracy=float(d["accuracy"]), balanced_accuracy=float(d["balanced_accuracy"]),
-                   disparities=tuple(Disparity.from_dict(x) for x in d["disparities"]),
-                   settings=dict(d["settings"]))
-
 
 @dataclasses.dataclass(frozen=True, eq=False)
-class FairnessMitigation:
+class FairnessMitigation(Result):
     """Before ("baseline") and after numbers for each mitigation of one attribute."""
 
     SCHEMA = "audit.fairness.mitigation/1"
@@ -103,18 +92,6 @@ class FairnessMitigation:
                 if np.isfinite(d.value):
                     out[f"{a.name}:{d.name}:{self.attribute}"] = d.value
         return out
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"schema": self.SCHEMA, "attribute": self.attribute, "arms": [a.to_dict() for a in self.arms],
-                "findings": [f.to_dict() for f in self.findings], "provenance": self.provenance.to_dict()}
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> "FairnessMitigation":
-        if d.get("schema") != cls.SCHEMA:
-            raise ValueError(f"expected schema {cls.SCHEMA!r}, got {d.get('schema')!r}")
-        return cls(attribute=d["attribute"], arms=tuple(MitigationArm.from_dict(a) for a in d["arms"]),
-                   findings=tuple(Finding.from_dict(f) for f in d["findings"]),
-                   provenance=Provenance.from_dict(d["provenance"]))
 
 
 def _prefit(model):

@@ -3,20 +3,17 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Mapping
+from typing import Mapping
 
 import numpy as np
+import numpy.typing as npt
 
 from audit.fairness._disparity import Disparity
-from audit.results import Finding, Provenance, array, to_jsonable
-
-
-def _nan(v) -> float:
-    return float("nan") if v is None else float(v)
+from audit.results import Finding, Provenance, Result
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
-class GroupTable:
+class GroupTable(Result):
     """Group metrics for one attribute, one-vs-rest for class `class_name`: `values[metric][g]`."""
 
     attribute: str
@@ -27,24 +24,15 @@ class GroupTable:
     def metric(self, name: str) -> dict[str, float]:
         return {g: float(v) for g, v in zip(self.groups, self.values[name])}
 
-    def to_dict(self) -> dict[str, Any]:
-        return {"attribute": self.attribute, "class_name": self.class_name, "groups": list(self.groups),
-                "values": {k: to_jsonable(np.asarray(v, np.float64)) for k, v in self.values.items()}}
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> "GroupTable":
-        return cls(attribute=d["attribute"], class_name=d["class_name"], groups=tuple(d["groups"]),
-                   values={k: array(v) for k, v in d["values"].items()})
-
 
 @dataclasses.dataclass(frozen=True, eq=False)
-class AttributeResult:
+class AttributeResult(Result):
     """One sensitive attribute (or intersection of two): its groups, tables and disparities."""
 
     name: str
     rule: str
     groups: tuple[str, ...]
-    sizes: np.ndarray
+    sizes: npt.NDArray[np.int64]
     tables: tuple[GroupTable, ...]
     disparities: tuple[Disparity, ...]
     empty_groups: tuple[str, ...] = ()
@@ -64,23 +52,9 @@ class AttributeResult:
                 return d
         raise KeyError(f"no disparity {name!r} for class {class_name!r} on {self.name!r}")
 
-    def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "rule": self.rule, "groups": list(self.groups),
-                "sizes": to_jsonable(np.asarray(self.sizes)), "tables": [t.to_dict() for t in self.tables],
-                "disparities": [d.to_dict() for d in self.disparities],
-                "empty_groups": list(self.empty_groups)}
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> "AttributeResult":
-        return cls(name=d["name"], rule=d["rule"], groups=tuple(d["groups"]),
-                   sizes=array(d["sizes"], np.int64),
-                   tables=tuple(GroupTable.from_dict(t) for t in d["tables"]),
-                   disparities=tuple(Disparity.from_dict(x) for x in d["disparities"]),
-                   empty_groups=tuple(d.get("empty_groups", ())))
-
 
 @dataclasses.dataclass(frozen=True, eq=False)
-class ProxyResult:
+class ProxyResult(Result):
     """Which model inputs predict a sensitive attribute, and how much the model relies on it.
 
     `mutual_information[j]` (nats) and `normalized_mi[j]` (divided by the attribute's entropy)
@@ -102,25 +76,9 @@ class ProxyResult:
         order = np.argsort(-self.normalized_mi, kind="stable")
         return [(self.columns[j], float(self.normalized_mi[j])) for j in order]
 
-    def to_dict(self) -> dict[str, Any]:
-        return {"attribute": self.attribute, "columns": list(self.columns),
-                "mutual_information": to_jsonable(np.asarray(self.mutual_information, np.float64)),
-                "normalized_mi": to_jsonable(np.asarray(self.normalized_mi, np.float64)),
-                "probe_auc": to_jsonable(self.probe_auc),
-                "attribution_share": to_jsonable(self.attribution_share),
-                "attribution_method": self.attribution_method}
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> "ProxyResult":
-        share = d.get("attribution_share")
-        return cls(attribute=d["attribute"], columns=tuple(d["columns"]),
-                   mutual_information=array(d["mutual_information"]), normalized_mi=array(d["normalized_mi"]),
-                   probe_auc=_nan(d["probe_auc"]), attribution_share=None if share is None else float(share),
-                   attribution_method=d.get("attribution_method"))
-
 
 @dataclasses.dataclass(frozen=True, eq=False)
-class FairnessReport:
+class FairnessReport(Result):
     """Group metrics, disparities with intervals and proxies for each sensitive attribute.
 
     `classes` are the classes analysed one-vs-rest (the positive class for a binary model,
@@ -188,21 +146,3 @@ class FairnessReport:
             if p.attribution_share is not None:
                 out[f"sensitive_attribution_share:{p.attribute}"] = p.attribution_share
         return out
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"schema": self.SCHEMA, "attributes": [a.to_dict() for a in self.attributes],
-                "proxies": [p.to_dict() for p in self.proxies], "class_names": list(self.class_names),
-                "classes": list(self.classes), "favorable_class": self.favorable_class,
-                "split": self.split, "n_rows": self.n_rows,
-                "findings": [f.to_dict() for f in self.findings], "provenance": self.provenance.to_dict()}
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> "FairnessReport":
-        if d.get("schema") != cls.SCHEMA:
-            raise ValueError(f"expected schema {cls.SCHEMA!r}, got {d.get('schema')!r}")
-        return cls(attributes=tuple(AttributeResult.from_dict(a) for a in d["attributes"]),
-                   proxies=tuple(ProxyResult.from_dict(p) for p in d["proxies"]),
-                   class_names=tuple(d["class_names"]), classes=tuple(d["classes"]),
-                   favorable_class=d["favorable_class"], split=d["split"], n_rows=int(d["n_rows"]),
-                   findings=tuple(Finding.from_dict(f) for f in d["findings"]),
-                   provenance=Provenance.from_dict(d["provenance"]))

@@ -8,33 +8,23 @@ ECE = sum_b (n_b / n) |accuracy_b - confidence_b|, MCE = max_b |accuracy_b - con
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Mapping
 
 import numpy as np
+import numpy.typing as npt
 
-from audit.results import array, to_jsonable
+from audit.results import Result
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
-class Reliability:
+class Reliability(Result):
     """Per-bin counts, mean confidence and accuracy (NaN for empty bins) on [0, 1]."""
 
     edges: np.ndarray
-    counts: np.ndarray
+    counts: npt.NDArray[np.int64]
     confidence: np.ndarray
     accuracy: np.ndarray
     ece: float
     mce: float
-
-    def to_dict(self) -> dict[str, Any]:
-        return {k: to_jsonable(getattr(self, k)) for k in ("edges", "counts", "confidence", "accuracy",
-                                                             "ece", "mce")}
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> "Reliability":
-        return cls(edges=array(d["edges"]), counts=array(d["counts"], np.int64),
-                   confidence=array(d["confidence"]), accuracy=array(d["accuracy"]),
-                   ece=float(d["ece"]), mce=float(d["mce"]))
 
 
 def reliability(y_true, proba, *, n_bins: int = 10) -> Reliability:

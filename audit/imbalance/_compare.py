@@ -18,7 +18,7 @@ from audit.errors import AuditInputError
 from audit.data._checks import check_model_data
 from audit.imbalance._evaluate import class_metrics
 from audit.imbalance._retrain import retrainer
-from audit.results import Finding, Provenance, timer, to_jsonable
+from audit.results import Finding, Provenance, Result, timer
 
 METHODS = ("none", "class_weight", "oversample", "undersample", "smote")
 COLUMNS = ("accuracy", "balanced_accuracy", "macro_f1", "minority_recall", "minority_precision",
@@ -26,7 +26,7 @@ COLUMNS = ("accuracy", "balanced_accuracy", "macro_f1", "minority_recall", "mino
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
-class MitigationComparison:
+class MitigationComparison(Result):
     """`values[method][column]` for each method (COLUMNS), for the minority class `minority`."""
 
     SCHEMA = "audit.imbalance.mitigation/1"
@@ -40,20 +40,6 @@ class MitigationComparison:
     def metrics(self) -> dict[str, float]:
         """"<method>:<column>" for every method and column."""
         return {f"{m}:{c}": float(v) for m in self.methods for c, v in self.values[m].items()}
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"schema": self.SCHEMA, "methods": list(self.methods), "minority": self.minority,
-                "values": to_jsonable({m: dict(v) for m, v in self.values.items()}),
-                "findings": [f.to_dict() for f in self.findings], "provenance": self.provenance.to_dict()}
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> "MitigationComparison":
-        if d.get("schema") != cls.SCHEMA:
-            raise ValueError(f"expected schema {cls.SCHEMA!r}, got {d.get('schema')!r}")
-        return cls(methods=tuple(d["methods"]), minority=d["minority"],
-                   values={m: {c: float(v) for c, v in vals.items()} for m, vals in d["values"].items()},
-                   findings=tuple(Finding.from_dict(f) for f in d["findings"]),
-                   provenance=Provenance.from_dict(d["provenance"]))
 
 
 def _with_train(data, X_train, y_train, raw_train=None):

@@ -3,20 +3,21 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Mapping
+from typing import Mapping
 
 import numpy as np
+import numpy.typing as npt
 
 from audit.imbalance._calibration import Reliability
 from audit.imbalance._threshold import ThresholdAnalysis
-from audit.results import Finding, Provenance, array, to_jsonable
+from audit.results import Finding, Provenance, Result
 
 PER_CLASS = ("precision", "recall", "f1", "support", "roc_auc", "pr_auc")
 SUMMARY = ("accuracy", "majority_accuracy", "balanced_accuracy", "macro_f1", "weighted_f1", "mcc", "brier")
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
-class ImbalanceReport:
+class ImbalanceReport(Result):
     """Does the model see the minority class? Everything measured on the `split` rows.
 
     `train_counts` / `counts`: class counts in the training and audited rows; `per_class[m][k]`
@@ -28,11 +29,11 @@ class ImbalanceReport:
 
     class_names: tuple[str, ...]
     split: str
-    train_counts: np.ndarray
-    counts: np.ndarray
+    train_counts: npt.NDArray[np.int64]
+    counts: npt.NDArray[np.int64]
     per_class: Mapping[str, np.ndarray]
     summary: Mapping[str, float]
-    confusion: np.ndarray
+    confusion: npt.NDArray[np.int64]
     reliability: Reliability
     thresholds: ThresholdAnalysis | None
     findings: tuple[Finding, ...]
@@ -74,25 +75,3 @@ class ImbalanceReport:
                 out[f"recall@{p.name}"] = p.recall
                 out[f"precision@{p.name}"] = p.precision
         return out
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"schema": self.SCHEMA, "class_names": list(self.class_names), "split": self.split,
-                "train_counts": to_jsonable(self.train_counts), "counts": to_jsonable(self.counts),
-                "per_class": {k: to_jsonable(np.asarray(v, np.float64)) for k, v in self.per_class.items()},
-                "summary": to_jsonable(dict(self.summary)), "confusion": to_jsonable(self.confusion),
-                "reliability": self.reliability.to_dict(),
-                "thresholds": None if self.thresholds is None else self.thresholds.to_dict(),
-                "findings": [f.to_dict() for f in self.findings], "provenance": self.provenance.to_dict()}
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> "ImbalanceReport":
-        if d.get("schema") != cls.SCHEMA:
-            raise ValueError(f"expected schema {cls.SCHEMA!r}, got {d.get('schema')!r}")
-        return cls(class_names=tuple(d["class_names"]), split=d["split"],
-                   train_counts=array(d["train_counts"], np.int64), counts=array(d["counts"], np.int64),
-                   per_class={k: array(v) for k, v in d["per_class"].items()},
-                   summary={k: float("nan") if v is None else float(v) for k, v in d["summary"].items()},
-                   confusion=array(d["confusion"], np.int64), reliability=Reliability.from_dict(d["reliability"]),
-                   thresholds=None if d["thresholds"] is None else ThresholdAnalysis.from_dict(d["thresholds"]),
-                   findings=tuple(Finding.from_dict(f) for f in d["findings"]),
-                   provenance=Provenance.from_dict(d["provenance"]))

@@ -10,15 +10,14 @@ on the audited rows. The cost-weighted threshold minimises `fp_cost * FP + fn_co
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Mapping
 
 import numpy as np
 
-from audit.results import array, to_jsonable
+from audit.results import Result
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
-class OperatingPoint:
+class OperatingPoint(Result):
     """A threshold on P(positive) and what it gives on the audited rows."""
 
     name: str
@@ -29,17 +28,9 @@ class OperatingPoint:
     accuracy: float
     false_positive_rate: float
 
-    def to_dict(self) -> dict[str, Any]:
-        return to_jsonable(dataclasses.asdict(self))
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> "OperatingPoint":
-        return cls(name=d["name"], **{k: float(d[k]) for k in ("threshold", "precision", "recall", "f1",
-                                                               "accuracy", "false_positive_rate")})
-
 
 @dataclasses.dataclass(frozen=True, eq=False)
-class ThresholdAnalysis:
+class ThresholdAnalysis(Result):
     """Curves on the audited rows (subsampled to at most `max_points`) and operating points."""
 
     positive_class: str
@@ -56,20 +47,6 @@ class ThresholdAnalysis:
 
     def point(self, name: str) -> OperatingPoint:
         return next(p for p in self.points if p.name == name)
-
-    def to_dict(self) -> dict[str, Any]:
-        d = {k: to_jsonable(getattr(self, k)) for k in ("precision", "recall", "pr_thresholds", "fpr", "tpr",
-                                                         "roc_thresholds")}
-        return {**d, "positive_class": self.positive_class, "points": [p.to_dict() for p in self.points],
-                "chosen_on": self.chosen_on, "fp_cost": self.fp_cost, "fn_cost": self.fn_cost}
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> "ThresholdAnalysis":
-        return cls(positive_class=d["positive_class"], precision=array(d["precision"]), recall=array(d["recall"]),
-                   pr_thresholds=array(d["pr_thresholds"]), fpr=array(d["fpr"]), tpr=array(d["tpr"]),
-                   roc_thresholds=array(d["roc_thresholds"]),
-                   points=tuple(OperatingPoint.from_dict(p) for p in d["points"]), chosen_on=d["chosen_on"],
-                   fp_cost=float(d["fp_cost"]), fn_cost=float(d["fn_cost"]))
 
 
 def _subsample(n: int, max_points: int) -> np.ndarray:

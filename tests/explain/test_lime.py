@@ -15,6 +15,7 @@ from lime.lime_tabular import LimeTabularExplainer
 from audit.errors import AuditInputError
 from audit.explain import Attribution, lime_image, lime_native, lime_tabular
 from audit.explain import _lime, _lime_native
+from audit.results import to_jsonable
 
 
 @pytest.fixture(scope="module")
@@ -191,7 +192,7 @@ def test_lime_image_gives_lime_packages_numbers(digits, digits_cnn):
 
 
 def test_lime_results_round_trip(package):
-    back = Attribution.from_dict(json.loads(json.dumps(package.to_dict())))
+    back = Attribution.from_dict(json.loads(json.dumps(to_jsonable(package.to_dict()))))
     assert np.array_equal(back.values, package.values) and np.array_equal(back.inputs, package.inputs)
     assert back.metrics() == package.metrics() and back.feature_names == package.feature_names
 

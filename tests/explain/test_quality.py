@@ -13,6 +13,7 @@ from audit.errors import AuditInputError
 from audit.explain import (Agreement, Curves, PermutationImportance, Stability, faithfulness_curves,
                            permutation_importance, rank_agreement, spearman, stability, top_k_overlap)
 from audit.explain import _quality
+from audit.results import to_jsonable
 
 W = np.array([1.5, -2.0, 0.5, 0.0, 3.0])
 
@@ -94,13 +95,13 @@ def test_stability_of_deterministic_explainers(X):
     np.testing.assert_allclose(noisy.relative_change, expect, rtol=1e-5)
     constant = stability(lambda rows: np.repeat(W[None], len(rows), 0), X, sigma=0.5)
     assert np.allclose(constant.relative_change, 0) and np.allclose(constant.spearman, 1)
-    back = Stability.from_dict(json.loads(json.dumps(noisy.to_dict())))
+    back = Stability.from_dict(json.loads(json.dumps(to_jsonable(noisy.to_dict()))))
     assert np.array_equal(back.relative_change, noisy.relative_change)
 
 
 def test_curves_round_trip(linear_model, X):
     c = faithfulness_curves(linear_model, X[:5], W * X[:5], target=1, steps=5)
-    back = Curves.from_dict(json.loads(json.dumps(c.to_dict())))
+    back = Curves.from_dict(json.loads(json.dumps(to_jsonable(c.to_dict()))))
     assert np.array_equal(back.deletion, c.deletion) and np.array_equal(back.deletion_auc, c.deletion_auc)
 
 
@@ -140,7 +141,7 @@ def test_permutation_importance_groups_and_round_trip(credit_small, credit_model
     again = permutation_importance(credit_model, test.X, test.y, groups=credit_small.feature_groups,
                                    feature_names=credit_small.raw_feature_names, n_repeats=5, seed=1)
     assert np.array_equal(again.drops, imp.drops)
-    back = PermutationImportance.from_dict(json.loads(json.dumps(imp.to_dict())))
+    back = PermutationImportance.from_dict(json.loads(json.dumps(to_jsonable(imp.to_dict()))))
     assert np.array_equal(back.drops, imp.drops) and back.metrics() == imp.metrics()
     assert imp.findings[0].status == "pass"
 

@@ -14,6 +14,7 @@ from audit.errors import AuditInputError
 from audit.explain import (Attribution, gradient, gradient_x_input, integrated_gradients, smoothgrad)
 from audit.explain import _saliency
 from audit.models import Model
+from audit.results import to_jsonable
 
 W = np.array([1.5, -2.0, 0.5, 0.0, 3.0], np.float32)
 
@@ -164,7 +165,7 @@ def test_probability_output_and_targets(digits, digits_cnn):
 
 def test_attribution_json_round_trip_is_exact(digits, digits_cnn):
     ig = integrated_gradients(digits_cnn, digits.test.X[:3])
-    back = Attribution.from_dict(json.loads(json.dumps(ig.to_dict())))
+    back = Attribution.from_dict(json.loads(json.dumps(to_jsonable(ig.to_dict()))))
     assert np.array_equal(back.values, ig.values) and np.array_equal(back.inputs, ig.inputs)
     for k, v in ig.extras.items():
         assert np.array_equal(back.extras[k], v)

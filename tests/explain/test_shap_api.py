@@ -13,6 +13,7 @@ from audit import explain
 from audit.errors import AuditInputError
 from audit.explain import ShapResult, _players
 from audit.render.figures import shap as shap_figures
+from audit.results import to_jsonable
 
 
 @pytest.fixture(scope="module")
@@ -88,7 +89,7 @@ def test_bad_input_raises_one_clear_error(credit_small, credit_model, digits_cnn
 
 # ---- results ------------------------------------------------------------------------------
 def test_result_json_round_trip_is_exact(credit_result):
-    d = json.loads(json.dumps(credit_result.to_dict()))
+    d = json.loads(json.dumps(to_jsonable(credit_result.to_dict())))
     back = ShapResult.from_dict(d)
     for field in ("values", "base_values", "data", "class_index", "model_output"):
         np.testing.assert_array_equal(getattr(back, field), getattr(credit_result, field))

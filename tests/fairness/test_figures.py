@@ -8,11 +8,12 @@ from matplotlib.figure import Figure
 
 from audit.fairness import FairnessReport, evaluate, mitigate
 from audit.render.figures import fairness as figs
+from audit.results import to_jsonable
 
 
 def test_fairness_figures_draw_from_the_result(credit_model, credit_small):
     report = evaluate(credit_model, credit_small, attributes=["sex", ("sex", "age")], n_bootstrap=50)
-    report = FairnessReport.from_dict(json.loads(json.dumps(report.to_dict())))  # figures need no model
+    report = FairnessReport.from_dict(json.loads(json.dumps(to_jsonable(report.to_dict()))))  # figures need no model
     chart = figs.disparity_chart(report, attribute="sex")
     assert isinstance(chart, Figure) and len(chart.axes[0].get_yticklabels()) == 5
     heat = figs.group_heatmap(report, attribute="sex&age")

@@ -99,7 +99,7 @@ def test_bootstrap_is_stratified_and_seeded():
     a = assess(y, pred, g, scores=scores, n_bootstrap=100, seed=5)
     b = assess(y, pred, g, scores=scores, n_bootstrap=100, seed=5)
     c = assess(y, pred, g, scores=scores, n_bootstrap=100, seed=6)
-    assert a.to_dict() == b.to_dict()
+    assert a == b
     assert a.disparity("demographic_parity_difference").ci_low != c.disparity("demographic_parity_difference").ci_low
 
 

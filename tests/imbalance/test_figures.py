@@ -9,11 +9,11 @@ from matplotlib.figure import Figure
 
 from audit.imbalance import ImbalanceReport, MitigationComparison, evaluate
 from audit.render.figures import imbalance as figs
-from audit.results import Provenance
+from audit.results import Provenance, to_jsonable
 
 
 def test_imbalance_figures_draw_from_the_result(credit_model, credit_small):
-    report = ImbalanceReport.from_dict(json.loads(json.dumps(evaluate(credit_model, credit_small).to_dict())))
+    report = ImbalanceReport.from_dict(json.loads(json.dumps(to_jsonable(evaluate(credit_model, credit_small).to_dict()))))
     assert len(figs.class_distribution(report).axes[0].patches) == 4
     cm = figs.confusion_matrix(report)
     assert len(cm.axes[0].texts) == 4
