@@ -1,0 +1,116 @@
+"""The result contract, over every registered analyzer and every attack: a result is a `Result`
+with a schema of its own, round-trips through JSON exactly (through to_dict / from_dict and
+through the pipeline's report file with its array sidecar), and `==` compares it field by field."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import re
+
+import numpy as np
+import pytest
+
+from audit import AuditConfig, AuditInputError, AuditReport, run
+from audit.pipeline import ANALYZERS
+from audit.results import Finding, Provenance, Result, to_jsonable
+from audit.robustness import ATTACKS, RobustnessReport, evaluate
+
+# Small settings: every analyzer runs on the credit test fixtures in seconds (retraining ones on
+# a couple of epochs); what is checked is the result's form, not its numbers.
+SETTINGS = {
+    "explain": {"n_examples": 3, "methods": ["shap", "lime", "integrated_gradients"], "steps": 8,
+                "lime_samples": 200, "background_size": 10, "stability_samples": 2, "permutation_repeats": 2},
+    "robustness": {"n": 80, "eps": [0.0, 0.1], "steps": 3, "square_queries": 20, "min_perturbation_n": 10,
+                   "search_steps": 3, "bootstrap": 20, "impute_k": [1]},
+    "certify": {"n": 40, "eps": [0.0, 0.05], "steps": 3, "square_queries": 20, "n0": 10, "n_samples": 50,
+                "smoothing_attack_steps": 2, "smoothing_attack_samples": 2},
+    "explanation_stability": {"methods": ["gradient"], "n": 16, "eps": [0.05], "pgd_steps": 3,
+                              "attack_steps": 3, "attack_samples": 2, "batch_size": 16},
+    "fairness": {"n_bootstrap": 20, "attributes": ["sex"], "intersections": False},
+    "imbalance": {},
+    "fairness_mitigation": {"attribute": "sex", "methods": ["reweighing"], "train_options": {"epochs": 2},
+                            "n_bootstrap": 20},
+    "imbalance_mitigation": {"methods": ["none", "class_weight"], "train_options": {"epochs": 2}},
+    "adversarial_training": {"method": "fgsm", "eps": 0.1, "epochs": 1, "n": 60, "eval_steps": 2,
+                             "bootstrap": 20, "attacks": ["fgsm"]},
+}
+
+
+def test_every_analyzer_has_settings_here():
+    assert set(SETTINGS) == set(ANALYZERS), "add the new analyzer to SETTINGS so the contract covers it"
+
+
+@pytest.fixture(scope="module")
+def report(credit_model, credit_small):
+    config = AuditConfig(name="contract", seed=3, analyzers=SETTINGS)
+    return run(credit_model, credit_small, config, progress=False)
+
+
+def _through_json(d):
+    return json.loads(json.dumps(to_jsonable(d), allow_nan=False))
+
+
+def _same_metrics(a: dict, b: dict) -> bool:
+    return a.keys() == b.keys() and all(a[k] == b[k] or (math.isnan(a[k]) and math.isnan(b[k])) for k in a)
+
+
+@pytest.mark.parametrize("name", sorted(ANALYZERS))
+def test_result_round_trips_exactly(report, name):
+    section = report.sections[name]
+    assert section.skipped is None, section.skipped
+    result = section.result
+    cls = ANALYZERS[name].result
+    assert type(result) is cls and isinstance(result, Result)
+    assert re.fullmatch(r"audit\.[a-z_]+(\.[a-z_]+)?/\d+", cls.SCHEMA), cls.SCHEMA
+    d = result.to_dict()
+    assert d["schema"] == cls.SCHEMA
+    assert all(isinstance(f, Finding) for f in result.findings) and isinstance(result.provenance, Provenance)
+    for back in (cls.from_dict(d), cls.from_dict(_through_json(d))):
+        assert back == result
+        assert _same_metrics(back.metrics(), result.metrics())
+        assert back.findings == result.findings
+    assert json.dumps(to_jsonable(cls.from_dict(_through_json(d)).to_dict())) == json.dumps(to_jsonable(d))
+
+
+@pytest.mark.parametrize("name", sorted(ANALYZERS))
+def test_equality_is_defined(report, name):
+    result = report.sections[name].result
+    assert result == result and not result != result
+    changed = dataclasses.replace(result, provenance=dataclasses.replace(result.provenance, seed=-1))
+    assert changed != result and result != changed  # arrays inside never make == raise
+    with pytest.raises(TypeError):
+        hash(result)  # results hold arrays: equality by value, not hashable
+
+
+@pytest.mark.parametrize("name", sorted(ANALYZERS))
+def test_a_wrong_schema_is_one_clear_error(report, name):
+    cls = ANALYZERS[name].result
+    d = report.sections[name].result.to_dict()
+    with pytest.raises(AuditInputError, match="schema"):
+        cls.from_dict({**d, "schema": "audit.other/99"})
+    with pytest.raises(AuditInputError, match="no field"):
+        cls.from_dict({k: v for k, v in d.items() if k != "provenance"})
+
+
+def test_report_file_round_trips_every_section(report, tmp_path):
+    path = report.to_json(tmp_path / "report.json")
+    assert json.loads(open(path).read()).get("sidecar")  # the big arrays went to the .npz sidecar
+    loaded = AuditReport.load(path)
+    assert set(loaded.sections) == set(report.sections)
+    for name, section in report.sections.items():
+        assert loaded.sections[name].result == section.result, name
+    assert _same_metrics(loaded.metrics(), report.metrics())
+    assert [f.to_dict() for f in loaded.findings] == [f.to_dict() for f in report.findings]
+
+
+@pytest.mark.parametrize("attack", sorted(ATTACKS))
+def test_every_attack_round_trips(credit_model, credit_small, attack):
+    result = evaluate(credit_model, credit_small, attacks=(attack,), n=40, eps=(0.0, 0.1), steps=2,
+                      square_queries=10, min_perturbation_n=5, search_steps=2, bootstrap=10, impute_k=(1,),
+                      seed=1)
+    assert attack in result.attacks
+    back = RobustnessReport.from_dict(_through_json(result.to_dict()))
+    assert back == result and _same_metrics(back.metrics(), result.metrics())
+    assert back.examples and back.examples[0].adversarial.dtype == np.float32
