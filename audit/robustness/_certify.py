@@ -53,7 +53,7 @@ class CertificationReport(Result):
     smoothing_radius: np.ndarray
     smoothing_prediction: npt.NDArray[np.int64]
     radius_scale: float
-    smoothing: Mapping[str, float]
+    smoothing: Mapping[str, Any]  # sigma and alpha (floats), n0 and n (ints)
     checks: Mapping[str, float]
     kind: str
     class_names: tuple[str, ...]
