@@ -8,16 +8,17 @@ dashboard is a float matrix with one column per raw column, categoricals as inte
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Mapping, Sequence
+from typing import Sequence
 
 import numpy as np
 import pandas as pd
 
 from audit.errors import AuditInputError
+from audit.results import Result
 
 
-@dataclasses.dataclass(frozen=True)
-class Column:
+@dataclasses.dataclass(frozen=True)  # its own eq and hash: no arrays inside
+class Column(Result):
     """One raw column: numeric (mean/std scaling) or categorical (one-hot over `categories`)."""
 
     name: str
@@ -36,8 +37,8 @@ class Column:
         return [self.name]
 
 
-@dataclasses.dataclass(frozen=True)
-class TabularEncoding:
+@dataclasses.dataclass(frozen=True)  # its own eq and hash: no arrays inside
+class TabularEncoding(Result):
     """Raw columns -> model inputs. `groups[j]` lists the input indices of raw column j."""
 
     columns: tuple[Column, ...]
@@ -114,12 +115,3 @@ class TabularEncoding:
             else:
                 blocks.append(((raw[:, j] - c.mean) / c.std)[:, None])
         return np.concatenate(blocks, axis=1).astype(np.float32)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"columns": [dataclasses.asdict(c) for c in self.columns]}
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> "TabularEncoding":
-        return cls(columns=tuple(
-            Column(name=c["name"], kind=c["kind"], mean=float(c["mean"]), std=float(c["std"]),
-                   categories=tuple(c["categories"])) for c in d["columns"]))

@@ -24,6 +24,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from audit.errors import AuditInputError
+from audit.models._batching import padded_batches
 from audit.explain._attribution import Attribution
 from audit.results import Provenance, timer
 
@@ -175,15 +176,8 @@ def run_chunks(fn: Callable, params, X: np.ndarray, t: np.ndarray, chunk: int,
                *operands) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """Apply `fn(params, rows, targets, *operands)` to padded chunks of `chunk` rows and
     concatenate the results."""
-    n = len(X)
-    total = -(-n // chunk) * chunk
-    pad = lambda a: np.concatenate([a, np.repeat(a[:1], total - n, axis=0)]) if total > n else a
-    Xp, tp = pad(X), pad(t)
-    outs = [fn(params, Xp[i:i + chunk], tp[i:i + chunk], *operands) for i in range(0, total, chunk)]
-    attrs, extras = jax.device_get(([o[0] for o in outs], [o[1] for o in outs]))
-    attr = np.concatenate(attrs)[:n]
-    merged = {k: np.concatenate([e[k] for e in extras])[:n].astype(np.float64) for k in extras[0]}
-    return attr, merged
+    attr, extras = padded_batches(lambda xb, tb: fn(params, xb, tb, *operands), [X, t], chunk)
+    return attr, {k: v.astype(np.float64) for k, v in extras.items()}
 
 
 def _attribute(method: str, model, X, *, target, output: str, batch_size: int | None, settings: dict,

@@ -15,6 +15,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from audit.errors import AuditInputError
+from audit.models._batching import padded_batches
 
 ApplyFn = Callable[[Any, jax.Array], jax.Array]
 
@@ -118,13 +119,10 @@ class Model:
     def logits(self, x: Any) -> np.ndarray:
         """Logits for any number of rows, in fixed-size padded batches (compiles once)."""
         x = self._check(x)
-        n, size = len(x), self._batch
-        if n == 0:
+        if len(x) == 0:
             return np.zeros((0, self.n_classes), np.float32)
-        padded = np.zeros(((n + size - 1) // size * size, *self.input_shape), np.float32)
-        padded[:n] = x
-        outs = [self._batch_logits(self._leaves, padded[i:i + size]) for i in range(0, len(padded), size)]
-        return np.asarray(jnp.concatenate(outs))[:n]
+        return padded_batches(lambda xb: self._batch_logits(self._leaves, xb),
+                              [np.asarray(x, np.float32)], self._batch)
 
     def predict_proba(self, x: Any) -> np.ndarray:
         """Softmax class probabilities, shape (n, n_classes) (numpy: no compile per row count)."""

@@ -13,30 +13,20 @@ import optax
 from tqdm.auto import tqdm
 
 from audit.errors import AuditInputError
+from audit.results import Result
 from audit.models import zoo
 from audit.models._model import Model
 
 
-@dataclasses.dataclass(frozen=True)
-class History:
+@dataclasses.dataclass(frozen=True)  # its own eq and hash: no arrays inside
+class History(Result):
     """Per-epoch training record; `best_epoch` is the one whose weights were kept."""
 
-    epochs: tuple[Mapping[str, float], ...]
+    epochs: tuple[Mapping[str, Any], ...]  # per epoch: losses and accuracies (and the epoch number)
     best_epoch: int
     stopped_early: bool
     seconds: float
     settings: Mapping[str, Any]
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"epochs": [dict(e) for e in self.epochs], "best_epoch": self.best_epoch,
-                "stopped_early": self.stopped_early, "seconds": self.seconds,
-                "settings": dict(self.settings)}
-
-    @classmethod
-    def from_dict(cls, d: Mapping[str, Any]) -> "History":
-        return cls(epochs=tuple(d["epochs"]), best_epoch=int(d["best_epoch"]),
-                   stopped_early=bool(d["stopped_early"]), seconds=float(d["seconds"]),
-                   settings=dict(d["settings"]))
 
 
 def _class_weights(y: np.ndarray, n_classes: int, class_weight) -> np.ndarray:

@@ -21,7 +21,8 @@ import numpy.typing as npt
 from audit.errors import AuditInputError
 from audit.results import Finding, Provenance, Result, timer
 from audit.robustness._domain import Domain
-from audit.robustness._evaluate import domain_and_grid, evaluate
+from audit.robustness._evaluate import (attack_settings, default_attacks, domain_and_grid, run_attacks, sample_rows,
+                                        validate)
 from audit.robustness._ibp import ibp_margins, layer_ops, module_of
 from audit.robustness._pgd import pgd
 from audit.robustness._report import eps_name
@@ -191,22 +192,26 @@ def certify(model, data, *, norm: str = "linf", eps: Sequence[float] | None = No
         layer_ops(module_of(model, module))  # fail early, naming an unsupported layer
     domain, grid = domain_and_grid(data, domain=domain, eps=eps, norm=norm, allow_categorical=allow_categorical,
                                    allow_sensitive=allow_sensitive, immutable=immutable)
+    attacks = default_attacks(model, norm) if attacks is None else tuple(attacks)
+    validate(model, data, norm, attacks, n, 0, 0.5, 0, ())
+    settings = attack_settings(steps=steps, restarts=restarts, apgd_steps=None, square_queries=square_queries)
     with timer() as clock:
-        report = evaluate(model, data, norm=norm, eps=grid, attacks=attacks, split=split, n=n, steps=steps,
-                          restarts=restarts, square_queries=square_queries, domain=domain,
-                          min_perturbation_n=0, impute_k=(), bootstrap=0, examples_per_eps=0,
-                          batch_size=batch_size, sanity=False, seed=seed)
+        # the same rows and attack stage as `evaluate` (one sampler), so the consistency checks
+        # below compare certificates and attacks on the very same examples
         part = data.part(split)
-        rows = np.sort(np.random.default_rng(seed).choice(len(part), size=min(int(n), len(part)), replace=False))
+        rows = sample_rows(len(part), n, seed=seed)
         x, y = part.X[rows], part.y[rows]
         m = len(x)
-        clean = model.predict(x) == y
+        batch = min(int(batch_size or (64 if data.kind == "image" else 512)), m)
+        hit = run_attacks(model, x, y, grid=grid, attacks=attacks, norm=norm, domain=domain, settings=settings,
+                          batch=batch, key=jax.random.key(seed))
+        clean = hit.clean
         accuracy: dict[str, np.ndarray] = {"clean": np.full(len(grid), clean.mean())}
         empirical = {}
-        for a in report.attacks:
-            empirical[a] = np.asarray(report.curve(a).accuracy, np.float64)
+        for a in attacks:
+            empirical[a] = hit.correct[a].mean(axis=1)
             accuracy[a] = empirical[a]
-        accuracy["worst_case"] = np.asarray(report.curve("ensemble").accuracy, np.float64)
+        accuracy["worst_case"] = hit.worst.mean(axis=1)
         empirical["worst_case"] = accuracy["worst_case"]
         findings, checks = [], {}
         if skipped:
@@ -250,7 +255,7 @@ def certify(model, data, *, norm: str = "linf", eps: Sequence[float] | None = No
                                         "smoothing_abstain_rate", abstain, 0.5))
     provenance = Provenance(
         method="robustness.certify",
-        settings={"norm": norm, "eps": grid.tolist(), "methods": list(methods), "attacks": list(report.attacks),
+        settings={"norm": norm, "eps": grid.tolist(), "methods": list(methods), "attacks": list(attacks),
                   "split": split, "n": m, "steps": int(steps), "restarts": int(restarts),
                   "square_queries": int(square_queries), "sigma": float(sigma), "n0": int(n0),
                   "n_samples": int(n_samples), "alpha": float(alpha),
@@ -260,7 +265,7 @@ def certify(model, data, *, norm: str = "linf", eps: Sequence[float] | None = No
                   "model": model.fingerprint()[:16], "data": data.fingerprint()[:16]},
         seed=int(seed), seconds=float(clock[0]))
     return CertificationReport(
-        norm=norm, eps=grid.astype(np.float64), n=m, methods=methods, attacks=tuple(report.attacks),
+        norm=norm, eps=grid.astype(np.float64), n=m, methods=methods, attacks=attacks,
         accuracy={k: np.asarray(v, np.float64) for k, v in accuracy.items()}, labels=y.astype(np.int64),
         ibp_margin=margins.astype(np.float32), smoothing_radius=np.asarray(radius, np.float64),
         smoothing_prediction=np.asarray(prediction, np.int64), radius_scale=scale,

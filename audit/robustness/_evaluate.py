@@ -3,6 +3,7 @@ intervals per class and per sensitive group, baselines, examples and sanity chec
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from typing import Callable, Sequence
 
@@ -11,6 +12,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from audit.errors import AuditInputError
+from audit.models._batching import padded_batches
 from audit.results import Provenance, timer
 from audit.robustness import _sanity
 from audit.robustness._core import loss_and_grad
@@ -35,20 +37,10 @@ def default_eps(kind: str, norm: str) -> tuple[float, ...]:
 
 
 def _batched(fn: Callable, x: np.ndarray, y: np.ndarray, batch: int, key) -> np.ndarray:
-    """fn(xb, yb, key) over fixed-size batches (the last one padded): one compile for any n."""
-    n = len(x)
-    out = None
-    for b, start in enumerate(range(0, n, batch)):
-        xb, yb = x[start:start + batch], y[start:start + batch]
-        m = len(xb)
-        if m < batch:
-            xb = np.concatenate([xb, np.repeat(xb[-1:], batch - m, axis=0)])
-            yb = np.concatenate([yb, np.repeat(yb[-1:], batch - m, axis=0)])
-        res = np.asarray(fn(xb, yb, jax.random.fold_in(key, b)))[:m]
-        if out is None:
-            out = np.empty((n,) + res.shape[1:], res.dtype)
-        out[start:start + m] = res
-    return out
+    """fn(xb, yb, key) over fixed-size padded batches (one compile for any n); batch b gets
+    the key folded with b."""
+    index = np.arange(len(x)) // batch
+    return padded_batches(lambda xb, yb, ib: fn(xb, yb, jax.random.fold_in(key, int(ib[0]))), [x, y, index], batch)
 
 
 def _bootstrap(correct: np.ndarray, rows: np.ndarray, *, draws: int, confidence: float,
@@ -115,7 +107,8 @@ def _bad_gradients(model, x, y, domain: Domain, batch: int) -> float:
     return float(flags.mean())
 
 
-def _validate(model, data, norm, attacks, n, bootstrap, confidence, examples_per_eps, impute_k):
+def validate(model, data, norm, attacks, n, bootstrap, confidence, examples_per_eps, impute_k):
+    """Check the settings shared by evaluate and certify before any work."""
     model.check_data(data)
     if norm not in ("linf", "l2"):
         raise AuditInputError(f"norm {norm!r} is not supported; use 'linf' or 'l2'.")
@@ -142,6 +135,74 @@ def _validate(model, data, norm, attacks, n, bootstrap, confidence, examples_per
         raise AuditInputError(f"examples_per_eps must be >= 0, got {examples_per_eps}.")
     if any(int(k) != k or k < 1 for k in impute_k):
         raise AuditInputError(f"impute_k must hold positive integers, got {list(impute_k)}.")
+
+
+def sample_rows(n_rows: int, n: int, *, seed: int) -> np.ndarray:
+    """The seeded, sorted sample of at most `n` of `n_rows` rows that every robustness analysis
+    attacks. Samples are nested: with one seed, the rows for a smaller `n` are a subset of the
+    rows for a larger one, so sections that audit different numbers of rows share their rows."""
+    return np.sort(np.random.default_rng(seed).permutation(n_rows)[:min(int(n), n_rows)])
+
+
+def default_attacks(model, norm: str) -> tuple[str, ...]:
+    """FGSM, PGD and APGD-CE for differentiable models, plus Square for linf (as AutoAttack)."""
+    return (("fgsm", "pgd", "apgd") if model.differentiable else ()) + (("square",) if norm == "linf" else ())
+
+
+def attack_settings(*, steps: int, restarts: int, apgd_steps: int | None, square_queries: int) -> dict[str, int]:
+    """The attacks' shared settings, checked."""
+    settings = {"steps": int(steps), "restarts": int(restarts), "apgd_steps": int(apgd_steps or steps),
+                "square_queries": int(square_queries)}
+    for k, v in settings.items():
+        if v < 1:
+            raise AuditInputError(f"{k} must be a positive integer, got {v}.")
+    return settings
+
+
+@dataclasses.dataclass(frozen=True)
+class Attacked:
+    """The attack stage on the sampled rows: `correct[attack][j, i]` is True when row i is
+    classified correctly and survives `attack` at `grid[j]`; `worst` when it survives every
+    attack (the worst case per example, as AutoAttack); `adversarial[j, i]` the first successful
+    adversarial input (the clean input where none succeeded) and `by[j, i]` its attack ("")."""
+
+    proba: np.ndarray
+    clean: np.ndarray
+    correct: dict[str, np.ndarray]
+    worst: np.ndarray
+    adversarial: np.ndarray
+    by: np.ndarray
+
+
+def run_attacks(model, x: np.ndarray, y: np.ndarray, *, grid: np.ndarray, attacks: Sequence[str], norm: str,
+                domain: Domain, settings: dict[str, int], batch: int, key) -> Attacked:
+    """Every attack at every eps of `grid` on the rows `x`, `y` (batched to `batch` rows)."""
+    proba = model.predict_proba(x)
+    clean = proba.argmax(axis=1) == y
+    m = len(x)
+
+    def attack_all(name, e, k):
+        spec = ATTACKS[name]
+        fn = lambda xb, yb, kb: spec.run(model.apply, model.params, xb, yb, eps=float(e), norm=norm,
+                                         domain=domain, key=kb, settings=settings)
+        return _batched(fn, x, y, batch, k)
+
+    correct = {a: np.empty((len(grid), m), bool) for a in attacks}
+    adversarial = np.repeat(x[None], len(grid), axis=0)
+    by = np.full((len(grid), m), "", dtype=object)
+    for j, e in enumerate(grid):
+        for ai, a in enumerate(attacks):
+            if e == 0:
+                correct[a][j] = clean
+                continue
+            adv = attack_all(a, e, jax.random.fold_in(key, 1000 * j + ai))
+            ok = clean & (model.predict(adv) == y)
+            correct[a][j] = ok
+            new = ~ok & clean & (by[j] == "")
+            adversarial[j][new] = adv[new]
+            by[j][new] = a
+    worst = np.logical_and.reduce([correct[a] for a in attacks])
+    return Attacked(proba=proba, clean=clean, correct=correct, worst=worst, adversarial=adversarial, by=by)
 
 
 def domain_and_grid(data, *, domain, eps, norm: str, allow_categorical: bool, allow_sensitive: bool,
@@ -181,52 +242,25 @@ def evaluate(model, data, *, norm: str = "linf", eps: Sequence[float] | None = N
     a few adversarial examples per eps, and the sanity checks of `_sanity` as findings.
     """
     differentiable = bool(model.differentiable)
-    if attacks is None:
-        attacks = (("fgsm", "pgd", "apgd") if differentiable else ()) + (("square",) if norm == "linf" else ())
-    attacks = tuple(attacks)
-    _validate(model, data, norm, attacks, n, bootstrap, confidence, examples_per_eps, impute_k)
-    settings = {"steps": int(steps), "restarts": int(restarts), "apgd_steps": int(apgd_steps or steps),
-                "square_queries": int(square_queries)}
-    for k, v in settings.items():
-        if v < 1:
-            raise AuditInputError(f"{k} must be a positive integer, got {v}.")
+    attacks = default_attacks(model, norm) if attacks is None else tuple(attacks)
+    validate(model, data, norm, attacks, n, bootstrap, confidence, examples_per_eps, impute_k)
+    settings = attack_settings(steps=steps, restarts=restarts, apgd_steps=apgd_steps, square_queries=square_queries)
     part = data.part(split)
     domain, grid = domain_and_grid(data, domain=domain, eps=eps, norm=norm, allow_categorical=allow_categorical,
                                    allow_sensitive=allow_sensitive, immutable=immutable)
     width = domain.width(norm)
     batch = int(batch_size or (64 if data.kind == "image" else 512))
     with timer() as clock:
-        rng = np.random.default_rng(seed)
-        rows = np.sort(rng.choice(len(part), size=min(int(n), len(part)), replace=False))
+        rows = sample_rows(len(part), n, seed=seed)
         x, y = part.X[rows], part.y[rows]
         batch = min(batch, len(x))  # every batched call below uses this one shape
         key = jax.random.key(seed)
-        proba = model.predict_proba(x)
+        hit = run_attacks(model, x, y, grid=grid, attacks=attacks, norm=norm, domain=domain, settings=settings,
+                          batch=batch, key=key)
+        proba, clean, correct, ens = hit.proba, hit.clean, hit.correct, hit.worst
+        ens_adv, ens_by = hit.adversarial, hit.by
         pred = proba.argmax(axis=1)
-        clean = pred == y
         m = len(x)
-
-        def attack_all(name, e, k):
-            spec = ATTACKS[name]
-            fn = lambda xb, yb, kb: spec.run(model.apply, model.params, xb, yb, eps=float(e), norm=norm,
-                                             domain=domain, key=kb, settings=settings)
-            return _batched(fn, x, y, batch, k)
-
-        correct = {a: np.empty((len(grid), m), bool) for a in attacks}
-        ens_adv = np.repeat(x[None], len(grid), axis=0)
-        ens_by = np.full((len(grid), m), "", dtype=object)
-        for j, e in enumerate(grid):
-            for ai, a in enumerate(attacks):
-                if e == 0:
-                    correct[a][j] = clean
-                    continue
-                adv = attack_all(a, e, jax.random.fold_in(key, 1000 * j + ai))
-                ok = clean & (model.predict(adv) == y)
-                correct[a][j] = ok
-                new = ~ok & clean & (ens_by[j] == "")
-                ens_adv[j][new] = adv[new]
-                ens_by[j][new] = a
-        ens = np.logical_and.reduce([correct[a] for a in attacks])
         baselines = {}
         for bi, kind in enumerate(("gaussian", "uniform")):
             acc = np.empty((len(grid), m), bool)

@@ -25,7 +25,8 @@ import numpy as np
 from audit.errors import AuditInputError
 from audit.results import Finding, Provenance, Result, timer
 from audit.robustness._domain import check_eps, domain_for, project
-from audit.robustness._ibp import padded_batches
+from audit.robustness._evaluate import sample_rows
+from audit.models._batching import padded_batches
 from audit.robustness._pgd import pgd
 from audit.robustness._report import eps_name
 
@@ -192,7 +193,7 @@ def explanation_stability(model, data, *, methods: Sequence[str] = ("gradient", 
         part = data.part(split)
         pred_all = model.predict(part.X)
         correct = np.flatnonzero(pred_all == part.y)
-        rows = np.sort(np.random.default_rng(seed).choice(correct, size=min(int(n), len(correct)), replace=False))
+        rows = correct[sample_rows(len(correct), n, seed=seed)]  # the robustness sampler, over correct rows
         x, t = part.X[rows], pred_all[rows].astype(np.int32)
         m = len(x)
         base = {meth: attributions(model, x, t, meth, seed=seed) for meth in methods}

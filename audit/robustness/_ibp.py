@@ -22,6 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from audit.errors import AuditInputError
+from audit.models._batching import padded_batches
 from audit.robustness._domain import Domain, check_domain, check_eps, full_domain
 
 SUPPORTED = ("Linear", "Conv", "ConvTranspose", "BatchNorm (evaluation mode)", "LayerNorm", "Dropout",
@@ -278,19 +279,6 @@ def _cached(model):
     """One compiled margin function per Model (rebuilding the module and re-tracing costs seconds)."""
     margin_fn, params = _margin_function(model, None)
     return _compiled(margin_fn), params
-
-
-def padded_batches(fn: Callable, arrays: Sequence[np.ndarray], batch: int) -> np.ndarray:
-    """fn(*chunks) over fixed-size chunks of the leading axis (the last padded): one compile."""
-    n = len(arrays[0])
-    out = []
-    for start in range(0, n, batch):
-        chunk = [a[start:start + batch] for a in arrays]
-        m = len(chunk[0])
-        if m < batch:
-            chunk = [np.concatenate([c, np.repeat(c[-1:], batch - m, axis=0)]) for c in chunk]
-        out.append(np.asarray(fn(*chunk))[:m])
-    return np.concatenate(out) if out else np.zeros((0,), np.float32)
 
 
 def ibp_margins(model, x, y, *, eps, domain: Domain | None = None, module=None,

@@ -23,7 +23,7 @@ import numpy as np
 from scipy import stats
 
 from audit.errors import AuditInputError
-from audit.robustness._ibp import padded_batches
+from audit.models._batching import padded_batches
 
 ABSTAIN = -1
 SAMPLE_CHUNK = 128  # noise samples per example per forward pass

@@ -244,3 +244,17 @@ def test_certify_figures_and_registry(report):
     check_settings("certify", {"eps": [0.0, 0.01], "sigma": 0.5, "methods": ["smoothing"]}, lambda k: k)
     with pytest.raises(AuditInputError, match="unknown setting"):
         check_settings("certify", {"sigmaa": 0.5}, lambda k: k)
+
+
+def test_certify_attacks_the_rows_evaluate_attacks(credit_model, credit_small):
+    """certify and evaluate share one sampler and one attack stage: with the same seed, n,
+    attacks and settings, their empirical robust accuracies are the same numbers."""
+    from audit.robustness import evaluate
+    kw = dict(eps=(0.0, 0.1, 0.3), attacks=("fgsm", "pgd"), n=120, steps=5, seed=2)
+    cert = certify(credit_model, credit_small, methods=("ibp",), **kw)
+    rob = evaluate(credit_model, credit_small, bootstrap=0, min_perturbation_n=0, impute_k=(), sanity=False, **kw)
+    np.testing.assert_array_equal(cert.accuracy["worst_case"], rob.curve("ensemble").accuracy)
+    for a in ("fgsm", "pgd"):
+        np.testing.assert_array_equal(cert.accuracy[a], rob.curve(a).accuracy)
+    assert cert.accuracy["clean"][0] == rob.clean_accuracy
+    assert (cert.accuracy["ibp"] <= cert.accuracy["worst_case"] + 1e-12).all()

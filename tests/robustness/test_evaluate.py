@@ -179,3 +179,12 @@ def test_each_sanity_check_fires_on_violating_numbers():
     assert _sanity.noise_vs_attack(eps, [0.4, 0.2], [0.5, 0.3], tol=0.02).status == "warn"
     assert _sanity.gradients(0.1).status == "pass" and _sanity.gradients(0.9).status == "warn"
     assert _sanity.censored(0.8).status == "pass" and _sanity.censored(0.2).status == "warn"
+
+
+def test_row_samples_are_nested_and_seeded():
+    from audit.robustness._evaluate import sample_rows
+    small, large = sample_rows(1000, 100, seed=4), sample_rows(1000, 200, seed=4)
+    assert len(small) == 100 and len(np.unique(small)) == 100 and (np.diff(small) > 0).all()
+    assert set(small) <= set(large)  # sections auditing 100 and 200 rows share their 100 rows
+    assert not np.array_equal(small, sample_rows(1000, 100, seed=5))
+    np.testing.assert_array_equal(sample_rows(30, 500, seed=0), np.arange(30))
