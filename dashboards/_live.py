@@ -150,7 +150,7 @@ def shap_example(_model, _data, key: str, row: int, seed: int = 0):
     x = split_of(_data).X[row:row + 1]
     kw = {} if _data.kind == "tabular" else {"method": "gradient", "players": "inputs"}
     cls = None if _model.n_classes == 2 else int(_model.predict(x)[0])
-    return compute_shap(_model, x, _background(_data, key), data=_data, seed=seed, class_index=cls, **kw)
+    return compute_shap(_model, x, _background(_data, key), data=_data, seed=seed, target=cls, **kw)
 
 
 @st.cache_data(max_entries=4, show_spinner=False)

@@ -10,7 +10,8 @@ from audit.explain._lime import lime_image, lime_tabular
 from audit.explain._lime_native import lime_native
 from audit.explain._quality import (Agreement, Curves, Stability, faithfulness_curves, rank_agreement,
                                     spearman, stability, top_k_overlap)
-from audit.explain._report import ExplanationReport, analyze
+from audit.explain._analyze import analyze
+from audit.explain._report import ExplanationReport
 from audit.explain._saliency import gradient, gradient_x_input, integrated_gradients, smoothgrad
 from audit.explain._shap import ShapResult, compute_shap, global_importance, shap_values
 

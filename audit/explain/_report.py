@@ -1,32 +1,20 @@
-"""`analyze()`: local explanations, global importance and their quality in one result.
-
-Picks examples from the test split (seeded, including misclassified ones), explains them with
-SHAP, LIME and gradient methods, adds global importance (mean |SHAP| and permutation
-importance) and measures every explanation: deletion / insertion faithfulness, agreement
-between methods and stability under small input noise. `ExplanationReport` is frozen and
-JSON-serialisable; the HTML report and the dashboard draw it with `audit.render.figures`.
-"""
+"""`ExplanationReport`: what `analyze()` (in `_analyze`) finds: local explanations, global
+importance and their quality, as one frozen JSON-serialisable result that the HTML report and
+the dashboard draw with `audit.render.figures`."""
 
 from __future__ import annotations
 
 import dataclasses
-import itertools
-from typing import Callable, Mapping, Sequence
+from typing import Mapping
 
 import numpy as np
 
-from audit.errors import AuditInputError
 from audit.explain._attribution import Attribution
-from audit.explain._importance import PermutationImportance, permutation_importance
-from audit.explain._quality import Agreement, Curves, Stability, faithfulness_curves, rank_agreement, stability
+from audit.explain._importance import PermutationImportance
+from audit.explain._quality import Agreement, Curves, Stability
 from audit.explain._shap import ShapResult
-from audit.results import Finding, Provenance, Result, timer
+from audit.results import Finding, Provenance, Result
 
-GRADIENT_METHODS = ("gradient", "gradient_x_input", "integrated_gradients", "smoothgrad")
-METHODS = ("shap", "lime", *GRADIENT_METHODS)
-DEFAULT_METHODS = {"tabular": ("shap", "lime", "integrated_gradients"),
-                   "image": ("shap", "lime", "gradient", "gradient_x_input", "integrated_gradients",
-                             "smoothgrad")}
 DISAGREEMENT = 0.3  # mean Spearman below which two methods "disagree strongly"
 UNSTABLE = 0.6  # mean Spearman between x and noisy x below which a method is "unstable"
 
@@ -158,199 +146,3 @@ class ExplanationReport(Result):
                          f"(Spearman {v:.2f} < {UNSTABLE})"),
                 metric=f"stability:{method}", value=v, threshold=UNSTABLE))
         return tuple(found)
-
-
-# ---- analysis ---------------------------------------------------------------------------
-def pick_examples(model, test, *, n_examples: int, seed: int) -> np.ndarray:
-    """Seeded rows of `test`: up to a quarter (at least one when any exist) misclassified."""
-    pred = model.predict(test.X)
-    wrong, right = np.flatnonzero(pred != test.y), np.flatnonzero(pred == test.y)
-    rng = np.random.default_rng(seed)
-    n_wrong = min(len(wrong), max(1, n_examples // 4)) if len(wrong) else 0
-    n_right = min(len(right), n_examples - n_wrong)
-    n_wrong = min(len(wrong), n_examples - n_right)
-    rows = np.concatenate([rng.choice(wrong, n_wrong, replace=False), rng.choice(right, n_right, replace=False)])
-    return np.sort(rows).astype(np.int64)
-
-
-def explained_class(model, X: np.ndarray) -> np.ndarray:
-    """The positive class (1) for two-class models, else the predicted class (as SHAP does)."""
-    return np.ones(len(X), np.int32) if model.n_classes == 2 else model.predict(X).astype(np.int32)
-
-
-def _methods(model, kind: str, methods: Sequence[str] | None) -> tuple[tuple[str, ...], dict[str, str]]:
-    skipped: dict[str, str] = {}
-    if methods is None:
-        chosen = DEFAULT_METHODS[kind]
-        if not model.differentiable:
-            skipped = {m: "the model is not differentiable" for m in chosen if m in GRADIENT_METHODS}
-            chosen = tuple(m for m in chosen if m not in GRADIENT_METHODS)
-        return chosen, skipped
-    chosen = tuple(methods)
-    unknown = [m for m in chosen if m not in METHODS]
-    if unknown or not chosen:
-        raise AuditInputError(f"unknown explanation methods {unknown or '[]'}; choose from {list(METHODS)}.")
-    if not model.differentiable and any(m in GRADIENT_METHODS for m in chosen):
-        raise AuditInputError(f"methods {[m for m in chosen if m in GRADIENT_METHODS]} need gradients but "
-                              "the model is marked differentiable=False; drop them or use shap / lime.")
-    return chosen, skipped
-
-
-def analyze(model, data, *, n_examples: int = 8, methods: Sequence[str] | None = None, seed: int = 0,
-            progress: bool = False, steps: int = 50, lime_samples: int | None = None,
-            background_size: int = 50, stability_samples: int = 3, noise: float = 0.05,
-            permutation_repeats: int = 10) -> ExplanationReport:
-    """Explain `n_examples` test examples of `data` with several methods and measure the explanations.
-
-    methods: any of "shap" (part A's SHAP, exact over raw columns for tabular data, expected
-    gradients per pixel for images), "lime" (native JAX LIME for tabular data, the lime package
-    on superpixels for images), "gradient", "gradient_x_input", "integrated_gradients"
-    (`steps`, trapezoid rule; tabular baseline: the training mean) and "smoothgrad"; default
-    shap + lime + IG for tabular data, all for images. Tabular attributions are reported per raw
-    column (one-hot blocks summed). Stability uses `stability_samples` noisy copies with noise
-    std `noise` x the feature's training std (images: x the pixel range); LIME and SHAP
-    re-explain the copies with a fresh seed, so their sampling noise counts.
-    """
-    if data.kind not in DEFAULT_METHODS:
-        raise AuditInputError(f"data kind {data.kind!r} must be 'tabular' or 'image'.")
-    if tuple(data.input_shape) != tuple(model.input_shape):
-        raise AuditInputError(f"the data has inputs {data.input_shape} but the model takes {model.input_shape}.")
-    if int(n_examples) < 2:
-        raise AuditInputError(f"n_examples must be >= 2 (agreement and stability need a few), got {n_examples}.")
-    chosen, skipped = _methods(model, data.kind, methods)
-    test = data.part("test") if len(data.splits.get("test", ())) else data
-    from tqdm.auto import tqdm
-
-    bar = tqdm(total=len(chosen) + 3, desc="explain", disable=not progress)
-    with timer() as clock:
-        rows = pick_examples(model, test, n_examples=int(n_examples), seed=seed)
-        X, y = test.X[rows], test.y[rows]
-        t = explained_class(model, X)
-        runner = _Runner(model, data, test, rows, t, seed=seed, steps=steps, lime_samples=lime_samples,
-                         background_size=background_size, noise=noise)
-        attributions: dict[str, Attribution] = {}
-        stab: dict[str, Stability] = {}
-        for m in chosen:
-            bar.set_postfix_str(m)
-            attributions[m] = runner.explain(m)
-            if stability_samples:
-                stab[m] = stability(runner.explainer(m), runner.inputs(m), sigma=runner.sigma(m),
-                                    n_samples=int(stability_samples), seed=seed + 1,
-                                    reference=attributions[m].values)
-            bar.update()
-        bar.set_postfix_str("faithfulness")
-        curves = {m: faithfulness_curves(model, X, a.values, target=t, baseline=runner.deletion_baseline,
-                                         groups=runner.groups if a.level == "raw" else None, seed=seed)
-                  for m, a in attributions.items()}
-        bar.update()
-        agreement = {f"{a}~{b}": rank_agreement(attributions[a].values, attributions[b].values)
-                     for a, b in itertools.combinations(attributions, 2)}
-        bar.update()
-        permutation = None
-        if data.kind == "tabular":
-            bar.set_postfix_str("permutation")
-            permutation = permutation_importance(model, test.X, test.y, groups=data.feature_groups,
-                                                 feature_names=data.raw_feature_names,
-                                                 n_repeats=permutation_repeats, seed=seed)
-        bar.update()
-    bar.close()
-    names = data.raw_feature_names if data.kind == "tabular" else ()
-    settings = {"n_examples": int(n_examples), "methods": list(chosen), "steps": steps,
-                "lime_samples": runner.lime_samples, "background_size": background_size,
-                "stability_samples": stability_samples, "noise": noise,
-                "permutation_repeats": permutation_repeats}
-    return ExplanationReport(kind=data.kind, rows=rows, labels=y.astype(np.int64),
-                             predictions=model.predict(X).astype(np.int64), target=t.astype(np.int64),
-                             class_names=tuple(model.class_names), feature_names=tuple(names),
-                             attributions=attributions, curves=curves, agreement=agreement, stability=stab,
-                             provenance=Provenance("explain.analyze", settings, seed, clock[0]),
-                             shap=runner.shap_result, permutation=permutation, skipped=skipped)
-
-
-class _Runner:
-    """Runs each method on the chosen examples (and on noisy copies for stability)."""
-
-    def __init__(self, model, data, test, rows, t, *, seed, steps, lime_samples, background_size, noise):
-        self.model, self.data, self.seed, self.steps, self.noise = model, data, seed, steps, noise
-        self.t = t
-        self.batch = len(rows)  # the same chunk for examples and their noisy copies: one compilation
-        self.X = test.X[rows]
-        self.tabular = data.kind == "tabular"
-        self.raw = test.raw[rows] if self.tabular and test.raw is not None else self.X.reshape(len(rows), -1)
-        self.groups = data.feature_groups if self.tabular else None
-        train = data.part("train").X if len(data.splits.get("train", ())) else data.X
-        self.mean_input = train.mean(axis=0)
-        self.input_std = train.std(axis=0)
-        self.pixel_range = float(train.max() - train.min()) or 1.0
-        self.lime_samples = lime_samples or (5000 if self.tabular else 1000)
-        self.background_size = background_size
-        self.deletion_baseline = self.mean_input if self.tabular else np.zeros(model.input_shape, np.float32)
-        self.shap_result = None
-        if self.tabular:
-            from audit.explain._lime import raw_space
-
-            space = raw_space(model, data)
-            self.raw_sigma = np.where(space.categorical, 0.0, noise * space.train.std(axis=0))
-            self.input_sigma = np.where(data.encoding.categorical_mask, 0.0, noise * self.input_std) \
-                if data.encoding is not None else noise * self.input_std
-
-    def inputs(self, method: str) -> np.ndarray:
-        return self.raw if self.tabular and method == "lime" else self.X
-
-    def sigma(self, method: str):
-        if not self.tabular:
-            return self.noise * self.pixel_range
-        return self.raw_sigma if method == "lime" else self.input_sigma
-
-    def explain(self, method: str) -> Attribution:
-        return self.explainer(method, seed=self.seed)(self.inputs(method), full=True)
-
-    def explainer(self, method: str, *, seed: int | None = None) -> Callable:
-        """rows -> attributions (the repeated targets of the noisy copies are inferred by count)."""
-        from audit.explain import _lime, _lime_native, _saliency
-
-        seed = self.seed + 1 if seed is None else seed
-        model, data = self.model, self.data
-
-        def targets_for(rows):
-            return np.repeat(self.t, len(rows) // len(self.t))
-
-        def run(rows, full: bool = False):
-            t = targets_for(rows)
-            if method == "lime":
-                if self.tabular:
-                    a = _lime_native.lime_native(model, data, rows, target=t, num_samples=self.lime_samples, seed=seed)
-                else:
-                    a = _lime.lime_image(model, rows, target=t, num_samples=self.lime_samples, seed=seed)
-            elif method == "shap":
-                a = self._shap(rows, t, seed, keep=full)
-            elif method == "integrated_gradients":
-                a = _saliency.integrated_gradients(model, rows, target=t, steps=self.steps,
-                                                   baseline=self.mean_input if self.tabular else None,
-                                                   batch_size=self.batch)
-            elif method == "smoothgrad":
-                a = _saliency.smoothgrad(model, rows, target=t, seed=seed, batch_size=self.batch)
-            else:
-                a = getattr(_saliency, method)(model, rows, target=t, batch_size=self.batch)
-            if self.tabular and a.level == "input":
-                a = a.grouped(self.groups, data.raw_feature_names)
-            return a if full else a.values
-
-        return run
-
-    def _shap(self, rows, t, seed, *, keep: bool) -> Attribution:
-        from audit.explain._background import background
-        from audit.explain._shap import compute_shap
-
-        bg = background(self.data, size=self.background_size, seed=self.seed)
-        kw = {} if self.tabular else {"method": "gradient", "players": "inputs"}
-        res = compute_shap(self.model, rows, bg, data=self.data, seed=seed, class_index=t.tolist(), **kw)
-        if keep:
-            self.shap_result = res
-        values = res.values if self.tabular else res.input_attributions()
-        extras = {"base_value": res.base_values}
-        if res.model_output is not None:
-            extras["output"] = res.model_output
-        return Attribution(method="shap", values=values, target=t, level="raw" if self.tabular else "input",
-                           inputs=None if self.tabular else rows, feature_names=res.feature_names if self.tabular else (),
-                           extras=extras, provenance=res.provenance)

@@ -24,8 +24,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from audit.errors import AuditInputError
-from audit.models._batching import padded_batches
 from audit.explain._attribution import Attribution
+from audit.models._batching import padded_batches
 from audit.results import Provenance, timer
 
 OUTPUTS = ("logit", "probability", "log_probability")
@@ -55,10 +55,17 @@ def check_inputs(model, X: Any) -> np.ndarray:
     return X
 
 
+def explained_class(model, X: np.ndarray) -> np.ndarray:
+    """The default explained class of every explainer in audit.explain (SHAP, LIME, gradients):
+    the positive class (1) for two-class models, else the predicted class of each example."""
+    return np.ones(len(X), np.int32) if model.n_classes == 2 else model.predict(X).astype(np.int32)
+
+
 def targets(model, X: np.ndarray, target: Any) -> np.ndarray:
-    """Class index per example: None -> the model's prediction; an int -> that class for all."""
+    """Class index per example: None -> `explained_class`; an int -> that class for all; or
+    one class index per example."""
     if target is None:
-        return model.predict(X).astype(np.int32)
+        return explained_class(model, X)
     t = np.asarray(target)
     if t.ndim == 0:
         t = np.full(len(X), t)  # keeps the dtype, so 1.7 or "b" fail the check below

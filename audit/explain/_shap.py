@@ -20,6 +20,7 @@ from audit.explain import _players
 from audit.explain._attribution import check_seed
 from audit.explain._expected_gradients import expected_gradients
 from audit.explain._players import CHUNK_ROWS, OUTPUTS, Players, player_data
+from audit.explain._saliency import explained_class
 from audit.explain._shap_exact import MAX_PLAYERS, exact_shap
 from audit.explain._shap_kernel import default_budget, kernel_shap, min_budget
 from audit.results import Finding, Provenance, Result, timer
@@ -70,14 +71,14 @@ class ShapResult(Result):
                          model_output: Any = None, class_names: tuple[str, ...] = (),
                          output: str | None = None, players: Players | None = None) -> "ShapResult":
         """Wrap a 2-D shap.Explanation (n, P). `class_index` defaults to the class id(s) recorded
-        in `provenance.settings["class_index"]`, else -1 (unknown)."""
+        in `provenance.settings["target"]`, else -1 (unknown)."""
         values = np.asarray(explanation.values, np.float64)
         if values.ndim != 2:
             raise AuditInputError(f"expected an Explanation of shape (examples, features); got "
                                   f"{values.shape}. Select one output first, e.g. expl[..., 1].")
         n = len(values)
         if class_index is None:
-            recorded = provenance.settings.get("class_index")
+            recorded = provenance.settings.get("target", provenance.settings.get("class_index"))
             class_index = -1 if recorded is None else recorded
         names = explanation.feature_names
         names = tuple(names) if names is not None else tuple(f"x{j}" for j in range(values.shape[1]))
@@ -247,14 +248,14 @@ def _resolve_method(method: str, backend: str, model, n_players: int, n_samples:
     return method
 
 
-def _class_setting(class_index: Any, n: int, model) -> int | list[int] | None:
+def _class_setting(target: Any, n: int, model) -> int | list[int] | None:
     """None, one class id for all rows, or one class id per row (returned as a list)."""
-    if class_index is None:
+    if target is None:
         return None
-    ids = np.asarray(class_index)
+    ids = np.asarray(target)
     ok = ids.dtype.kind in "iu" and ids.ndim in (0, 1) and (ids.ndim == 0 or ids.shape == (n,))
-    if not ok or isinstance(class_index, bool) or (ids.size and not ((ids >= 0) & (ids < model.n_classes)).all()):
-        raise AuditInputError(f"class_index={class_index!r} must be None, a class id in "
+    if not ok or isinstance(target, bool) or (ids.size and not ((ids >= 0) & (ids < model.n_classes)).all()):
+        raise AuditInputError(f"target={target!r} must be None, a class id in "
                               f"[0, {model.n_classes}) for classes {list(model.class_names)}, or one "
                               f"such id per row of X ({n}).")
     return int(ids) if ids.ndim == 0 else [int(c) for c in ids]
@@ -262,7 +263,7 @@ def _class_setting(class_index: Any, n: int, model) -> int | list[int] | None:
 
 def compute_shap(model, X: Any, background: Any, *, method: str = "auto", backend: str = "native",
                  players: str | None = None, patch: int | None = None, n_samples: int | None = None,
-                 class_index: int | Sequence[int] | None = None, output: str = "probability", seed: int = 0,
+                 target: int | Sequence[int] | None = None, output: str = "probability", seed: int = 0,
                  data=None) -> ShapResult:
     """SHAP values as a `ShapResult` (what `shap_values` returns, plus f(x), the explained class
     per example, the players and provenance). Arguments as for `shap_values`."""
@@ -275,15 +276,13 @@ def compute_shap(model, X: Any, background: Any, *, method: str = "auto", backen
     requested = method if method != "auto" else None
     pl = _players.resolve(model, data, players, patch, requested or "auto")
     method = _resolve_method(method, backend, model, pl.n, n_samples)
-    requested_class = _class_setting(class_index, len(x), model)
+    requested_class = _class_setting(target, len(x), model)
     with timer() as t:
         flat, bg_flat = x.reshape(len(x), -1), bg.reshape(len(bg), -1)
         if requested_class is not None:
             cls = np.broadcast_to(np.asarray(requested_class, np.int64), (len(x),)).copy()
-        elif model.n_classes == 2:
-            cls = np.ones(len(x), np.int64)
         else:
-            cls = model.predict(x).astype(np.int64)
+            cls = explained_class(model, x).astype(np.int64)
         budget = n_samples
         if backend == "shap":
             from audit.explain._shap_backend import shap_library
@@ -306,7 +305,7 @@ def compute_shap(model, X: Any, background: Any, *, method: str = "auto", backen
             base = v0
         values, display = player_data(pl, x, data)
     settings = {"backend": backend, "players": pl.kind, "n_players": pl.n, "n_samples": budget,
-                "class_index": requested_class, "output": output, "background_rows": len(bg)}
+                "target": requested_class, "output": output, "background_rows": len(bg)}
     if pl.kind == "patches":
         settings["patch"] = int(patch) if patch is not None else _players.default_patch(pl.input_shape)
     name = {"exact": "shap.exact", "kernel": "shap.kernel", "gradient": "shap.expected_gradients",
@@ -332,7 +331,7 @@ def _ends(model, flat, cls, bg_flat, output) -> tuple[np.ndarray, np.ndarray]:
 
 def shap_values(model, X: Any, background: Any, *, method: str = "auto", backend: str = "native",
                 players: str | None = None, patch: int | None = None, n_samples: int | None = None,
-                class_index: int | Sequence[int] | None = None, output: str = "probability", seed: int = 0,
+                target: int | Sequence[int] | None = None, output: str = "probability", seed: int = 0,
                 data=None):
     """Interventional SHAP values of `model` on rows `X` against `background`, as a shap.Explanation
     of shape (n, P) that shap.plots.waterfall / beeswarm / bar accept.
@@ -346,12 +345,13 @@ def shap_values(model, X: Any, background: Any, *, method: str = "auto", backend
     has a tabular encoding), "inputs" (one per input; the default for other tabular models and
     for images with method="gradient") or "patches" (square `patch`-pixel image patches over all
     channels, default a 4x4 grid; the default for images).
-    class_index: the class explained (one id, or one id per row of X); None means the positive
-    class (1) for two-class models and the predicted class of each example otherwise.
+    target: the class explained (one id, or one id per row of X); None means the positive
+    class (1) for two-class models and the predicted class of each example otherwise (the
+    default of every explainer in audit.explain).
     output: "probability" (softmax, default) or "logit". Same seed, same values; an example gets
     the same values alone or in a batch. For f(x), the explained classes and provenance, use
     `compute_shap`, which returns a ShapResult.
     """
     return compute_shap(model, X, background, method=method, backend=backend, players=players,
-                        patch=patch, n_samples=n_samples, class_index=class_index, output=output,
+                        patch=patch, n_samples=n_samples, target=target, output=output,
                         seed=seed, data=data).to_explanation()

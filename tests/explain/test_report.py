@@ -11,7 +11,7 @@ from matplotlib.figure import Figure
 from audit.errors import AuditInputError
 from audit.explain import ExplanationReport, analyze
 from audit.explain._attribution import Attribution
-from audit.explain._report import explained_class, pick_examples
+from audit.explain._analyze import explained_class, pick_examples
 from audit.render.figures import saliency as figures
 from audit.results import to_jsonable
 

@@ -69,7 +69,7 @@ def test_bad_input_raises_one_clear_error(credit_small, credit_model, digits_cnn
         (dict(method="shapley"), "choose one of"),
         (dict(backend="torch"), "choose one of"),
         (dict(output="odds"), "choose one of"),
-        (dict(class_index=2), r"class id in \[0, 2\)"),
+        (dict(target=2), r"class id in \[0, 2\)"),
         (dict(method="permutation"), "backend='shap'"),
         (dict(method="gradient", backend="shap"), "GradientExplainer"),
         (dict(players="patches"), "needs image inputs"),
@@ -187,14 +187,14 @@ def test_class_index_per_row_equals_one_call_per_class(digits, digits_cnn):
     bg = explain.background(digits, size=5, seed=0)
     X = digits.test.X[:4]
     wanted = np.array([3, 0, 3, 7])
-    res = explain.compute_shap(digits_cnn, X, bg, patch=4, class_index=wanted)
+    res = explain.compute_shap(digits_cnn, X, bg, patch=4, target=wanted)
     np.testing.assert_array_equal(res.class_index, wanted)
     for c in (0, 3, 7):
         rows = np.flatnonzero(wanted == c)
-        one = explain.compute_shap(digits_cnn, X[rows], bg, patch=4, class_index=c)
+        one = explain.compute_shap(digits_cnn, X[rows], bg, patch=4, target=c)
         np.testing.assert_allclose(res.values[rows], one.values, atol=1e-12)
         np.testing.assert_allclose(res.base_values[rows], one.base_values, atol=1e-12)
     back = ShapResult.from_explanation(res.to_explanation(), res.provenance)
     np.testing.assert_array_equal(back.class_index, wanted)  # recorded in the provenance
     with pytest.raises(AuditInputError, match="one such id per row"):
-        explain.compute_shap(digits_cnn, X, bg, patch=4, class_index=[1, 2])
+        explain.compute_shap(digits_cnn, X, bg, patch=4, target=[1, 2])

@@ -69,7 +69,7 @@ def test_exact_equals_brute_force(output):
     rng = np.random.default_rng(1)
     X = rng.normal(size=(3, 5)).astype(np.float32)
     bg = rng.normal(size=(7, 5)).astype(np.float32)
-    res = explain.compute_shap(model, X, bg, method="exact", class_index=2, output=output)
+    res = explain.compute_shap(model, X, bg, method="exact", target=2, output=output)
     for i in range(3):
         np.testing.assert_allclose(res.values[i], brute_force(model, X[i], bg, 2, output), atol=2e-6)
     np.testing.assert_allclose(res.efficiency_gap, 0.0, atol=1e-6)

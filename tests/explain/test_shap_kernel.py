@@ -29,7 +29,7 @@ def game():
     model = mlp(10, 3, seed=0)
     rng = np.random.default_rng(1)
     X, bg = rng.normal(size=(12, 10)).astype(np.float32), rng.normal(size=(20, 10)).astype(np.float32)
-    exact = explain.compute_shap(model, X, bg, method="exact", output="logit", class_index=1)
+    exact = explain.compute_shap(model, X, bg, method="exact", output="logit", target=1)
     return model, X, bg, exact
 
 
@@ -37,7 +37,7 @@ def test_efficiency_holds_to_float_precision(game):
     model, X, bg, exact = game
     for budget in (min_budget(10), 57, 300):
         res = explain.compute_shap(model, X, bg, method="kernel", n_samples=budget, output="logit",
-                                   class_index=1, seed=3)
+                                   target=1, seed=3)
         np.testing.assert_allclose(res.values.sum(1), res.model_output - res.base_values, atol=1e-12, rtol=0)
         np.testing.assert_allclose(res.base_values, exact.base_values, atol=1e-12)
 
@@ -47,14 +47,14 @@ def test_converges_to_exact_and_is_exact_with_a_full_budget(game):
 
     def error(budget: int) -> float:
         errs = [np.abs(explain.compute_shap(model, X, bg, method="kernel", n_samples=budget, seed=s,
-                                            output="logit", class_index=1).values - exact.values).mean()
+                                            output="logit", target=1).values - exact.values).mean()
                 for s in range(3)]
         return float(np.mean(errs))
 
     errors = [error(b) for b in (20, 100, 400, 900)]
     assert errors[0] > 2.5 * errors[2] > 0 and errors[2] > errors[3] > 0, errors
     full = explain.compute_shap(model, X, bg, method="kernel", n_samples=2 ** 10 - 2, output="logit",
-                                class_index=1)
+                                target=1)
     # exact up to float32 model outputs (exact SHAP averages the background in float32 on device)
     np.testing.assert_allclose(full.values, exact.values, atol=1e-6)
 
@@ -84,15 +84,15 @@ def test_agrees_with_shap_kernel_explainer(game):
     model, X, bg, exact = game
     X = X[:3]
     full = 2 ** 10 - 2
-    ours = explain.compute_shap(model, X, bg, method="kernel", n_samples=full, output="logit", class_index=1)
+    ours = explain.compute_shap(model, X, bg, method="kernel", n_samples=full, output="logit", target=1)
     ref = explain.compute_shap(model, X, bg, method="kernel", n_samples=full, output="logit",
-                               class_index=1, backend="shap")
+                               target=1, backend="shap")
     np.testing.assert_allclose(ours.values, ref.values, atol=1e-6)
     np.testing.assert_allclose(ours.base_values, ref.base_values, atol=1e-6)
     # at a partial budget both estimate the same values; ours is no worse than shap's
-    ours = explain.compute_shap(model, X, bg, method="kernel", n_samples=200, output="logit", class_index=1)
+    ours = explain.compute_shap(model, X, bg, method="kernel", n_samples=200, output="logit", target=1)
     ref = explain.compute_shap(model, X, bg, method="kernel", n_samples=200, output="logit",
-                               class_index=1, backend="shap")
+                               target=1, backend="shap")
     err_ours = np.abs(ours.values - exact.values[:3]).mean()
     err_ref = np.abs(ref.values - exact.values[:3]).mean()
     assert err_ours < 0.05 * np.abs(exact.values).mean()
@@ -154,11 +154,11 @@ def test_fewer_designs_than_background_rows_when_memory_is_bounded(game, monkeyp
     try:
         z, _, _, design_of = baseline_designs(10, 100, 0, 20)
         assert len(z) == 3 and np.array_equal(design_of, np.arange(20) % 3)
-        res = explain.compute_shap(model, X, bg, method="kernel", n_samples=100, output="logit", class_index=1)
+        res = explain.compute_shap(model, X, bg, method="kernel", n_samples=100, output="logit", target=1)
         np.testing.assert_allclose(res.values.sum(1), res.model_output - res.base_values, atol=1e-12, rtol=0)
         assert np.abs(res.values - exact.values).mean() < 0.1 * np.abs(exact.values).mean()
         full = explain.compute_shap(model, X, bg, method="kernel", n_samples=2 ** 10 - 2, output="logit",
-                                    class_index=1)
+                                    target=1)
         np.testing.assert_allclose(full.values, exact.values, atol=1e-6)
     finally:
         baseline_designs.cache_clear()
