@@ -8,7 +8,7 @@ dashboard is a float matrix with one column per raw column, categoricals as inte
 from __future__ import annotations
 
 import dataclasses
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 import pandas as pd
@@ -100,9 +100,15 @@ class TabularEncoding(Result):
                 out[:, j] = frame[c.name].to_numpy(dtype=np.float64)
         return out
 
-    def encode(self, raw: np.ndarray) -> np.ndarray:
-        """Raw matrix (n, n_raw_columns) -> model inputs (n, n_inputs), float32."""
-        raw = np.asarray(raw, dtype=np.float64)
+    def encode(self, raw: Any, *, xp: Any = np) -> Any:
+        """Raw matrix (n, n_raw_columns) -> model inputs (n, n_inputs), float32.
+
+        `xp` is the array namespace: numpy (the default), or `jax.numpy` to encode inside jitted
+        code (LIME's perturbations); one map for both, so they cannot drift apart. Category codes
+        are rounded and clipped to the known categories; numeric columns are standardised.
+        """
+        if xp is np:
+            raw = np.asarray(raw, dtype=np.float64)
         if raw.ndim != 2 or raw.shape[1] != len(self.columns):
             raise AuditInputError(
                 f"raw matrix has shape {raw.shape}; expected (n, {len(self.columns)}) with columns "
@@ -110,8 +116,8 @@ class TabularEncoding(Result):
         blocks = []
         for j, c in enumerate(self.columns):
             if c.kind == "categorical":
-                codes = np.clip(np.rint(raw[:, j]).astype(int), 0, c.width - 1)
-                blocks.append(np.eye(c.width)[codes])
+                codes = xp.clip(xp.rint(raw[:, j]).astype(xp.int32), 0, c.width - 1)
+                blocks.append((codes[:, None] == xp.arange(c.width)[None]).astype(xp.float32))
             else:
-                blocks.append(((raw[:, j] - c.mean) / c.std)[:, None])
-        return np.concatenate(blocks, axis=1).astype(np.float32)
+                blocks.append(((raw[:, j] - c.mean) / c.std)[:, None].astype(xp.float32))
+        return xp.concatenate(blocks, axis=1)

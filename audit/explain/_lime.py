@@ -64,16 +64,11 @@ class RawSpace:
         return np.asarray(raw, np.float32)
 
     def encode_jax(self, raw: jnp.ndarray) -> jnp.ndarray:
-        """Raw rows -> model inputs inside jitted code (same map as `encode`)."""
-        blocks = []
-        for j in range(self.n_columns):
-            if self.categorical[j]:
-                width = len(self.categories[j])
-                codes = jnp.clip(jnp.rint(raw[:, j]).astype(jnp.int32), 0, width - 1)
-                blocks.append((codes[:, None] == jnp.arange(width)[None]).astype(jnp.float32))
-            else:
-                blocks.append(((raw[:, j] - self.enc_mean[j]) / self.enc_std[j])[:, None].astype(jnp.float32))
-        return jnp.concatenate(blocks, axis=1)
+        """Raw rows -> model inputs inside jitted code: the data's own encoding (audit.data), run
+        with jax.numpy, so it is the same map as `encode`."""
+        if self.encoding is not None:
+            return self.encoding.encode(raw, xp=jnp)
+        return jnp.asarray(raw, jnp.float32)
 
     def check_rows(self, raw: Any) -> np.ndarray:
         raw = np.asarray(raw, dtype=np.float64)

@@ -101,3 +101,23 @@ def test_integral_float_target_is_classes():
     np.testing.assert_array_equal(data.y, df["label"].to_numpy().astype(int))
     named = from_pandas(df, target="label", categorical=["color"], sensitive=["group"], class_names=[0.0, 1.0])
     np.testing.assert_array_equal(named.y, data.y)
+
+
+def test_one_encoding_for_numpy_and_jax():
+    """LIME encodes perturbed raw rows inside jitted code with the data's own encoding: the jax
+    map equals the numpy one (out-of-range and fractional codes are rounded and clipped alike)."""
+    import jax
+    import jax.numpy as jnp
+
+    from audit import datasets
+    from audit.data import TabularEncoding
+
+    data = datasets.load("credit", n=400, seed=0)
+    raw = data.raw[:50].copy()
+    cat = [j for j, c in enumerate(data.encoding.columns) if c.kind == "categorical"][0]
+    raw[:3, cat] = (-2.0, 0.6, 99.0)
+    expected = data.encoding.encode(raw)
+    got = jax.jit(lambda r: data.encoding.encode(r, xp=jnp))(jnp.asarray(raw, jnp.float32))
+    np.testing.assert_allclose(np.asarray(got), expected, rtol=1e-6, atol=1e-6)
+    np.testing.assert_array_equal(data.encoding.encode(data.raw[:20]), data.X[:20])
+    assert TabularEncoding.from_dict(data.encoding.to_dict()) == data.encoding
