@@ -17,24 +17,44 @@ def _nan(v) -> float:
 
 @dataclasses.dataclass(frozen=True, eq=False)
 class GroupTable:
-    """Group metrics for one attribute, one-vs-rest for class `class_name`: `values[metric][g]`."""
+    """Group metrics for one attribute, one-vs-rest for class `class_name`: `values[metric][g]`.
+
+    For each rate (a proportion such as TPR = TP / positives) `ci_low[metric][g]` /
+    `ci_high[metric][g]` is its exact (Clopper-Pearson) interval, and `too_small[metric][g]` says
+    the group has fewer rows than `min_group_size` or fewer than `min_count` in the rate's
+    denominator: its rate is shown but never realises a headline disparity.
+    """
 
     attribute: str
     class_name: str
     groups: tuple[str, ...]
     values: Mapping[str, np.ndarray]
+    ci_low: Mapping[str, np.ndarray] = dataclasses.field(default_factory=dict)
+    ci_high: Mapping[str, np.ndarray] = dataclasses.field(default_factory=dict)
+    too_small: Mapping[str, np.ndarray] = dataclasses.field(default_factory=dict)
 
     def metric(self, name: str) -> dict[str, float]:
         return {g: float(v) for g, v in zip(self.groups, self.values[name])}
 
+    def small_groups(self, name: str) -> tuple[str, ...]:
+        """Groups too small to judge metric `name`."""
+        flags = self.too_small.get(name, np.zeros(len(self.groups), bool))
+        return tuple(g for g, f in zip(self.groups, flags) if f)
+
     def to_dict(self) -> dict[str, Any]:
         return {"attribute": self.attribute, "class_name": self.class_name, "groups": list(self.groups),
-                "values": {k: to_jsonable(np.asarray(v, np.float64)) for k, v in self.values.items()}}
+                "values": {k: to_jsonable(np.asarray(v, np.float64)) for k, v in self.values.items()},
+                "ci_low": {k: to_jsonable(np.asarray(v, np.float64)) for k, v in self.ci_low.items()},
+                "ci_high": {k: to_jsonable(np.asarray(v, np.float64)) for k, v in self.ci_high.items()},
+                "too_small": {k: to_jsonable(np.asarray(v, bool)) for k, v in self.too_small.items()}}
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> "GroupTable":
         return cls(attribute=d["attribute"], class_name=d["class_name"], groups=tuple(d["groups"]),
-                   values={k: array(v) for k, v in d["values"].items()})
+                   values={k: array(v) for k, v in d["values"].items()},
+                   ci_low={k: array(v) for k, v in d.get("ci_low", {}).items()},
+                   ci_high={k: array(v) for k, v in d.get("ci_high", {}).items()},
+                   too_small={k: array(v, bool) for k, v in d.get("too_small", {}).items()})
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -153,7 +173,9 @@ class FairnessReport:
 
     def metrics(self) -> dict[str, float]:
         """Flat metrics. Per attribute A: "<disparity>:A" (worst over analysed classes: largest
-        difference, smallest ratio), "<disparity>_ci_low:A" / "_ci_high:A" for it, per class
+        difference, smallest ratio; only groups large enough to judge are compared),
+        "<disparity>:A:all_groups" (the same over every group, fairlearn's number),
+        "<disparity>_ci_low:A" / "_ci_high:A" for it, per class
         "<disparity>:A:<class>" (multi-class only), "<group metric>:A=<group>" (first analysed
         class), "min_group_size:A"; proxies: "proxy_probe_auc:A", "proxy_max_nmi:A",
         "proxy_nmi:A:<column>", "sensitive_attribution_share:A". Undefined values are left out."""
@@ -161,6 +183,11 @@ class FairnessReport:
         multi = len(self.classes) > 1
         for a in self.attributes:
             for name in dict.fromkeys(d.name for d in a.disparities):
+                every = [d.all_groups_value for d in a.disparities
+                         if d.name == name and np.isfinite(d.all_groups_value)]
+                if every:
+                    kind = next(d.kind for d in a.disparities if d.name == name)
+                    out[f"{name}:{a.name}:all_groups"] = float((max if kind == "difference" else min)(every))
                 ds = [d for d in a.disparities if d.name == name and np.isfinite(d.value)]
                 if not ds:
                     continue
