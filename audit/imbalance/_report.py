@@ -50,7 +50,8 @@ class ImbalanceReport:
 
     def metrics(self) -> dict[str, float]:
         """"accuracy", "majority_accuracy", "balanced_accuracy", "macro_f1", "weighted_f1", "mcc",
-        "brier", "ece", "mce", "imbalance_ratio", "min_class_recall", "minority_recall",
+        "brier", "ece", "mce", "imbalance_ratio", "min_class_recall", "minority_recall", "recall_gap"
+        (best minus worst class recall), "accuracy_gap" (accuracy minus balanced accuracy),
         "<m>:<class>" for m in precision, recall, f1, support, roc_auc, pr_auc; for binary models
         "threshold:<point>", "recall@<point>", "precision@<point>" for the operating points.
         Undefined values (a class absent from the audited rows) are left out."""
@@ -61,6 +62,10 @@ class ImbalanceReport:
             out["imbalance_ratio"] = self.imbalance_ratio
         present = self.counts > 0
         out["min_class_recall"] = float(np.min(self.per_class["recall"][present]))
+        if present.sum() >= 2:
+            out["recall_gap"] = float(np.max(self.per_class["recall"][present]) - out["min_class_recall"])
+        if "accuracy" in out and "balanced_accuracy" in out:
+            out["accuracy_gap"] = out["accuracy"] - out["balanced_accuracy"]
         minority = int(np.argmin(self.train_counts))
         if present[minority]:
             out["minority_recall"] = float(self.per_class["recall"][minority])
