@@ -8,7 +8,7 @@ thresholds, reporting before/after numbers.
 from audit.fairness._assess import assess
 from audit.fairness._disparity import DISPARITIES, Disparity
 from audit.fairness._evaluate import evaluate
-from audit.fairness._groups import Grouping, intersect, make_grouping
+from audit.data._groups import Grouping, intersect, make_grouping
 from audit.fairness._mitigate import FairnessMitigation, MitigationArm, mitigate, reweighing_weights
 from audit.fairness._report import AttributeResult, FairnessReport, GroupTable, ProxyResult
 

@@ -8,7 +8,7 @@ import numpy as np
 
 from audit.errors import AuditInputError
 from audit.fairness import _disparity, _stats
-from audit.fairness._groups import Grouping, make_grouping
+from audit.data._groups import Grouping, make_grouping
 from audit.fairness._report import AttributeResult, GroupTable
 
 

@@ -10,7 +10,7 @@ import numpy as np
 from audit.errors import AuditInputError
 from audit.fairness import _findings
 from audit.fairness._assess import assess, check_predictions
-from audit.fairness._groups import intersect, make_grouping, subset
+from audit.data._groups import attribute_groups, make_grouping, subset
 from audit.fairness._proxy import proxies as proxy_analysis
 from audit.fairness._report import FairnessReport
 from audit.results import Provenance, timer
@@ -80,9 +80,7 @@ def evaluate(model, data, *, attributes: Sequence[str | Sequence[str]] | None = 
                 for n in {n for k in keys for n in k}}
         results = []
         for key in keys:
-            grouping = subset(full[key[0]], rows)
-            if len(key) == 2:
-                grouping = intersect(grouping, subset(full[key[1]], rows))
+            grouping = attribute_groups(data, "&".join(key), rows, edges=bins, n_bins=n_bins)
             results.append(assess(y_true, y_pred, grouping, scores=proba, class_names=model.class_names,
                                   classes=classes, favorable_class=favorable_class, name=grouping.name,
                                   n_bootstrap=n_bootstrap, confidence=confidence, seed=seed,

@@ -18,7 +18,7 @@ from audit.errors import AuditInputError
 from audit.fairness._assess import assess
 from audit.fairness._disparity import Disparity
 from audit.fairness._evaluate import check_model_data
-from audit.fairness._groups import intersect, make_grouping, subset
+from audit.data._groups import attribute_groups
 from audit.results import Finding, Provenance, timer, to_jsonable
 
 METHODS = ("reweighing", "group_balanced", "thresholds")
@@ -190,11 +190,8 @@ def mitigate(model, data, *, attribute: str | Sequence[str], methods: Sequence[s
             if name not in data.sensitive:
                 raise AuditInputError(f"{data.name} has no sensitive attribute {name!r}; it has "
                                       f"{sorted(data.sensitive)}.")
-        full = [make_grouping(data.sensitive[n], n) for n in key]
-
         def groups_of(r):
-            g = subset(full[0], r)
-            return intersect(g, subset(full[1], r)) if len(key) == 2 else g
+            return attribute_groups(data, "&".join(key), r)
 
         g_eval = groups_of(rows)
         y = data.y[rows].astype(np.int64)
