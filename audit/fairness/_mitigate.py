@@ -19,7 +19,7 @@ from audit.fairness._assess import assess
 from audit.fairness._disparity import Disparity
 from audit.fairness._evaluate import check_model_data
 from audit.data._groups import attribute_groups
-from audit.results import Finding, Provenance, timer, to_jsonable
+from audit.results import Finding, MetricSpec, Provenance, timer, to_jsonable
 
 METHODS = ("reweighing", "group_balanced", "thresholds")
 CONSTRAINTS = ("equalized_odds", "demographic_parity", "selection_rate_parity", "true_positive_rate_parity",
@@ -78,6 +78,14 @@ class FairnessMitigation:
     """Before ("baseline") and after numbers for each mitigation of one attribute."""
 
     SCHEMA = "audit.fairness.mitigation/1"
+    METRICS = (
+        MetricSpec('<arm>:accuracy', 'higher', 'Accuracy, <arm>', 'Share of the audited rows classified correctly by the <arm> model.'),
+        MetricSpec('<arm>:balanced_accuracy', 'higher', 'Balanced accuracy, <arm>', 'Mean recall over classes of the <arm> model on the audited rows.'),
+        MetricSpec('<arm>:accuracy_cost', 'lower', 'Accuracy cost of <arm>', "Baseline accuracy minus the <arm> model's accuracy on the audited rows."),
+        MetricSpec('<arm>:demographic_parity_difference:<attribute>', 'lower', 'Demographic parity difference by <attribute>, <arm>', 'Demographic parity difference of the <arm> model between groups of <attribute> large enough to judge, on the audited rows.'),
+        MetricSpec('<arm>:equal_opportunity_difference:<attribute>', 'lower', 'Equal opportunity difference by <attribute>, <arm>', 'Equal opportunity difference of the <arm> model between groups of <attribute> large enough to judge, on the audited rows.'),
+        MetricSpec('<arm>:equalized_odds_difference:<attribute>', 'lower', 'Equalized odds difference by <attribute>, <arm>', 'Equalized odds difference of the <arm> model between groups of <attribute> large enough to judge, on the audited rows.'),
+    )
 
     attribute: str
     arms: tuple[MitigationArm, ...]

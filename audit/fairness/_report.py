@@ -7,8 +7,72 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from audit.fairness._disparity import Disparity
-from audit.results import Finding, Provenance, array, to_jsonable
+from audit.fairness._disparity import DISPARITIES, Disparity
+from audit.results import Finding, MetricSpec, Provenance, array, to_jsonable
+
+_GAP_TITLES = {"demographic_parity_difference": "Demographic parity difference",
+               "demographic_parity_ratio": "Demographic parity ratio",
+               "disparate_impact": "Disparate impact ratio",
+               "equal_opportunity_difference": "Equal opportunity difference",
+               "equalized_odds_difference": "Equalized odds difference",
+               "predictive_parity_difference": "Predictive parity difference",
+               "calibration_gap": "Calibration gap"}
+_GAP_MEANINGS = {"demographic_parity_difference": "largest gap in selection rate (share predicted positive)",
+                 "demographic_parity_ratio": "smallest over largest selection rate",
+                 "disparate_impact": "smallest over largest rate of the favourable outcome (four-fifths rule: >= 0.8)",
+                 "equal_opportunity_difference": "largest gap in true-positive rate",
+                 "equalized_odds_difference": "larger of the true- and false-positive-rate gaps",
+                 "predictive_parity_difference": "largest gap in precision",
+                 "calibration_gap": "largest gap in calibration error"}
+# group metrics in the tables: (direction, meaning)
+_GROUP_METRICS = {"size": ("info", "rows of the group"),
+                  "base_rate": ("info", "share of the group's rows whose true class is the class"),
+                  "selection_rate": ("info", "share of the group's rows predicted as the class"),
+                  "accuracy": ("higher", "share of the group's rows classified correctly"),
+                  "tpr": ("higher", "share of the group's rows of the class that the model finds"),
+                  "fpr": ("lower", "share of the group's rows not of the class predicted as it"),
+                  "fnr": ("lower", "share of the group's rows of the class that the model misses"),
+                  "precision": ("higher", "share of the group's predictions of the class that are right"),
+                  "roc_auc": ("higher", "ROC-AUC of the class's score within the group"),
+                  "calibration_error": ("lower", "expected calibration error of the class's score within the group")}
+
+
+def _fairness_specs() -> tuple[MetricSpec, ...]:
+    """One spec per metric FairnessReport.metrics() yields; the more specific patterns first."""
+    out = []
+    for name, (_, kind) in DISPARITIES.items():
+        better = "lower" if kind == "difference" else "higher"
+        title, meaning = _GAP_TITLES[name], _GAP_MEANINGS[name]
+        out += [MetricSpec(f"{name}:<attribute>:all_groups", better, f"{title} by <attribute>, all groups",
+                           f"{meaning.capitalize()} over every group where it is defined, however small "
+                           "(fairlearn's number), on the audited rows."),
+                MetricSpec(f"{name}_ci_low:<attribute>", "info", f"{title} by <attribute>, interval low",
+                           "Lower end of the bootstrap interval of the headline value."),
+                MetricSpec(f"{name}_ci_high:<attribute>", "info", f"{title} by <attribute>, interval high",
+                           "Upper end of the bootstrap interval of the headline value."),
+                MetricSpec(f"{name}:<attribute>:<class>", better, f"{title} by <attribute>, class <class>",
+                           f"{meaning.capitalize()} for one class one-vs-rest, between groups large enough to "
+                           "judge, on the audited rows."),
+                MetricSpec(f"{name}:<attribute>", better, f"{title} by <attribute>",
+                           f"{meaning.capitalize()} between groups large enough to judge (rows >= "
+                           "min_group_size, denominator >= min_count), worst over analysed classes, on the "
+                           "audited rows.")]
+    for m, (direction, meaning) in _GROUP_METRICS.items():
+        out.append(MetricSpec(f"{m}:<attribute>=<group>", direction, f"{m.replace('_', ' ')} of <attribute>=<group>",
+                              f"{meaning.capitalize()} (first analysed class), on the audited rows."))
+    out += [MetricSpec("min_group_size:<attribute>", "info", "Smallest group of <attribute>",
+                       "Rows in the smallest group of the attribute among the audited rows."),
+            MetricSpec("proxy_probe_auc:<attribute>", "lower", "Proxy probe ROC-AUC for <attribute>",
+                       "ROC-AUC of a held-out probe predicting the attribute from the model inputs (0.5: the "
+                       "inputs carry none of it; higher: more leakage)."),
+            MetricSpec("proxy_max_nmi:<attribute>", "lower", "Strongest proxy for <attribute>",
+                       "Largest normalised mutual information between one input column and the attribute."),
+            MetricSpec("proxy_nmi:<attribute>:<column>", "lower", "Proxy strength of <column> for <attribute>",
+                       "Normalised mutual information between the column and the attribute (0: none, 1: "
+                       "determines it)."),
+            MetricSpec("sensitive_attribution_share:<attribute>", "lower", "Model's use of <attribute>",
+                       "Share of the model's attribution that goes to the sensitive attribute as an input.")]
+    return tuple(out)
 
 
 def _nan(v) -> float:
@@ -148,6 +212,7 @@ class FairnessReport:
     """
 
     SCHEMA = "audit.fairness/1"
+    METRICS = _fairness_specs()
 
     attributes: tuple[AttributeResult, ...]
     proxies: tuple[ProxyResult, ...]

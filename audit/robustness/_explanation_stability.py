@@ -23,7 +23,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from audit.errors import AuditInputError
-from audit.results import Finding, Provenance, array, timer, to_jsonable
+from audit.results import Finding, MetricSpec, Provenance, array, timer, to_jsonable
 from audit.robustness._domain import check_eps, domain_for, project
 from audit.robustness._ibp import padded_batches
 from audit.robustness._pgd import pgd
@@ -126,6 +126,13 @@ class ExplanationStabilityReport:
     `per_example_top_k`. `attack_source[method]` names the attribution the attack targeted."""
 
     SCHEMA = 1
+    METRICS = (
+        MetricSpec('label_stable_fraction@<eps>', 'higher', 'Label-stable share at eps <eps>', 'Share of the sample whose label survives the label-keeping perturbation at <eps>.'),
+        MetricSpec('explanation_top_k:<method>@<eps>', 'higher', 'Top-k overlap of <method> at eps <eps>', 'Overlap of the top-k features of <method> before and after a random label-keeping perturbation at <eps>.'),
+        MetricSpec('explanation_spearman:<method>@<eps>', 'higher', 'Rank correlation of <method> at eps <eps>', "Spearman correlation of <method>'s attributions before and after a label-keeping perturbation at <eps>."),
+        MetricSpec('explanation_attack_top_k:<method>@<eps>', 'higher', 'Top-k overlap of <method> under attack at eps <eps>', 'Top-k overlap of <method> before and after an attack on the explanation that keeps the label.'),
+        MetricSpec('explanation_attack_spearman:<method>@<eps>', 'higher', 'Rank correlation of <method> under attack at eps <eps>', 'Spearman correlation of <method> before and after an attack on the explanation that keeps the label.'),
+    )
 
     eps: np.ndarray
     methods: tuple[str, ...]
