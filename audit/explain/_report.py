@@ -15,6 +15,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
+from audit.data._encoding import format_value
 from audit.errors import AuditInputError
 from audit.explain._attribution import Attribution
 from audit.explain._importance import PermutationImportance, permutation_importance
@@ -78,6 +79,7 @@ class ExplanationReport:
     shap: Any = None
     permutation: PermutationImportance | None = None
     skipped: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    display_rows: tuple[tuple[str, ...], ...] = ()  # tabular: each explained row's raw values as text
 
     @property
     def methods(self) -> tuple[str, ...]:
@@ -185,7 +187,7 @@ class ExplanationReport:
                 "provenance": self.provenance.to_dict(),
                 "shap": None if self.shap is None else self.shap.to_dict(),
                 "permutation": None if self.permutation is None else self.permutation.to_dict(),
-                "skipped": dict(self.skipped)}
+                "skipped": dict(self.skipped), "display_rows": [list(r) for r in self.display_rows]}
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> "ExplanationReport":
@@ -208,7 +210,8 @@ class ExplanationReport:
                    provenance=Provenance.from_dict(d["provenance"]), shap=shap,
                    permutation=None if d.get("permutation") is None else
                    PermutationImportance.from_dict(d["permutation"]),
-                   skipped=dict(d.get("skipped") or {}))
+                   skipped=dict(d.get("skipped") or {}),
+                   display_rows=tuple(tuple(str(v) for v in r) for r in d.get("display_rows") or ()))
 
 
 # ---- analysis ---------------------------------------------------------------------------
@@ -306,6 +309,9 @@ def analyze(model, data, *, n_examples: int = 8, methods: Sequence[str] | None =
         bar.update()
     bar.close()
     names = data.raw_feature_names if data.kind == "tabular" else ()
+    display_rows = ()
+    if data.kind == "tabular" and data.encoding is not None and test.raw is not None:
+        display_rows = tuple(tuple(format_value(v) for v in row) for row in data.encoding.display(test.raw[rows]))
     settings = {"n_examples": int(n_examples), "methods": list(chosen), "steps": steps,
                 "lime_samples": runner.lime_samples, "background_size": background_size,
                 "stability_samples": stability_samples, "noise": noise,
@@ -315,7 +321,8 @@ def analyze(model, data, *, n_examples: int = 8, methods: Sequence[str] | None =
                              class_names=tuple(model.class_names), feature_names=tuple(names),
                              attributions=attributions, curves=curves, agreement=agreement, stability=stab,
                              provenance=Provenance("explain.analyze", settings, seed, clock[0]),
-                             shap=runner.shap_result, permutation=permutation, skipped=skipped)
+                             shap=runner.shap_result, permutation=permutation, skipped=skipped,
+                             display_rows=display_rows)
 
 
 class _Runner:
