@@ -113,6 +113,8 @@ def _one(kind: str, point: np.ndarray, reps: np.ndarray | None, keep: np.ndarray
         return float("nan"), None, None, None
     masked = np.where(defined, point, np.nan)
     hi, lo = int(np.nanargmax(masked)), int(np.nanargmin(masked))
+    if hi == lo:  # all equal: still name two different groups
+        lo = int(next(g for g in np.flatnonzero(defined) if g != hi))
     if kind == "difference":
         value = point[hi] - point[lo]
         rep = None if reps is None else reps[:, hi] - reps[:, lo]
