@@ -65,6 +65,13 @@ class Rule:
         if self.metric not in metrics or metrics[self.metric] is None or not math.isfinite(metrics[self.metric]):
             close = difflib.get_close_matches(self.metric, list(metrics), n=3)
             hint = f" Did you mean {', '.join(close)}?" if close else ""
+            every = metrics.get(f"{self.metric}:all_groups")
+            if every is not None:  # a disparity with fewer than two groups large enough to judge
+                return Finding(id=rule_id, status=self.severity, title=f"{self.metric} cannot be judged",
+                               message=f"The policy asks for {self.metric} {bounds}, but fewer than two groups "
+                                       "are large enough to judge (min_group_size / min_count); over every "
+                                       f"group, however small, it is {every:.4g} ({self.metric}:all_groups).",
+                               metric=self.metric, threshold=self.min if self.min is not None else self.max)
             return Finding(id=rule_id, status=self.severity, title=f"{self.metric} was not measured",
                            message=f"The policy asks for {self.metric} {bounds}, but the audit produced no "
                                    f"such metric (is its analyzer enabled?).{hint}",

@@ -129,3 +129,9 @@ def test_policy_message_states_the_declared_meaning():
     assert f.status == "fail"
     assert f.message.startswith("Demographic parity difference by sex: Largest gap in selection rate")
     assert "groups large enough to judge" in f.message and f.message.endswith("The policy requires <= 0.1.")
+
+
+def test_policy_on_a_disparity_no_two_groups_can_judge():
+    rule = Rule(metric="fairness.demographic_parity_difference:sex", max=0.1)
+    f = rule.evaluate({"fairness.demographic_parity_difference:sex:all_groups": 0.9})
+    assert f.status == "fail" and "cannot be judged" in f.title and "0.9" in f.message
