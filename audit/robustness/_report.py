@@ -11,6 +11,7 @@ import numpy as np
 from audit.results import Finding, MetricSpec, Provenance, array, to_jsonable
 
 CURVE_KINDS = ("attack", "baseline", "class", "group")
+MIN_GROUP_SIZE = 30  # groups with fewer sampled rows are shown but never realise the gap (as in fairness)
 
 
 def eps_name(eps: float) -> str:
@@ -98,7 +99,7 @@ class RobustnessReport:
         MetricSpec('robust_accuracy:class=<class>@<eps>', 'higher', 'Robust accuracy of <class> at eps <eps>', 'Worst-case robust accuracy on the sampled rows of true class <class>.'),
         MetricSpec('robust_accuracy:<attack>@<eps>', 'higher', 'Robust accuracy, <attack> at eps <eps>', 'Share of the sampled rows still classified correctly under <attack> (or noise baseline) at budget <eps>.'),
         MetricSpec('attack_success_rate:<attack>@<eps>', 'lower', 'Success rate of <attack> at eps <eps>', 'Share of the correctly classified sampled rows that <attack> flips at budget <eps>.'),
-        MetricSpec('robust_accuracy_gap:<attribute>@<eps>', 'lower', 'Robust accuracy gap by <attribute> at eps <eps>', "Best minus worst group's worst-case robust accuracy among the sampled rows."),
+        MetricSpec('robust_accuracy_gap:<attribute>@<eps>', 'lower', 'Robust accuracy gap by <attribute> at eps <eps>', "Best minus worst group's worst-case robust accuracy among the sampled rows, over groups with at least 30 sampled rows."),
         MetricSpec('median_min_perturbation', 'higher', 'Median distance to an adversarial example', 'Median smallest perturbation that flips a sampled row (censored at the largest budget).'),
         MetricSpec('min_perturbation_found_rate', 'lower', 'Share with an adversarial example', 'Share of searched rows for which an adversarial example was found within the largest budget.'),
         MetricSpec('accuracy_imputed:<k>', 'higher', 'Accuracy with <k> columns imputed', 'Accuracy on the sampled rows when the most important columns are replaced by their training means.'),
@@ -161,7 +162,7 @@ class RobustnessReport:
                 out[f"robust_accuracy:class={c.name}@{tag}"] = float(c.accuracy[j])
             for attr in self.attributes:
                 values = [c.accuracy[j] for c in self.curves_of("group", attribute=attr)
-                          if np.isfinite(c.accuracy[j])]
+                          if np.isfinite(c.accuracy[j]) and c.n >= MIN_GROUP_SIZE]
                 if len(values) >= 2:
                     out[f"robust_accuracy_gap:{attr}@{tag}"] = float(max(values) - min(values))
         if self.min_distance.size:

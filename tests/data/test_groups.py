@@ -34,6 +34,14 @@ def test_fairness_robustness_and_dashboard_share_the_groups(credit_small, credit
     assert rob_bands <= bands and len(rob_bands) >= 2
     pooled = sum(c.n * c.accuracy for c in rob.curves_of("group", attribute="age")) / rob.n
     np.testing.assert_allclose(pooled, rob.curve("ensemble").accuracy, atol=1e-12)
+    # a group too small to judge never realises robustness's per-group gap either
+    import dataclasses
+    sex = rob.curves_of("group", attribute="sex")
+    tiny = dataclasses.replace(sex[0], name="tiny", n=1, accuracy=sex[0].accuracy * 0 - 1)
+    bigger = dataclasses.replace(rob, curves=rob.curves + (tiny,))
+    key = "robust_accuracy_gap:sex@0.05"
+    assert bigger.metrics().get(key) == rob.metrics().get(key)
+    assert all(c.n >= 30 for c in sex) == (key in rob.metrics())
 
 
 def test_dashboard_grouping_is_the_data_layers(credit_small):
