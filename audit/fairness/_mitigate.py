@@ -79,12 +79,24 @@ class FairnessMitigation:
 
     SCHEMA = "audit.fairness.mitigation/1"
     METRICS = (
-        MetricSpec('<arm>:accuracy', 'higher', 'Accuracy, <arm>', 'Share of the audited rows classified correctly by the <arm> model.'),
-        MetricSpec('<arm>:balanced_accuracy', 'higher', 'Balanced accuracy, <arm>', 'Mean recall over classes of the <arm> model on the audited rows.'),
-        MetricSpec('<arm>:accuracy_cost', 'lower', 'Accuracy cost of <arm>', "Baseline accuracy minus the <arm> model's accuracy on the audited rows."),
-        MetricSpec('<arm>:demographic_parity_difference:<attribute>', 'lower', 'Demographic parity difference by <attribute>, <arm>', 'Demographic parity difference of the <arm> model between groups of <attribute> large enough to judge, on the audited rows.'),
-        MetricSpec('<arm>:equal_opportunity_difference:<attribute>', 'lower', 'Equal opportunity difference by <attribute>, <arm>', 'Equal opportunity difference of the <arm> model between groups of <attribute> large enough to judge, on the audited rows.'),
-        MetricSpec('<arm>:equalized_odds_difference:<attribute>', 'lower', 'Equalized odds difference by <attribute>, <arm>', 'Equalized odds difference of the <arm> model between groups of <attribute> large enough to judge, on the audited rows.'),
+        MetricSpec("<arm>:accuracy", "higher", "Accuracy, <arm>",
+                   "Share of the audited rows classified correctly by the <arm> model."),
+        MetricSpec("<arm>:balanced_accuracy", "higher", "Balanced accuracy, <arm>",
+                   "Mean recall over classes of the <arm> model on the audited rows."),
+        MetricSpec("<arm>:accuracy_cost", "lower", "Accuracy cost of <arm>",
+                   "Baseline accuracy minus the <arm> model's accuracy on the audited rows."),
+        MetricSpec("<arm>:demographic_parity_difference:<attribute>", "lower",
+                   "Demographic parity difference by <attribute>, <arm>",
+                   "Demographic parity difference of the <arm> model between groups of <attribute> large "
+                   "enough to judge, on the audited rows."),
+        MetricSpec("<arm>:equal_opportunity_difference:<attribute>", "lower",
+                   "Equal opportunity difference by <attribute>, <arm>",
+                   "Equal opportunity difference of the <arm> model between groups of <attribute> large "
+                   "enough to judge, on the audited rows."),
+        MetricSpec("<arm>:equalized_odds_difference:<attribute>", "lower",
+                   "Equalized odds difference by <attribute>, <arm>",
+                   "Equalized odds difference of the <arm> model between groups of <attribute> large enough "
+                   "to judge, on the audited rows."),
     )
 
     attribute: str

@@ -154,11 +154,19 @@ class AdversarialTrainingReport:
 
     SCHEMA = 1
     METRICS = (
-        MetricSpec('clean_accuracy:<model>', 'higher', 'Clean accuracy, <model> training', 'Share of the sampled test rows classified correctly by the model <model> adversarial training.'),
-        MetricSpec('robust_accuracy:<attribute>=<group>:<model>@<eps>', 'higher', 'Robust accuracy of <attribute>=<group>, <model>, eps <eps>', "Worst-case robust accuracy on the group's sampled rows, model <model> adversarial training."),
-        MetricSpec('robust_accuracy:<model>@<eps>', 'higher', 'Robust accuracy, <model> training, eps <eps>', 'Worst-case robust accuracy on the sampled rows, model <model> adversarial training.'),
-        MetricSpec('clean_accuracy_drop', 'lower', 'Clean accuracy lost', 'Clean accuracy before minus after adversarial training.'),
-        MetricSpec('robust_accuracy_gain@<eps>', 'higher', 'Robust accuracy gained at eps <eps>', 'Robust accuracy after minus before adversarial training at <eps>.'),
+        MetricSpec("clean_accuracy:<model>", "higher", "Clean accuracy, <model> training",
+                   "Share of the sampled test rows classified correctly by the model <model> adversarial "
+                   "training."),
+        MetricSpec("robust_accuracy:<attribute>=<group>:<model>@<eps>", "higher",
+                   "Robust accuracy of <attribute>=<group>, <model>, eps <eps>",
+                   "Worst-case robust accuracy on the group's sampled rows, model <model> adversarial "
+                   "training."),
+        MetricSpec("robust_accuracy:<model>@<eps>", "higher", "Robust accuracy, <model> training, eps <eps>",
+                   "Worst-case robust accuracy on the sampled rows, model <model> adversarial training."),
+        MetricSpec("clean_accuracy_drop", "lower", "Clean accuracy lost",
+                   "Clean accuracy before minus after adversarial training."),
+        MetricSpec("robust_accuracy_gain@<eps>", "higher", "Robust accuracy gained at eps <eps>",
+                   "Robust accuracy after minus before adversarial training at <eps>."),
     )
 
     recipe: Mapping[str, Any]

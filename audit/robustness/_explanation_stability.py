@@ -127,11 +127,23 @@ class ExplanationStabilityReport:
 
     SCHEMA = 1
     METRICS = (
-        MetricSpec('label_stable_fraction@<eps>', 'higher', 'Label-stable share at eps <eps>', 'Share of the sample whose label survives the label-keeping perturbation at <eps>.'),
-        MetricSpec('explanation_top_k:<method>@<eps>', 'higher', 'Top-k overlap of <method> at eps <eps>', 'Overlap of the top-k features of <method> before and after a random label-keeping perturbation at <eps>.'),
-        MetricSpec('explanation_spearman:<method>@<eps>', 'higher', 'Rank correlation of <method> at eps <eps>', "Spearman correlation of <method>'s attributions before and after a label-keeping perturbation at <eps>."),
-        MetricSpec('explanation_attack_top_k:<method>@<eps>', 'higher', 'Top-k overlap of <method> under attack at eps <eps>', 'Top-k overlap of <method> before and after an attack on the explanation that keeps the label.'),
-        MetricSpec('explanation_attack_spearman:<method>@<eps>', 'higher', 'Rank correlation of <method> under attack at eps <eps>', 'Spearman correlation of <method> before and after an attack on the explanation that keeps the label.'),
+        MetricSpec("label_stable_fraction@<eps>", "higher", "Label-stable share at eps <eps>",
+                   "Share of the sample whose label survives the label-keeping perturbation at <eps>."),
+        MetricSpec("explanation_top_k:<method>@<eps>", "higher", "Top-k overlap of <method> at eps <eps>",
+                   "Overlap of the top-k features of <method> before and after a random label-keeping "
+                   "perturbation at <eps>."),
+        MetricSpec("explanation_spearman:<method>@<eps>", "higher",
+                   "Rank correlation of <method> at eps <eps>",
+                   "Spearman correlation of <method>'s attributions before and after a label-keeping "
+                   "perturbation at <eps>."),
+        MetricSpec("explanation_attack_top_k:<method>@<eps>", "higher",
+                   "Top-k overlap of <method> under attack at eps <eps>",
+                   "Top-k overlap of <method> before and after an attack on the explanation that keeps the "
+                   "label."),
+        MetricSpec("explanation_attack_spearman:<method>@<eps>", "higher",
+                   "Rank correlation of <method> under attack at eps <eps>",
+                   "Spearman correlation of <method> before and after an attack on the explanation that "
+                   "keeps the label."),
     )
 
     eps: np.ndarray

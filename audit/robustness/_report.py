@@ -93,16 +93,32 @@ class RobustnessReport:
 
     SCHEMA = 1
     METRICS = (
-        MetricSpec('clean_accuracy', 'higher', 'Clean accuracy', 'Share of the sampled test rows classified correctly without attack.'),
-        MetricSpec('robust_accuracy@<eps>', 'higher', 'Robust accuracy at eps <eps>', 'Share of the sampled rows still classified correctly under the strongest of the attacks at budget <eps>.'),
-        MetricSpec('attack_success_rate@<eps>', 'lower', 'Attack success rate at eps <eps>', 'Share of the correctly classified sampled rows that some attack flips at budget <eps>.'),
-        MetricSpec('robust_accuracy:class=<class>@<eps>', 'higher', 'Robust accuracy of <class> at eps <eps>', 'Worst-case robust accuracy on the sampled rows of true class <class>.'),
-        MetricSpec('robust_accuracy:<attack>@<eps>', 'higher', 'Robust accuracy, <attack> at eps <eps>', 'Share of the sampled rows still classified correctly under <attack> (or noise baseline) at budget <eps>.'),
-        MetricSpec('attack_success_rate:<attack>@<eps>', 'lower', 'Success rate of <attack> at eps <eps>', 'Share of the correctly classified sampled rows that <attack> flips at budget <eps>.'),
-        MetricSpec('robust_accuracy_gap:<attribute>@<eps>', 'lower', 'Robust accuracy gap by <attribute> at eps <eps>', "Best minus worst group's worst-case robust accuracy among the sampled rows, over groups with at least 30 sampled rows."),
-        MetricSpec('median_min_perturbation', 'higher', 'Median distance to an adversarial example', 'Median smallest perturbation that flips a sampled row (censored at the largest budget).'),
-        MetricSpec('min_perturbation_found_rate', 'lower', 'Share with an adversarial example', 'Share of searched rows for which an adversarial example was found within the largest budget.'),
-        MetricSpec('accuracy_imputed:<k>', 'higher', 'Accuracy with <k> columns imputed', 'Accuracy on the sampled rows when the most important columns are replaced by their training means.'),
+        MetricSpec("clean_accuracy", "higher", "Clean accuracy",
+                   "Share of the sampled test rows classified correctly without attack."),
+        MetricSpec("robust_accuracy@<eps>", "higher", "Robust accuracy at eps <eps>",
+                   "Share of the sampled rows still classified correctly under the strongest of the attacks "
+                   "at budget <eps>."),
+        MetricSpec("attack_success_rate@<eps>", "lower", "Attack success rate at eps <eps>",
+                   "Share of the correctly classified sampled rows that some attack flips at budget <eps>."),
+        MetricSpec("robust_accuracy:class=<class>@<eps>", "higher", "Robust accuracy of <class> at eps <eps>",
+                   "Worst-case robust accuracy on the sampled rows of true class <class>."),
+        MetricSpec("robust_accuracy:<attack>@<eps>", "higher", "Robust accuracy, <attack> at eps <eps>",
+                   "Share of the sampled rows still classified correctly under <attack> (or noise baseline) "
+                   "at budget <eps>."),
+        MetricSpec("attack_success_rate:<attack>@<eps>", "lower", "Success rate of <attack> at eps <eps>",
+                   "Share of the correctly classified sampled rows that <attack> flips at budget <eps>."),
+        MetricSpec("robust_accuracy_gap:<attribute>@<eps>", "lower",
+                   "Robust accuracy gap by <attribute> at eps <eps>",
+                   "Best minus worst group's worst-case robust accuracy among the sampled rows, over groups "
+                   "with at least 30 sampled rows."),
+        MetricSpec("median_min_perturbation", "higher", "Median distance to an adversarial example",
+                   "Median smallest perturbation that flips a sampled row (censored at the largest budget)."),
+        MetricSpec("min_perturbation_found_rate", "lower", "Share with an adversarial example",
+                   "Share of searched rows for which an adversarial example was found within the largest "
+                   "budget."),
+        MetricSpec("accuracy_imputed:<k>", "higher", "Accuracy with <k> columns imputed",
+                   "Accuracy on the sampled rows when the most important columns are replaced by their "
+                   "training means."),
     )
 
     norm: str
