@@ -114,3 +114,18 @@ def test_fewer_than_two_judged_groups_leave_no_headline():
     assert np.isnan(d.value) and np.isfinite(d.all_groups_value)
     m = _report(r).metrics()
     assert "demographic_parity_difference:g" not in m and "demographic_parity_difference:g:all_groups" in m
+
+
+def test_new_fields_round_trip_through_json():
+    import json
+
+    y, pred, g = _three_groups()
+    report = _report(assess(y, pred, g, name="g", n_bootstrap=20))
+    back = FairnessReport.from_dict(json.loads(json.dumps(report.to_dict())))
+    a, b = report.attribute("g"), back.attribute("g")
+    assert a.disparities == b.disparities  # values, all-groups values, gaps, small groups
+    for name in ("ci_low", "ci_high", "too_small"):
+        for m, v in getattr(a.table(), name).items():
+            np.testing.assert_array_equal(getattr(b.table(), name)[m], v)
+            assert getattr(b.table(), name)[m].dtype == v.dtype
+    assert back.metrics() == report.metrics()
