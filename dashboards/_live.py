@@ -8,7 +8,6 @@ hashed by Streamlit) next to a `key` built from their fingerprints, which is has
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Any
 
 import numpy as np
