@@ -81,7 +81,7 @@ def _diff(args: argparse.Namespace) -> int:
     from audit.pipeline._diff import diff_reports
 
     result = diff_reports(AuditReport.load(args.old), AuditReport.load(args.new), tolerance=args.tolerance)
-    lines = result.lines()
+    lines = result.lines(show_all=args.all)
     print("\n".join(lines) if lines else "no differences beyond the tolerance")
     if result.regressed:
         print(f"{len(result.regressions)} regression(s)")
@@ -187,6 +187,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("old", help="report.json of the earlier model")
     p.add_argument("new", help="report.json of the new model")
     p.add_argument("--tolerance", type=float, default=0.01, help="ignore metric moves up to this (absolute)")
+    p.add_argument("--all", action="store_true", help="also list changed interval bounds")
     p.set_defaults(handler=_diff)
 
     p = commands.add_parser("demo", help="train the bundled models if needed and audit credit and mnist")

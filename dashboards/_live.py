@@ -8,7 +8,6 @@ hashed by Streamlit) next to a `key` built from their fingerprints, which is has
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Any
 
 import numpy as np
@@ -73,19 +72,13 @@ def attack_choices(model, data, norm: str) -> list[str]:
 # ---- fairness ----------------------------------------------------------------------------
 def grouping(data, attribute: str, *, split: str = "test", settings: dict | None = None):
     """The groups of `attribute` ("sex" or an intersection "sex&age") on `split`'s rows, binned
-    as the report's fairness settings say."""
-    from audit.fairness import intersect, make_grouping
+    as the report's fairness settings say (the data layer's one grouping rule)."""
+    from audit.data import attribute_groups
 
     settings = settings or {}
-    bins = settings.get("bins") or {}
     rows = data.splits.get(split, np.arange(len(data)))
-    parts = []
-    for name in attribute.split("&"):
-        g = make_grouping(data.sensitive[name], name, edges=bins.get(name), n_bins=int(settings.get("n_bins", 4)))
-        codes = g.codes[np.asarray(rows, np.int64)]
-        present, new = np.unique(codes, return_inverse=True)
-        parts.append(dataclasses.replace(g, labels=tuple(g.labels[i] for i in present), codes=new.astype(np.int64)))
-    return parts[0] if len(parts) == 1 else intersect(parts[0], parts[1])
+    return attribute_groups(data, attribute, rows, edges=dict(settings.get("bins") or {}),
+                            n_bins=int(settings.get("n_bins", 4)))
 
 
 @st.cache_data(max_entries=64, show_spinner=False)

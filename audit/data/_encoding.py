@@ -17,6 +17,38 @@ from audit.errors import AuditInputError
 from audit.results import Result
 
 
+MAX_DECIMALS = 6
+
+
+def format_value(value: Any) -> str:
+    """A raw value as text the way the data has it: names and integers as they are, floats in
+    plain notation with at most 6 significant digits (never "6.215e+04" for an income)."""
+    if isinstance(value, (str, bool)):
+        return str(value)
+    if isinstance(value, (int, np.integer)):
+        return str(int(value))
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        return str(value)
+    if not np.isfinite(v):
+        return str(v)
+    if v.is_integer() and abs(v) < 1e15:
+        return str(int(v))
+    return np.format_float_positional(v, precision=6, unique=True, fractional=False, trim="-")
+
+
+def precision(values: np.ndarray) -> int | None:
+    """The fewest decimals (0..6) that every finite value has (0: whole numbers), or None when
+    the values need more (measured data in full float precision)."""
+    finite = np.asarray(values, np.float64)
+    finite = finite[np.isfinite(finite)]
+    for d in range(MAX_DECIMALS + 1):
+        if np.allclose(np.round(finite, d), finite, rtol=0, atol=1e-9 * max(1.0, float(np.abs(finite).max(initial=0)))):
+            return d
+    return None
+
+
 @dataclasses.dataclass(frozen=True)  # its own eq and hash: no arrays inside
 class Column(Result):
     """One raw column: numeric (mean/std scaling) or categorical (one-hot over `categories`)."""
@@ -26,6 +58,20 @@ class Column(Result):
     mean: float = 0.0
     std: float = 1.0
     categories: tuple[str, ...] = ()
+    decimals: int | None = None  # the training values' precision (0: integers); None: unknown
+
+    def display(self, value: float) -> Any:
+        """A raw value as the user's data has it: a category's name, an int for an integer
+        column, a float rounded to the column's precision (no float noise such as -1.3e-08)."""
+        if self.kind == "categorical":
+            return self.categories[int(np.clip(np.rint(value), 0, self.width - 1))]
+        if not np.isfinite(value):
+            return float(value)
+        if self.decimals == 0:
+            return int(np.rint(value))
+        if self.decimals is not None:
+            return float(np.round(value, self.decimals)) + 0.0  # + 0.0: no "-0.0"
+        return float(f"{value:.6g}") + 0.0
 
     @property
     def width(self) -> int:
@@ -56,7 +102,7 @@ class TabularEncoding(Result):
                 numeric = values.to_numpy(dtype=np.float64)
                 std = float(numeric.std())
                 columns.append(Column(name=str(name), kind="numeric", mean=float(numeric.mean()),
-                                      std=std if std > 0 else 1.0))
+                                      std=std if std > 0 else 1.0, decimals=precision(numeric)))
         return cls(columns=tuple(columns))
 
     @property
@@ -121,3 +167,27 @@ class TabularEncoding(Result):
             else:
                 blocks.append(((raw[:, j] - c.mean) / c.std)[:, None].astype(xp.float32))
         return xp.concatenate(blocks, axis=1)
+
+    def decode(self, inputs: np.ndarray) -> np.ndarray:
+        """Model inputs (n, n_inputs) -> raw matrix (n, n_raw_columns), the inverse of `encode`:
+        numeric columns unscaled and rounded to the column's precision (integers stay whole),
+        categoricals as the code of their largest one-hot entry."""
+        x = np.asarray(inputs, dtype=np.float64).reshape(len(inputs), -1)
+        out = np.empty((len(x), len(self.columns)))
+        for j, (c, g) in enumerate(zip(self.columns, self.groups)):
+            if c.kind == "categorical":
+                out[:, j] = x[:, list(g)].argmax(axis=1)
+            else:
+                value = x[:, g[0]] * c.std + c.mean
+                digits = c.decimals if c.decimals is not None else None
+                out[:, j] = np.round(value, digits) if digits is not None else \
+                    np.array([float(f"{v:.6g}") for v in value])
+        return out + 0.0
+
+    def display(self, raw: np.ndarray) -> np.ndarray:
+        """Raw matrix -> object matrix of values as the user's data has them (`Column.display`)."""
+        raw = np.asarray(raw, dtype=np.float64)
+        out = np.empty(raw.shape, dtype=object)
+        for j, c in enumerate(self.columns):
+            out[:, j] = [c.display(v) for v in raw[:, j]]
+        return out

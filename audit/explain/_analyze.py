@@ -18,6 +18,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from audit.data._encoding import format_value
 from audit.errors import AuditInputError
 from audit.explain import _lime, _lime_native, _saliency
 from audit.explain._attribution import Attribution
@@ -249,6 +250,9 @@ def analyze(model, data, *, n_examples: int = 8, methods: Sequence[str] | None =
         bar.update()
     bar.close()
     names = data.raw_feature_names if data.kind == "tabular" else ()
+    display_rows = ()
+    if data.kind == "tabular" and data.encoding is not None and test.raw is not None:
+        display_rows = tuple(tuple(format_value(v) for v in row) for row in data.encoding.display(test.raw[rows]))
     settings = {"n_examples": int(n_examples), "methods": list(chosen), "steps": steps,
                 "lime_samples": setup.lime_samples, "background_size": background_size,
                 "stability_samples": stability_samples, "noise": noise,
@@ -258,4 +262,4 @@ def analyze(model, data, *, n_examples: int = 8, methods: Sequence[str] | None =
                              class_names=tuple(model.class_names), feature_names=tuple(names),
                              attributions=attributions, curves=curves, agreement=agreement, stability=stab,
                              provenance=Provenance("explain.analyze", settings, seed, clock[0]),
-                             shap=shap, permutation=permutation, skipped=skipped)
+                             shap=shap, permutation=permutation, skipped=skipped, display_rows=display_rows)

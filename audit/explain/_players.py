@@ -120,19 +120,8 @@ def player_data(players: Players, x: np.ndarray, data) -> tuple[np.ndarray, np.n
         return flat, None
     if players.kind == "patches":
         return np.stack([flat[:, list(g)].mean(axis=1) for g in players.groups], axis=1), None
-    values = np.empty((len(x), players.n))
-    display = np.empty((len(x), players.n), dtype=object)
-    for j, (col, g) in enumerate(zip(data.encoding.columns, players.groups)):
-        if col.kind == "categorical":
-            codes = flat[:, list(g)].argmax(axis=1)
-            values[:, j] = codes
-            display[:, j] = np.asarray(col.categories, dtype=object)[codes]
-        else:
-            decoded = flat[:, g[0]] * col.std + col.mean  # float32 inputs: keep 6 significant digits
-            values[:, j] = [float(f"{v:.6g}") for v in decoded]
-            display[:, j] = values[:, j]
-    has_categories = any(c.kind == "categorical" for c in data.encoding.columns)
-    return values, display if has_categories else None
+    values = data.encoding.decode(flat)  # the encoding's inverse, at each column's precision
+    return values, data.encoding.display(values)
 
 
 def output_fn(apply: Callable, output: str) -> Callable[[Any, jax.Array], jax.Array]:

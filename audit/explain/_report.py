@@ -13,7 +13,7 @@ from audit.explain._attribution import Attribution
 from audit.explain._importance import PermutationImportance
 from audit.explain._quality import Agreement, Curves, Stability
 from audit.explain._shap import ShapResult
-from audit.results import Finding, Provenance, Result
+from audit.results import Finding, MetricSpec, Provenance, Result
 
 DISAGREEMENT = 0.3  # mean Spearman below which two methods "disagree strongly"
 UNSTABLE = 0.6  # mean Spearman between x and noisy x below which a method is "unstable"
@@ -31,6 +31,47 @@ class ExplanationReport(Result):
     """
 
     SCHEMA = "audit.explain/2"
+    METRICS = (
+        MetricSpec("explained_examples", "info", "Explained examples",
+                   "Test rows explained."),
+        MetricSpec("misclassified_examples", "info", "Misclassified explained examples",
+                   "Explained rows the model gets wrong."),
+        MetricSpec("ig_completeness_error", "lower", "IG completeness error",
+                   "How far Integrated Gradients attributions miss summing to the output change (relative)."),
+        MetricSpec("lime_local_fit", "higher", "LIME local fit",
+                   "Mean weighted R^2 of LIME's local surrogate on the explained rows."),
+        MetricSpec("deletion_auc:random", "info", "Deletion AUC, random order",
+                   "Output area when features are deleted in random order: the baseline for deletion AUC."),
+        MetricSpec("insertion_auc:random", "info", "Insertion AUC, random order",
+                   "Output area when features are inserted in random order: the baseline for insertion AUC."),
+        MetricSpec("deletion_auc:<method>", "lower", "Deletion AUC of <method>",
+                   "How fast the output falls when <method>'s most important features are deleted first "
+                   "(lower: more faithful)."),
+        MetricSpec("insertion_auc:<method>", "higher", "Insertion AUC of <method>",
+                   "How fast the output rises when <method>'s most important features are inserted first "
+                   "(higher: more faithful)."),
+        MetricSpec("stability:<method>", "higher", "Stability of <method>",
+                   "Mean Spearman correlation of <method>'s attribution of x and of x with small noise."),
+        MetricSpec("sensitivity:<method>", "lower", "Sensitivity of <method>",
+                   "Mean relative L2 change of <method>'s attribution under small input noise."),
+        MetricSpec("rank_agreement:<pair>", "higher", "Rank agreement <pair>",
+                   "Mean Spearman correlation between the two methods' attributions."),
+        MetricSpec("top_k_overlap:<pair>", "higher", "Top-k overlap <pair>",
+                   "Mean overlap of the two methods' top-k features."),
+        MetricSpec("shap.examples", "info", "SHAP examples",
+                   "Rows explained with SHAP."),
+        MetricSpec("shap.efficiency_gap", "lower", "SHAP efficiency gap",
+                   "Largest |base + sum of SHAP values - model output| over the explained rows."),
+        MetricSpec("shap.top_feature_share", "info", "Top feature's SHAP share",
+                   "Share of the total mean |SHAP| that the most important feature holds."),
+        MetricSpec("shap.importance.<feature>", "info", "Mean |SHAP| of <feature>",
+                   "Mean absolute SHAP value of <feature> over the explained rows."),
+        MetricSpec("permutation_importance:<feature>", "info", "Permutation importance of <feature>",
+                   "Mean increase of the loss when <feature> is shuffled."),
+        MetricSpec("permutation_baseline_score", "info", "Permutation baseline score",
+                   "The model's score (the importance metric) on the unshuffled rows."),
+    )
+
 
     kind: str
     rows: np.ndarray
@@ -47,6 +88,7 @@ class ExplanationReport(Result):
     shap: ShapResult | None = None
     permutation: PermutationImportance | None = None
     skipped: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    display_rows: tuple[tuple[str, ...], ...] = ()  # tabular: each explained row's raw values as text
     findings: tuple[Finding, ...] = None  # type: ignore[assignment]  # derived from the fields when not given
 
     def __post_init__(self) -> None:

@@ -6,12 +6,12 @@ thresholds, reporting before/after numbers.
 """
 
 from audit.fairness._assess import assess
-from audit.fairness._disparity import DISPARITIES, Disparity
+from audit.fairness._disparity import DISPARITIES, Disparity, Gap
 from audit.fairness._evaluate import evaluate
-from audit.fairness._groups import Grouping, intersect, make_grouping
+from audit.data._groups import Grouping, intersect, make_grouping
 from audit.fairness._mitigate import FairnessMitigation, MitigationArm, mitigate, reweighing_weights
 from audit.fairness._report import AttributeResult, FairnessReport, GroupTable, ProxyResult
 
-__all__ = ["AttributeResult", "DISPARITIES", "Disparity", "FairnessMitigation", "FairnessReport",
+__all__ = ["AttributeResult", "DISPARITIES", "Disparity", "FairnessMitigation", "FairnessReport", "Gap",
            "GroupTable", "Grouping", "MitigationArm", "ProxyResult", "assess", "evaluate", "intersect",
            "make_grouping", "mitigate", "reweighing_weights"]

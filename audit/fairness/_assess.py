@@ -9,7 +9,7 @@ import numpy as np
 from audit.data._checks import check_predictions
 from audit.errors import AuditInputError
 from audit.fairness import _disparity, _stats
-from audit.fairness._groups import Grouping, make_grouping
+from audit.data._groups import Grouping, make_grouping
 from audit.fairness._report import AttributeResult, GroupTable
 
 
@@ -31,6 +31,10 @@ def assess(y_true, y_pred, groups, *, scores=None, class_names: Sequence[str] | 
     enable ROC-AUC and calibration error. `classes` are analysed one-vs-rest (default: class 1
     for a binary problem, every class otherwise); `favorable_class` is the outcome whose
     selection rate enters the disparate impact ratio (default: the first analysed class).
+    Headline disparities compare only groups with at least `min_group_size` rows and `min_count`
+    rows in the metric's denominator (positives for TPR, negatives for FPR, predicted positives
+    for precision); each disparity keeps the all-groups value (fairlearn's) beside it. Per-group
+    rates get exact Clopper-Pearson intervals at `confidence`.
     """
     if class_names is None:
         k = int(max(np.max(y_true), np.max(y_pred))) + 1 if len(np.asarray(y_true)) else 2
@@ -82,8 +86,14 @@ def assess(y_true, y_pred, groups, *, scores=None, class_names: Sequence[str] | 
         names = [n for n in _disparity.DISPARITIES if n != "disparate_impact"] if c in analysed else []
         names += ["disparate_impact"] if c == favorable else []
         if c in analysed:
+            exact = {m: _stats.exact_interval(k, n, confidence=confidence)
+                     for m, (k, n) in _stats.fractions(sums).items()}
+            small = {m: ~_disparity.judged(counts, m, min_group_size=min_group_size, min_count=min_count)
+                     for m in _disparity.DENOMINATOR}
             tables.append(GroupTable(attribute=grouping.name, class_name=class_names[c],
-                                     groups=grouping.labels, values=values))
+                                     groups=grouping.labels, values=values,
+                                     ci_low={m: lo for m, (lo, _) in exact.items()},
+                                     ci_high={m: hi for m, (_, hi) in exact.items()}, too_small=small))
         for dname in names:
             if dname == "calibration_gap" and scores is None:
                 continue

@@ -29,12 +29,29 @@ DISPARITIES: Mapping[str, tuple[tuple[str, ...], str]] = {
 
 # which count a group metric is a fraction of (for "too small to judge")
 DENOMINATOR = {"selection_rate": "size", "tpr": "positives", "fpr": "negatives",
-               "precision": "predicted", "calibration_error": "size"}
+               "precision": "predicted", "calibration_error": "size", "base_rate": "size",
+               "accuracy": "size", "fnr": "positives"}
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Gap(Result):
+    """The gap in one group metric between the two judged groups that realise it."""
+
+    metric: str
+    value: float
+    high_group: str | None
+    low_group: str | None
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
 class Disparity(Result):
-    """One disparity for one attribute and class, with its interval and caveats."""
+    """One disparity for one attribute and class, with its interval and caveats.
+
+    `value` (the headline) and its interval are computed over the groups large enough to judge
+    (`small_groups` are not); `all_groups_value` is the same disparity over every group where the
+    metric is defined, as fairlearn computes it. `gaps` holds the judged gap of each compared
+    metric (two for equalized odds: TPR and FPR); `metric` names the one that realises `value`.
+    """
 
     name: str
     attribute: str
@@ -49,6 +66,8 @@ class Disparity(Result):
     small_groups: tuple[str, ...] = ()
     undefined_groups: tuple[str, ...] = ()
     nan_fraction: float = 0.0
+    all_groups_value: float = float("nan")
+    gaps: tuple[Gap, ...] = ()
 
     @property
     def significant(self) -> bool:
@@ -58,13 +77,22 @@ class Disparity(Result):
         return self.ci_low > 0 if self.kind == "difference" else self.ci_high < 1
 
 
-def _one(metric: str, kind: str, point: np.ndarray, reps: np.ndarray | None):
-    """(value, hi index, lo index, replicate values) for one metric; NaN when < 2 groups defined."""
-    defined = np.isfinite(point)
+def judged(counts: Mapping[str, np.ndarray], metric: str, *, min_group_size: int, min_count: int) -> np.ndarray:
+    """Per group: is it large enough to judge `metric`? (rows >= min_group_size and the metric's
+    denominator, e.g. positives for TPR, >= min_count)."""
+    return (counts["size"] >= min_group_size) & (counts[DENOMINATOR[metric]] >= max(min_count, 1))
+
+
+def _one(kind: str, point: np.ndarray, reps: np.ndarray | None, keep: np.ndarray):
+    """(value, hi index, lo index, replicate values) over the groups in `keep` where the metric is
+    defined; NaN when fewer than two."""
+    defined = np.isfinite(point) & keep
     if defined.sum() < 2:
         return float("nan"), None, None, None
     masked = np.where(defined, point, np.nan)
     hi, lo = int(np.nanargmax(masked)), int(np.nanargmin(masked))
+    if hi == lo:  # all equal: still name two different groups
+        lo = int(next(g for g in np.flatnonzero(defined) if g != hi))
     if kind == "difference":
         value = point[hi] - point[lo]
         rep = None if reps is None else reps[:, hi] - reps[:, lo]
@@ -75,17 +103,35 @@ def _one(metric: str, kind: str, point: np.ndarray, reps: np.ndarray | None):
     return float(value), hi, lo, rep
 
 
+def _worse(kind: str, a: float, b: float) -> bool:
+    """Is `a` a worse disparity than `b` (NaN never is)?"""
+    if not np.isfinite(a):
+        return False
+    return not np.isfinite(b) or (a > b if kind == "difference" else a < b)
+
+
 def compute(name: str, *, attribute: str, class_name: str, labels: tuple[str, ...],
             point: Mapping[str, np.ndarray], reps: Mapping[str, np.ndarray] | None,
             counts: Mapping[str, np.ndarray], confidence: float, min_group_size: int,
             min_count: int) -> Disparity:
-    """The disparity `name` (see DISPARITIES) from group metrics `point` (G,) and `reps` (B, G)."""
+    """The disparity `name` (see DISPARITIES) from group metrics `point` (G,) and `reps` (B, G).
+
+    The headline uses only groups large enough to judge each metric (see `judged`); the value
+    over all defined groups is kept as `all_groups_value`.
+    """
     metrics, kind = DISPARITIES[name]
-    best = None
+    everyone = np.ones(len(labels), bool)
+    best, all_value, gaps = None, float("nan"), []
     for metric in metrics:
-        value, hi, lo, rep = _one(metric, kind, point[metric], None if reps is None else reps[metric])
-        if best is None or (np.isfinite(value) and not value <= best[1]):
+        keep = judged(counts, metric, min_group_size=min_group_size, min_count=min_count)
+        value, hi, lo, rep = _one(kind, point[metric], None if reps is None else reps[metric], keep)
+        gaps.append(Gap(metric=metric, value=value, high_group=None if hi is None else labels[hi],
+                        low_group=None if lo is None else labels[lo]))
+        if best is None or _worse(kind, value, best[1]):
             best = (metric, value, hi, lo, rep)
+        full = _one(kind, point[metric], None, everyone)[0]
+        if _worse(kind, full, all_value):
+            all_value = full
     metric, value, hi, lo, rep = best
     ci_low = ci_high = float("nan")
     nan_fraction = 0.0
@@ -95,8 +141,7 @@ def compute(name: str, *, attribute: str, class_name: str, labels: tuple[str, ..
         if finite.any():
             alpha = (1.0 - confidence) / 2
             ci_low, ci_high = (float(q) for q in np.quantile(rep[finite], [alpha, 1 - alpha]))
-    used = [m for m in metrics]
-    denominators = [counts[DENOMINATOR[m]] for m in used]
+    denominators = [counts[DENOMINATOR[m]] for m in metrics]
     small = tuple(lab for g, lab in enumerate(labels)
                   if counts["size"][g] < min_group_size or any(0 < d[g] < min_count for d in denominators))
     undefined = tuple(lab for g, lab in enumerate(labels) if any(d[g] == 0 for d in denominators))
@@ -104,4 +149,5 @@ def compute(name: str, *, attribute: str, class_name: str, labels: tuple[str, ..
                      ci_low=ci_low, ci_high=ci_high,
                      high_group=None if hi is None else labels[hi],
                      low_group=None if lo is None else labels[lo], metric=metric, kind=kind,
-                     small_groups=small, undefined_groups=undefined, nan_fraction=nan_fraction)
+                     small_groups=small, undefined_groups=undefined, nan_fraction=nan_fraction,
+                     all_groups_value=all_value, gaps=tuple(gaps))

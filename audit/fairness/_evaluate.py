@@ -11,7 +11,7 @@ from audit.data._checks import check_model_data
 from audit.errors import AuditInputError
 from audit.fairness import _findings
 from audit.fairness._assess import assess, check_predictions
-from audit.fairness._groups import intersect, make_grouping, subset
+from audit.data._groups import attribute_groups, make_grouping
 from audit.fairness._proxy import proxies as proxy_analysis
 from audit.fairness._report import FairnessReport
 from audit.results import Provenance, timer
@@ -72,9 +72,7 @@ def evaluate(model, data, *, attributes: Sequence[str | Sequence[str]] | None = 
                 for n in {n for k in keys for n in k}}
         results = []
         for key in keys:
-            grouping = subset(full[key[0]], rows)
-            if len(key) == 2:
-                grouping = intersect(grouping, subset(full[key[1]], rows))
+            grouping = attribute_groups(data, "&".join(key), rows, edges=bins, n_bins=n_bins)
             results.append(assess(y_true, y_pred, grouping, scores=proba, class_names=model.class_names,
                                   classes=classes, favorable_class=favorable_class, name=grouping.name,
                                   n_bootstrap=n_bootstrap, confidence=confidence, seed=seed,
@@ -86,8 +84,10 @@ def evaluate(model, data, *, attributes: Sequence[str | Sequence[str]] | None = 
             for key in keys:
                 if len(key) == 1:
                     proxy_results.append(proxy_analysis(
-                        model, data, fit_rows, rows, subset(full[key[0]], fit_rows),
-                        subset(full[key[0]], rows), seed=seed, attribution=attribution))
+                        model, data, fit_rows, rows,
+                        attribute_groups(data, key[0], fit_rows, edges=bins, n_bins=n_bins),
+                        attribute_groups(data, key[0], rows, edges=bins, n_bins=n_bins),
+                        seed=seed, attribution=attribution))
         findings = _findings.fairness_findings(results, proxy_results, max_difference=max_difference)
     settings = {"attributes": ["&".join(k) for k in keys], "n_bootstrap": n_bootstrap,
                 "confidence": confidence, "classes": None if classes is None else [str(c) for c in classes],

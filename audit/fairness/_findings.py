@@ -15,15 +15,53 @@ PROXY_AUC = 0.7
 ATTRIBUTION_SHARE = 0.05
 
 
+RATE_NAMES = {"selection_rate": "selection rate", "tpr": "true-positive rate (TPR)",
+              "fpr": "false-positive rate (FPR)", "precision": "precision",
+              "calibration_error": "calibration error"}
+
+
 def _worst(a: AttributeResult, name: str):
+    """The worst judged disparity `name` over the analysed classes (None if none is defined)."""
     ds = [d for d in a.disparities if d.name == name and np.isfinite(d.value)]
     if not ds:
         return None
     return (max if ds[0].kind == "difference" else min)(ds, key=lambda d: d.value)
 
 
+def _rate(a: AttributeResult, class_name: str, metric: str, group: str | None) -> str:
+    """"0.452 for 'A'" (the group's rate from the table of `class_name`, when there is one)."""
+    try:
+        table = a.table(class_name)
+        return f"{table.metric(metric)[group]:.3f} for {group!r}"
+    except KeyError:
+        return f"{group!r}"
+
+
+def _too_small(groups) -> str:
+    return f" Too small to judge (not compared): {sorted(groups)}." if groups else ""
+
+
+def _gap_text(a: AttributeResult, d) -> str:
+    """Which rate realises the gap, between which groups; for equalized odds both gaps."""
+    lead = next((g for g in d.gaps if g.metric == d.metric), None)
+    head = (f"{RATE_NAMES.get(d.metric, d.metric)} {_rate(a, d.class_name, d.metric, d.high_group)} "
+            f"vs {_rate(a, d.class_name, d.metric, d.low_group)}: a gap of {d.value:.3f} "
+            f"(class {d.class_name!r}; interval {d.ci_low:.3f} to {d.ci_high:.3f}"
+            + ("" if d.significant else ", which includes zero: it may be chance") + ")")
+    others = [g for g in d.gaps if g is not lead]
+    for g in others:
+        if np.isfinite(g.value):
+            head += (f"; the {RATE_NAMES.get(g.metric, g.metric)} gap is {g.value:.3f} "
+                     f"({_rate(a, d.class_name, g.metric, g.high_group)} vs "
+                     f"{_rate(a, d.class_name, g.metric, g.low_group)})")
+        else:
+            head += f"; the {RATE_NAMES.get(g.metric, g.metric)} gap cannot be judged (fewer than two large groups)"
+    return head + "."
+
+
 def _attribute(a: AttributeResult, max_difference: float) -> list[Finding]:
     out = []
+    small = sorted({g for d in a.disparities for g in d.small_groups})
     di = _worst(a, "disparate_impact")
     if di is not None:
         fails = di.value < FOUR_FIFTHS
@@ -33,7 +71,7 @@ def _attribute(a: AttributeResult, max_difference: float) -> list[Finding]:
             message=(f"Group {di.low_group!r} is predicted {di.class_name!r} at {di.value:.2f} times the rate "
                      f"of {di.high_group!r} (interval {di.ci_low:.2f} to {di.ci_high:.2f}); the "
                      f"four-fifths rule asks for at least {FOUR_FIFTHS} when {di.class_name!r} is the "
-                     "favourable outcome (set favorable_class if it is not)."),
+                     "favourable outcome (set favorable_class if it is not)." + _too_small(di.small_groups)),
             metric=f"disparate_impact:{a.name}", value=di.value, threshold=FOUR_FIFTHS))
     flagged = False
     for name in ("demographic_parity_difference", "equal_opportunity_difference",
@@ -43,24 +81,25 @@ def _attribute(a: AttributeResult, max_difference: float) -> list[Finding]:
             continue
         flagged = True
         label = name.replace("_", " ")
-        sure = d.significant
         out.append(Finding(
-            id=f"fairness.{name}:{a.name}", status="fail" if sure else "warn",
+            id=f"fairness.{name}:{a.name}", status="fail" if d.significant else "warn",
             title=f"{label.capitalize()} by {a.name}",
-            message=(f"{d.metric} is {d.value:.3f} higher for {d.high_group!r} than for {d.low_group!r} "
-                     f"(class {d.class_name!r}; interval {d.ci_low:.3f} to {d.ci_high:.3f}"
-                     + ("" if sure else ", which includes zero: it may be chance") + ")."),
+            message=(f"{label.capitalize()} {d.value:.3f} exceeds {max_difference}, realised by the "
+                     + _gap_text(a, d) + _too_small(d.small_groups)),
             metric=f"{name}:{a.name}", value=d.value, threshold=max_difference))
     if not flagged:
         out.append(Finding(id=f"fairness.disparities:{a.name}", status="pass",
                            title=f"Disparities by {a.name}",
-                           message=f"No group disparity by {a.name} exceeds {max_difference}."))
-    small = sorted({g for d in a.disparities for g in d.small_groups})
+                           message=f"No disparity between groups of {a.name} large enough to judge exceeds "
+                                   f"{max_difference}." + _too_small(small)))
     if small:
         out.append(Finding(id=f"fairness.small_groups:{a.name}", status="warn",
                            title=f"Groups too small to judge ({a.name})",
-                           message=f"Groups {small} have too few rows for some metrics; their "
-                                   "rates and the intervals involving them are unreliable.",
+                           message=f"Groups {small} have fewer rows than min_group_size, or fewer than "
+                                   "min_count rows in some metric's denominator (positives for TPR, "
+                                   "negatives for FPR, predicted positives for precision); they are "
+                                   "listed but never realise a headline disparity. The all-groups "
+                                   "values are the '<disparity>:<attribute>:all_groups' metrics.",
                            metric=f"min_group_size:{a.name}", value=float(np.min(a.sizes))))
     undefined = sorted({g for d in a.disparities for g in d.undefined_groups})
     if undefined:

@@ -18,8 +18,8 @@ from audit.errors import AuditInputError
 from audit.fairness._assess import assess
 from audit.fairness._disparity import Disparity
 from audit.data._checks import check_model_data
-from audit.fairness._groups import intersect, make_grouping, subset
-from audit.results import Finding, Provenance, Result, timer
+from audit.data._groups import attribute_groups
+from audit.results import Finding, MetricSpec, Provenance, Result, timer
 
 METHODS = ("reweighing", "group_balanced", "thresholds")
 CONSTRAINTS = ("equalized_odds", "demographic_parity", "selection_rate_parity", "true_positive_rate_parity",
@@ -67,6 +67,26 @@ class FairnessMitigation(Result):
     """Before ("baseline") and after numbers for each mitigation of one attribute."""
 
     SCHEMA = "audit.fairness.mitigation/1"
+    METRICS = (
+        MetricSpec("<arm>:accuracy", "higher", "Accuracy, <arm>",
+                   "Share of the audited rows classified correctly by the <arm> model."),
+        MetricSpec("<arm>:balanced_accuracy", "higher", "Balanced accuracy, <arm>",
+                   "Mean recall over classes of the <arm> model on the audited rows."),
+        MetricSpec("<arm>:accuracy_cost", "lower", "Accuracy cost of <arm>",
+                   "Baseline accuracy minus the <arm> model's accuracy on the audited rows."),
+        MetricSpec("<arm>:demographic_parity_difference:<attribute>", "lower",
+                   "Demographic parity difference by <attribute>, <arm>",
+                   "Demographic parity difference of the <arm> model between groups of <attribute> large "
+                   "enough to judge, on the audited rows."),
+        MetricSpec("<arm>:equal_opportunity_difference:<attribute>", "lower",
+                   "Equal opportunity difference by <attribute>, <arm>",
+                   "Equal opportunity difference of the <arm> model between groups of <attribute> large "
+                   "enough to judge, on the audited rows."),
+        MetricSpec("<arm>:equalized_odds_difference:<attribute>", "lower",
+                   "Equalized odds difference by <attribute>, <arm>",
+                   "Equalized odds difference of the <arm> model between groups of <attribute> large enough "
+                   "to judge, on the audited rows."),
+    )
 
     attribute: str
     arms: tuple[MitigationArm, ...]
@@ -167,11 +187,8 @@ def mitigate(model, data, *, attribute: str | Sequence[str], methods: Sequence[s
             if name not in data.sensitive:
                 raise AuditInputError(f"{data.name} has no sensitive attribute {name!r}; it has "
                                       f"{sorted(data.sensitive)}.")
-        full = [make_grouping(data.sensitive[n], n) for n in key]
-
         def groups_of(r):
-            g = subset(full[0], r)
-            return intersect(g, subset(full[1], r)) if len(key) == 2 else g
+            return attribute_groups(data, "&".join(key), r)
 
         g_eval = groups_of(rows)
         y = data.y[rows].astype(np.int64)

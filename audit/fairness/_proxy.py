@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from audit.fairness._groups import Grouping
+from audit.data._groups import Grouping
 from audit.fairness._report import ProxyResult
 
 

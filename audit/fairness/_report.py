@@ -8,21 +8,99 @@ from typing import Mapping
 import numpy as np
 import numpy.typing as npt
 
-from audit.fairness._disparity import Disparity
-from audit.results import Finding, Provenance, Result
+from audit.fairness._disparity import DISPARITIES, Disparity
+from audit.results import Finding, MetricSpec, Provenance, Result
+
+_GAP_TITLES = {"demographic_parity_difference": "Demographic parity difference",
+               "demographic_parity_ratio": "Demographic parity ratio",
+               "disparate_impact": "Disparate impact ratio",
+               "equal_opportunity_difference": "Equal opportunity difference",
+               "equalized_odds_difference": "Equalized odds difference",
+               "predictive_parity_difference": "Predictive parity difference",
+               "calibration_gap": "Calibration gap"}
+_GAP_MEANINGS = {"demographic_parity_difference": "largest gap in selection rate (share predicted positive)",
+                 "demographic_parity_ratio": "smallest over largest selection rate",
+                 "disparate_impact": "smallest over largest rate of the favourable outcome (four-fifths rule: >= 0.8)",
+                 "equal_opportunity_difference": "largest gap in true-positive rate",
+                 "equalized_odds_difference": "larger of the true- and false-positive-rate gaps",
+                 "predictive_parity_difference": "largest gap in precision",
+                 "calibration_gap": "largest gap in calibration error"}
+# group metrics in the tables: (direction, meaning)
+_GROUP_METRICS = {"size": ("info", "rows of the group"),
+                  "base_rate": ("info", "share of the group's rows whose true class is the class"),
+                  "selection_rate": ("info", "share of the group's rows predicted as the class"),
+                  "accuracy": ("higher", "share of the group's rows classified correctly"),
+                  "tpr": ("higher", "share of the group's rows of the class that the model finds"),
+                  "fpr": ("lower", "share of the group's rows not of the class predicted as it"),
+                  "fnr": ("lower", "share of the group's rows of the class that the model misses"),
+                  "precision": ("higher", "share of the group's predictions of the class that are right"),
+                  "roc_auc": ("higher", "ROC-AUC of the class's score within the group"),
+                  "calibration_error": ("lower", "expected calibration error of the class's score within the group")}
+
+
+def _fairness_specs() -> tuple[MetricSpec, ...]:
+    """One spec per metric FairnessReport.metrics() yields; the more specific patterns first."""
+    out = []
+    for name, (_, kind) in DISPARITIES.items():
+        better = "lower" if kind == "difference" else "higher"
+        title, meaning = _GAP_TITLES[name], _GAP_MEANINGS[name]
+        out += [MetricSpec(f"{name}:<attribute>:all_groups", better, f"{title} by <attribute>, all groups",
+                           f"{meaning.capitalize()} over every group where it is defined, however small "
+                           "(fairlearn's number), on the audited rows."),
+                MetricSpec(f"{name}_ci_low:<attribute>", "info", f"{title} by <attribute>, interval low",
+                           "Lower end of the bootstrap interval of the headline value."),
+                MetricSpec(f"{name}_ci_high:<attribute>", "info", f"{title} by <attribute>, interval high",
+                           "Upper end of the bootstrap interval of the headline value."),
+                MetricSpec(f"{name}:<attribute>:<class>", better, f"{title} by <attribute>, class <class>",
+                           f"{meaning.capitalize()} for one class one-vs-rest, between groups large enough to "
+                           "judge, on the audited rows."),
+                MetricSpec(f"{name}:<attribute>", better, f"{title} by <attribute>",
+                           f"{meaning.capitalize()} between groups large enough to judge (rows >= "
+                           "min_group_size, denominator >= min_count), worst over analysed classes, on the "
+                           "audited rows.")]
+    for m, (direction, meaning) in _GROUP_METRICS.items():
+        out.append(MetricSpec(f"{m}:<attribute>=<group>", direction, f"{m.replace('_', ' ')} of <attribute>=<group>",
+                              f"{meaning.capitalize()} (first analysed class), on the audited rows."))
+    out += [MetricSpec("min_group_size:<attribute>", "info", "Smallest group of <attribute>",
+                       "Rows in the smallest group of the attribute among the audited rows."),
+            MetricSpec("proxy_probe_auc:<attribute>", "lower", "Proxy probe ROC-AUC for <attribute>",
+                       "ROC-AUC of a held-out probe predicting the attribute from the model inputs (0.5: the "
+                       "inputs carry none of it; higher: more leakage)."),
+            MetricSpec("proxy_max_nmi:<attribute>", "lower", "Strongest proxy for <attribute>",
+                       "Largest normalised mutual information between one input column and the attribute."),
+            MetricSpec("proxy_nmi:<attribute>:<column>", "lower", "Proxy strength of <column> for <attribute>",
+                       "Normalised mutual information between the column and the attribute (0: none, 1: "
+                       "determines it)."),
+            MetricSpec("sensitive_attribution_share:<attribute>", "lower", "Model's use of <attribute>",
+                       "Share of the model's attribution that goes to the sensitive attribute as an input.")]
+    return tuple(out)
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
 class GroupTable(Result):
-    """Group metrics for one attribute, one-vs-rest for class `class_name`: `values[metric][g]`."""
+    """Group metrics for one attribute, one-vs-rest for class `class_name`: `values[metric][g]`.
+
+    For each rate (a proportion such as TPR = TP / positives) `ci_low[metric][g]` /
+    `ci_high[metric][g]` is its exact (Clopper-Pearson) interval, and `too_small[metric][g]` says
+    the group has fewer rows than `min_group_size` or fewer than `min_count` in the rate's
+    denominator: its rate is shown but never realises a headline disparity.
+    """
 
     attribute: str
     class_name: str
     groups: tuple[str, ...]
-    values: Mapping[str, np.ndarray]
+    values: Mapping[str, npt.NDArray[np.float64]]
+    ci_low: Mapping[str, npt.NDArray[np.float64]] = dataclasses.field(default_factory=dict)
+    ci_high: Mapping[str, npt.NDArray[np.float64]] = dataclasses.field(default_factory=dict)
+    too_small: Mapping[str, npt.NDArray[np.bool_]] = dataclasses.field(default_factory=dict)
 
     def metric(self, name: str) -> dict[str, float]:
         return {g: float(v) for g, v in zip(self.groups, self.values[name])}
+
+    def small_groups(self, name: str) -> tuple[str, ...]:
+        """Groups too small to judge metric `name`."""
+        flags = self.too_small.get(name, np.zeros(len(self.groups), bool))
+        return tuple(g for g, f in zip(self.groups, flags) if f)
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -86,6 +164,7 @@ class FairnessReport(Result):
     """
 
     SCHEMA = "audit.fairness/1"
+    METRICS = _fairness_specs()
 
     attributes: tuple[AttributeResult, ...]
     proxies: tuple[ProxyResult, ...]
@@ -111,7 +190,9 @@ class FairnessReport(Result):
 
     def metrics(self) -> dict[str, float]:
         """Flat metrics. Per attribute A: "<disparity>:A" (worst over analysed classes: largest
-        difference, smallest ratio), "<disparity>_ci_low:A" / "_ci_high:A" for it, per class
+        difference, smallest ratio; only groups large enough to judge are compared),
+        "<disparity>:A:all_groups" (the same over every group, fairlearn's number),
+        "<disparity>_ci_low:A" / "_ci_high:A" for it, per class
         "<disparity>:A:<class>" (multi-class only), "<group metric>:A=<group>" (first analysed
         class), "min_group_size:A"; proxies: "proxy_probe_auc:A", "proxy_max_nmi:A",
         "proxy_nmi:A:<column>", "sensitive_attribution_share:A". Undefined values are left out."""
@@ -119,6 +200,11 @@ class FairnessReport(Result):
         multi = len(self.classes) > 1
         for a in self.attributes:
             for name in dict.fromkeys(d.name for d in a.disparities):
+                every = [d.all_groups_value for d in a.disparities
+                         if d.name == name and np.isfinite(d.all_groups_value)]
+                if every:
+                    kind = next(d.kind for d in a.disparities if d.name == name)
+                    out[f"{name}:{a.name}:all_groups"] = float((max if kind == "difference" else min)(every))
                 ds = [d for d in a.disparities if d.name == name and np.isfinite(d.value)]
                 if not ds:
                     continue

@@ -9,7 +9,7 @@ how often each row is counted, so all replicates come from one matrix product
 from __future__ import annotations
 
 import numpy as np
-from scipy.stats import rankdata
+from scipy.stats import beta, rankdata
 
 # columns of the per-row statistics matrix
 ONE, POS, SEL, TP, FP, CORRECT = range(6)
@@ -63,6 +63,29 @@ def rates(sums: np.ndarray, n_bins: int) -> dict[str, np.ndarray]:
         "precision": _ratio(tp, sel),
         "calibration_error": _ratio(np.abs(score_sum - y_sum).sum(-1), n),
     }
+
+
+# rate metrics: name -> (numerator, denominator) as functions of the group sums
+def fractions(sums: np.ndarray) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """(successes, trials) per group for every group metric that is a binomial proportion."""
+    n, pos, sel, tp, fp = (sums[..., k] for k in (ONE, POS, SEL, TP, FP))
+    return {"base_rate": (pos, n), "selection_rate": (sel, n), "accuracy": (sums[..., CORRECT], n),
+            "tpr": (tp, pos), "fpr": (fp, n - pos), "fnr": (pos - tp, pos), "precision": (tp, sel)}
+
+
+def exact_interval(k: np.ndarray, n: np.ndarray, *, confidence: float) -> tuple[np.ndarray, np.ndarray]:
+    """Clopper-Pearson ("exact") interval for a proportion k/n, vectorised; NaN where n == 0.
+
+    Unlike a bootstrap, it is as wide as a small group really is: one row gives about [0.025, 1]
+    at 95%, not the zero-width interval that resampling a single row yields (Clopper & Pearson 1934).
+    """
+    k, n = np.asarray(k, np.float64), np.asarray(n, np.float64)
+    alpha = (1.0 - confidence) / 2
+    ok = n > 0
+    with np.errstate(invalid="ignore", divide="ignore"):
+        low = np.where(k > 0, beta.ppf(alpha, k, n - k + 1), 0.0)
+        high = np.where(k < n, beta.ppf(1 - alpha, k + 1, n - k), 1.0)
+    return np.where(ok, low, np.nan), np.where(ok, high, np.nan)
 
 
 def roc_auc(y_pos: np.ndarray, score: np.ndarray) -> float:

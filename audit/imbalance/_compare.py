@@ -18,7 +18,7 @@ from audit.errors import AuditInputError
 from audit.data._checks import check_model_data
 from audit.imbalance._evaluate import class_metrics
 from audit.imbalance._retrain import retrainer
-from audit.results import Finding, Provenance, Result, timer
+from audit.results import Finding, MetricSpec, Provenance, Result, timer
 
 METHODS = ("none", "class_weight", "oversample", "undersample", "smote")
 COLUMNS = ("accuracy", "balanced_accuracy", "macro_f1", "minority_recall", "minority_precision",
@@ -30,6 +30,22 @@ class MitigationComparison(Result):
     """`values[method][column]` for each method (COLUMNS), for the minority class `minority`."""
 
     SCHEMA = "audit.imbalance.mitigation/1"
+    METRICS = (
+        MetricSpec("<method>:accuracy", "higher", "Accuracy with <method>",
+                   "Share of the test rows classified correctly by the model retrained with <method>."),
+        MetricSpec("<method>:balanced_accuracy", "higher", "Balanced accuracy with <method>",
+                   "Mean recall over classes of the model retrained with <method>."),
+        MetricSpec("<method>:macro_f1", "higher", "Macro F1 with <method>",
+                   "Unweighted mean per-class F1 of the model retrained with <method>."),
+        MetricSpec("<method>:minority_recall", "higher", "Minority recall with <method>",
+                   "Recall of the minority class of the model retrained with <method>."),
+        MetricSpec("<method>:minority_precision", "higher", "Minority precision with <method>",
+                   "Precision of the minority class of the model retrained with <method>."),
+        MetricSpec("<method>:minority_pr_auc", "higher", "Minority PR-AUC with <method>",
+                   "Average precision of the minority class's score, model retrained with <method>."),
+        MetricSpec("<method>:train_rows", "info", "Training rows with <method>",
+                   "Rows the model was trained on after <method> resampled them."),
+    )
 
     methods: tuple[str, ...]
     minority: str

@@ -8,46 +8,15 @@ import math
 from typing import Any, Mapping
 
 from audit.errors import AuditInputError
+from audit.pipeline._meaning import spec_of
 from audit.results import Finding
 
-# One sentence per metric family (the part of the name before ':' or '@'), for findings.
-MEANINGS = {
-    "accuracy": "share of test examples classified correctly",
-    "clean_accuracy": "share of attacked test examples classified correctly before the attack",
-    "robust_accuracy": "share of test examples still classified correctly under the strongest attack at this budget",
-    "median_min_perturbation": "median distance from a test example to the nearest adversarial example",
-    "robust_accuracy_gap": "difference in robust accuracy between the best and worst protected group",
-    "demographic_parity_difference": "largest gap between groups in the rate of positive predictions",
-    "demographic_parity_ratio": "smallest over largest group selection rate",
-    "disparate_impact": "smallest over largest group selection rate (the four-fifths rule asks for >= 0.8)",
-    "equalized_odds_difference": "largest gap between groups in true- or false-positive rate",
-    "equal_opportunity_difference": "largest gap between groups in true-positive rate",
-    "predictive_parity_difference": "largest gap between groups in precision",
-    "calibration_gap": "largest gap between groups in calibration error",
-    "min_class_recall": "recall of the class the model finds worst",
-    "recall": "share of this class's examples the model finds",
-    "balanced_accuracy": "mean recall over classes",
-    "ece": "expected calibration error: how far confidences are from observed accuracy",
-    "ig_completeness_error": "how far Integrated Gradients attributions miss summing to the output change",
-    "pr_auc": "area under the precision-recall curve for this class",
-    "sensitive_attribution_share": "share of the model's attribution that goes to the sensitive attribute itself",
-    "attack_success_rate": "share of correctly classified examples that the attack flips",
-    "certified_accuracy": "share of test examples provably classified correctly for every perturbation in the budget",
-    "explanation_spearman": "rank correlation between explanations before and after an attack that keeps the label",
-    "explanation_top_k": "overlap of the top features of explanations before and after an attack that keeps the label",
-    "deletion_auc": "how fast the output falls when the most important features are deleted first (lower is more faithful)",
-    "insertion_auc": "how fast the output rises when the most important features are inserted first (higher is more faithful)",
-    "stability": "rank correlation of an explanation with itself under small input noise",
-    "rank_agreement": "rank correlation between two explanation methods",
-    "robust_accuracy_gain": "robust accuracy gained by adversarial training",
-    "clean_accuracy_drop": "clean accuracy lost by adversarial training",
-}
-
-
 def meaning(metric: str) -> str:
-    name = metric.split(".", 1)[-1]
-    family = name.replace("@", ":").split(":")[0]
-    return MEANINGS.get(family, f"the audit metric {name}")
+    """One sentence saying what "<section>.<metric>" is, from its analyzer's declared METRICS."""
+    spec = spec_of(metric)
+    if spec is None:
+        return f"The audit metric {metric.split('.', 1)[-1]} (its analyzer declares no meaning for it)."
+    return f"{spec.title_for(metric.split('.', 1)[1])}: {spec.meaning}"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -96,6 +65,13 @@ class Rule:
         if self.metric not in metrics or metrics[self.metric] is None or not math.isfinite(metrics[self.metric]):
             close = difflib.get_close_matches(self.metric, list(metrics), n=3)
             hint = f" Did you mean {', '.join(close)}?" if close else ""
+            every = metrics.get(f"{self.metric}:all_groups")
+            if every is not None:  # a disparity with fewer than two groups large enough to judge
+                return Finding(id=rule_id, status=self.severity, title=f"{self.metric} cannot be judged",
+                               message=f"The policy asks for {self.metric} {bounds}, but fewer than two groups "
+                                       "are large enough to judge (min_group_size / min_count); over every "
+                                       f"group, however small, it is {every:.4g} ({self.metric}:all_groups).",
+                               metric=self.metric, threshold=self.min if self.min is not None else self.max)
             return Finding(id=rule_id, status=self.severity, title=f"{self.metric} was not measured",
                            message=f"The policy asks for {self.metric} {bounds}, but the audit produced no "
                                    f"such metric (is its analyzer enabled?).{hint}",
@@ -105,5 +81,5 @@ class Rule:
         threshold = self.min if self.min is not None else self.max
         return Finding(id=rule_id, status="pass" if ok else self.severity,
                        title=f"{self.metric} = {value:.4g} ({'meets' if ok else 'breaks'} {bounds})",
-                       message=f"{meaning(self.metric).capitalize()}; the policy requires {bounds}.",
+                       message=f"{meaning(self.metric)} The policy requires {bounds}.",
                        metric=self.metric, value=value, threshold=threshold)

@@ -9,6 +9,7 @@ import jinja2
 import yaml
 from matplotlib.figure import Figure
 
+from audit.pipeline._meaning import spec_of
 from audit.render._png import figure_to_data_uri
 from audit.render.figures import audit as audit_figures
 
@@ -35,6 +36,15 @@ def _section_figures(name: str, result: Any) -> list[tuple[str, str]]:
     return [(caption, figure_to_data_uri(fig)) for caption, fig in make(result)]
 
 
+def _declared(metric: str) -> tuple[str, str, str]:
+    """(which way is better, title, meaning) as the metric's analyzer declares it."""
+    spec = spec_of(metric)
+    if spec is None:
+        return "", "", "undeclared"
+    better = {"higher": "higher", "lower": "lower", "info": "neither"}[spec.direction]
+    return better, spec.title_for(metric.split(".", 1)[1]), spec.meaning
+
+
 def _fmt(value: Any) -> str:
     if value is None:
         return "n/a"
@@ -59,7 +69,7 @@ def render_report(report) -> str:
                (f.metric or "").startswith(f"{name}.")]
         sections.append({"name": name, "title": section.title, "skipped": section.skipped,
                          "seconds": section.seconds, "findings": own,
-                         "metrics": sorted(section.metrics().items()),
+                         "metrics": [(k, v, *_declared(f"{name}.{k}")) for k, v in sorted(section.metrics().items())],
                          "figures": _section_figures(name, section.result)})
     counts = {s: sum(f.status == s for f in report.findings) for s in ("pass", "warn", "fail")}
     meta = report.metadata

@@ -46,7 +46,8 @@ def explain_figures(report) -> list[tuple[str, Figure]]:
                         "explained class, blue: against).", xfig.method_grid(report)))
     if "lime" in report.attributions and report.kind == "tabular":
         figures.append(("LIME's local weights for the first explained example.",
-                        xfig.lime_weights(report.attributions["lime"])))
+                        xfig.lime_weights(report.attributions["lime"],
+                                          shown=report.display_rows[0] if report.display_rows else None)))
     if report.curves:
         figures.append(("Faithfulness: deleting (left) or inserting (right) the most important features first "
                         "should move the output fastest; a random order is dashed.", xfig.faithfulness_curves(report)))

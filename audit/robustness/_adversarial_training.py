@@ -24,7 +24,7 @@ import numpy as np
 import optax
 
 from audit.errors import AuditInputError
-from audit.results import Finding, Provenance, Result, timer
+from audit.results import Finding, MetricSpec, Provenance, Result, timer
 from audit.robustness import _core
 from audit.robustness._domain import Domain, NORMS, check_domain, check_eps, direction, domain_for, project
 from audit.robustness._domain import random_start
@@ -154,6 +154,21 @@ class AdversarialTrainingReport(Result):
 
     SCHEMA = "audit.robustness.adversarial_training/1"
     LEGACY_SCHEMAS = (1,)  # same fields; files written before the codec read as they are
+    METRICS = (
+        MetricSpec("clean_accuracy:<model>", "higher", "Clean accuracy, <model> training",
+                   "Share of the sampled test rows classified correctly by the model <model> adversarial "
+                   "training."),
+        MetricSpec("robust_accuracy:<attribute>=<group>:<model>@<eps>", "higher",
+                   "Robust accuracy of <attribute>=<group>, <model>, eps <eps>",
+                   "Worst-case robust accuracy on the group's sampled rows, model <model> adversarial "
+                   "training."),
+        MetricSpec("robust_accuracy:<model>@<eps>", "higher", "Robust accuracy, <model> training, eps <eps>",
+                   "Worst-case robust accuracy on the sampled rows, model <model> adversarial training."),
+        MetricSpec("clean_accuracy_drop", "lower", "Clean accuracy lost",
+                   "Clean accuracy before minus after adversarial training."),
+        MetricSpec("robust_accuracy_gain@<eps>", "higher", "Robust accuracy gained at eps <eps>",
+                   "Robust accuracy after minus before adversarial training at <eps>."),
+    )
 
     recipe: Mapping[str, Any]
     before: RobustnessReport

@@ -19,7 +19,7 @@ import numpy as np
 import numpy.typing as npt
 
 from audit.errors import AuditInputError
-from audit.results import Finding, Provenance, Result, timer
+from audit.results import Finding, MetricSpec, Provenance, Result, timer
 from audit.robustness._domain import Domain
 from audit.robustness._evaluate import (attack_settings, default_attacks, domain_and_grid, run_attacks, sample_rows,
                                         validate)
@@ -42,6 +42,28 @@ class CertificationReport(Result):
 
     SCHEMA = "audit.robustness.certify/1"
     LEGACY_SCHEMAS = (1,)  # same fields; files written before the codec read as they are
+    METRICS = (
+        MetricSpec("clean_accuracy", "higher", "Clean accuracy",
+                   "Share of the certified sample classified correctly without perturbation."),
+        MetricSpec("certified_accuracy:<method>@<eps>", "higher", "Certified accuracy, <method> at eps <eps>",
+                   "Share of the sample provably classified correctly for every perturbation within <eps> "
+                   "(by <method>)."),
+        MetricSpec("certification_gap:<method>@<eps>", "lower", "Certification gap, <method> at eps <eps>",
+                   "Empirical worst-case robust accuracy minus certified accuracy: how loose the certificate"
+                   " is."),
+        MetricSpec("robust_accuracy@<eps>", "higher", "Robust accuracy at eps <eps>",
+                   "Share of the sample still correct under the strongest attack at <eps> (an upper bound on"
+                   " the certified)."),
+        MetricSpec("robust_accuracy:<attack>@<eps>", "higher", "Robust accuracy, <attack> at eps <eps>",
+                   "Share of the sample still correct under <attack> at <eps>."),
+        MetricSpec("smoothed_accuracy", "higher", "Smoothed classifier accuracy",
+                   "Share of the sample the randomized-smoothing classifier gets right (abstentions count as"
+                   " wrong)."),
+        MetricSpec("smoothing_abstain_rate", "lower", "Smoothing abstentions",
+                   "Share of the sample where the smoothed classifier abstains."),
+        MetricSpec("median_certified_radius", "higher", "Median certified radius",
+                   "Median L2 radius certified by randomized smoothing (0 for wrong or abstained rows)."),
+    )
 
     norm: str
     eps: np.ndarray

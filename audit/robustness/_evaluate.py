@@ -11,6 +11,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from audit.data._groups import attribute_groups
 from audit.errors import AuditInputError
 from audit.models._batching import padded_batches
 from audit.results import Provenance, timer
@@ -58,18 +59,6 @@ def _bootstrap(correct: np.ndarray, rows: np.ndarray, *, draws: int, confidence:
     boot = sub[:, idx].mean(axis=2)  # (k, draws)
     alpha = (1 - confidence) / 2
     return acc, np.quantile(boot, alpha, axis=1), np.quantile(boot, 1 - alpha, axis=1)
-
-
-def _groups(values: np.ndarray) -> list[tuple[str, np.ndarray]]:
-    """Group labels per row; numeric attributes with many values are cut into quartile bins."""
-    values = np.asarray(values)
-    if values.dtype.kind in "iuf" and len(np.unique(values)) > 10:
-        edges = np.unique(np.quantile(values, [0.25, 0.5, 0.75]))
-        bins = np.digitize(values, edges)
-        bounds = [values.min(), *edges, values.max()]
-        labels = [f"[{bounds[i]:g}, {bounds[i + 1]:g}{']' if i == len(edges) else ')'}" for i in range(len(edges) + 1)]
-        return [(labels[b], np.flatnonzero(bins == b)) for b in range(len(edges) + 1) if (bins == b).any()]
-    return [(str(v), np.flatnonzero(values == v)) for v in np.unique(values)]
 
 
 @functools.lru_cache(maxsize=16)
@@ -281,8 +270,9 @@ def evaluate(model, data, *, norm: str = "linf", eps: Sequence[float] | None = N
             r = np.flatnonzero(y == ci)
             curves.append(Curve("class", cname, *_bootstrap(ens, r, seed=seed + 200 + ci, **boot), n=int(r.size)))
         for attr in sorted(data.sensitive):
-            values = part.sensitive[attr][rows]
-            for gi, (label, r) in enumerate(_groups(values)):
+            grouping = attribute_groups(data, attr, data.splits[split][rows])  # the data layer's one rule
+            for gi, label in enumerate(grouping.labels):
+                r = np.flatnonzero(grouping.codes == gi)
                 curves.append(Curve("group", label, *_bootstrap(ens, r, seed=seed + 300 + gi, **boot),
                                     n=int(r.size), attribute=attr))
 

@@ -23,7 +23,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from audit.errors import AuditInputError
-from audit.results import Finding, Provenance, Result, timer
+from audit.results import Finding, MetricSpec, Provenance, Result, timer
 from audit.robustness._domain import check_eps, domain_for, project
 from audit.robustness._evaluate import sample_rows
 from audit.models._batching import padded_batches
@@ -128,6 +128,25 @@ class ExplanationStabilityReport(Result):
 
     SCHEMA = "audit.robustness.explanation_stability/1"
     LEGACY_SCHEMAS = (1,)  # same fields; files written before the codec read as they are
+    METRICS = (
+        MetricSpec("label_stable_fraction@<eps>", "higher", "Label-stable share at eps <eps>",
+                   "Share of the sample whose label survives the label-keeping perturbation at <eps>."),
+        MetricSpec("explanation_top_k:<method>@<eps>", "higher", "Top-k overlap of <method> at eps <eps>",
+                   "Overlap of the top-k features of <method> before and after a random label-keeping "
+                   "perturbation at <eps>."),
+        MetricSpec("explanation_spearman:<method>@<eps>", "higher",
+                   "Rank correlation of <method> at eps <eps>",
+                   "Spearman correlation of <method>'s attributions before and after a label-keeping "
+                   "perturbation at <eps>."),
+        MetricSpec("explanation_attack_top_k:<method>@<eps>", "higher",
+                   "Top-k overlap of <method> under attack at eps <eps>",
+                   "Top-k overlap of <method> before and after an attack on the explanation that keeps the "
+                   "label."),
+        MetricSpec("explanation_attack_spearman:<method>@<eps>", "higher",
+                   "Rank correlation of <method> under attack at eps <eps>",
+                   "Spearman correlation of <method> before and after an attack on the explanation that "
+                   "keeps the label."),
+    )
 
     eps: np.ndarray
     methods: tuple[str, ...]

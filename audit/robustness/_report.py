@@ -9,9 +9,10 @@ from typing import Mapping
 import numpy as np
 import numpy.typing as npt
 
-from audit.results import Finding, Provenance, Result
+from audit.results import Finding, MetricSpec, Provenance, Result
 
 CURVE_KINDS = ("attack", "baseline", "class", "group")
+MIN_GROUP_SIZE = 30  # groups with fewer sampled rows are shown but never realise the gap (as in fairness)
 
 
 def eps_name(eps: float) -> str:
@@ -70,6 +71,34 @@ class RobustnessReport(Result):
 
     SCHEMA = "audit.robustness/1"
     LEGACY_SCHEMAS = (1,)  # same fields; files written before the codec read as they are
+    METRICS = (
+        MetricSpec("clean_accuracy", "higher", "Clean accuracy",
+                   "Share of the sampled test rows classified correctly without attack."),
+        MetricSpec("robust_accuracy@<eps>", "higher", "Robust accuracy at eps <eps>",
+                   "Share of the sampled rows still classified correctly under the strongest of the attacks "
+                   "at budget <eps>."),
+        MetricSpec("attack_success_rate@<eps>", "lower", "Attack success rate at eps <eps>",
+                   "Share of the correctly classified sampled rows that some attack flips at budget <eps>."),
+        MetricSpec("robust_accuracy:class=<class>@<eps>", "higher", "Robust accuracy of <class> at eps <eps>",
+                   "Worst-case robust accuracy on the sampled rows of true class <class>."),
+        MetricSpec("robust_accuracy:<attack>@<eps>", "higher", "Robust accuracy, <attack> at eps <eps>",
+                   "Share of the sampled rows still classified correctly under <attack> (or noise baseline) "
+                   "at budget <eps>."),
+        MetricSpec("attack_success_rate:<attack>@<eps>", "lower", "Success rate of <attack> at eps <eps>",
+                   "Share of the correctly classified sampled rows that <attack> flips at budget <eps>."),
+        MetricSpec("robust_accuracy_gap:<attribute>@<eps>", "lower",
+                   "Robust accuracy gap by <attribute> at eps <eps>",
+                   "Best minus worst group's worst-case robust accuracy among the sampled rows, over groups "
+                   "with at least 30 sampled rows."),
+        MetricSpec("median_min_perturbation", "higher", "Median distance to an adversarial example",
+                   "Median smallest perturbation that flips a sampled row (censored at the largest budget)."),
+        MetricSpec("min_perturbation_found_rate", "lower", "Share with an adversarial example",
+                   "Share of searched rows for which an adversarial example was found within the largest "
+                   "budget."),
+        MetricSpec("accuracy_imputed:<k>", "higher", "Accuracy with <k> columns imputed",
+                   "Accuracy on the sampled rows when the most important columns are replaced by their "
+                   "training means."),
+    )
 
     norm: str
     eps: np.ndarray
@@ -128,7 +157,7 @@ class RobustnessReport(Result):
                 out[f"robust_accuracy:class={c.name}@{tag}"] = float(c.accuracy[j])
             for attr in self.attributes:
                 values = [c.accuracy[j] for c in self.curves_of("group", attribute=attr)
-                          if np.isfinite(c.accuracy[j])]
+                          if np.isfinite(c.accuracy[j]) and c.n >= MIN_GROUP_SIZE]
                 if len(values) >= 2:
                     out[f"robust_accuracy_gap:{attr}@{tag}"] = float(max(values) - min(values))
         if self.min_distance.size:

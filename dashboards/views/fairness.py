@@ -36,7 +36,9 @@ class_name = st.selectbox("Class (one-vs-rest)", classes, key="fair_class") if l
 st.subheader(f"Groups of {attribute}")
 st.caption(f"Grouping: {chosen.rule}." + (f" Empty cells: {', '.join(chosen.empty_groups)}." if chosen.empty_groups else ""))
 table = chosen.table(class_name)
+small = {g for m in table.too_small for g in table.small_groups(m)}
 frame = pd.DataFrame({"group": table.groups, "rows": np.asarray(chosen.sizes, int),
+                      "too small to judge": [g in small for g in table.groups],
                       **{m: np.asarray(v, np.float64) for m, v in table.values.items()}})
 st.dataframe(frame, hide_index=True, width="stretch")
 
@@ -46,7 +48,8 @@ with c1:
 with c2:
     st.pyplot(ffig.group_heatmap(result, attribute=attribute, class_name=class_name))
 rows = [{"disparity": d.name, "value": d.value, "interval": f"[{d.ci_low:.3f}, {d.ci_high:.3f}]",
-         "between": f"{d.high_group} vs {d.low_group}", "significant": d.significant}
+         "between": f"{d.high_group} vs {d.low_group}", "significant": d.significant,
+         "all groups": d.all_groups_value, "too small to judge": ", ".join(d.small_groups)}
         for d in chosen.disparities if d.class_name == class_name]
 st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
 own = [f for f in result.findings if attribute in (f.metric or "") or attribute in f.id]

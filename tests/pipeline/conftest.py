@@ -10,12 +10,14 @@ import numpy as np
 import pytest
 
 from audit.pipeline import ANALYZERS, AnalyzerSpec
-from audit.results import Finding, Provenance, to_jsonable
+from audit.results import Finding, MetricSpec, Provenance, to_jsonable
 
 
 @dataclasses.dataclass(frozen=True)
 class AccuracyResult:
     SCHEMA = 1
+    METRICS = (MetricSpec("accuracy", "higher", "Accuracy", "Share of test rows classified correctly."),
+               MetricSpec("recall:<class>", "higher", "Recall of <class>", "Share of class <class> found."))
     accuracy: float
     per_class: np.ndarray
     scores: np.ndarray

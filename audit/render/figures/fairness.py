@@ -45,7 +45,9 @@ def disparity_chart(report, *, attribute: str | None = None, class_name: str | N
     ax.axvline(0, color="0.6", lw=0.8)
     ax.axvline(limit, color="#c0392b", lw=0.8, ls="--")
     ax.set_yticks(ypos, [d.name.replace("_", " ") for d in ds], fontsize=8)
-    ax.set_xlabel("gap between the two most different groups (interval: bootstrap)")
+    small = sorted({g for d in ds for g in d.small_groups})
+    ax.set_xlabel("gap between the two most different groups large enough to judge (interval: bootstrap)"
+                  + (f"\ntoo small to judge: {', '.join(small)}" if small else ""))
     ax.set_title(f"Disparities by {a.name} (class {cls!r})")
     ax.spines[["top", "right"]].set_visible(False)
     fig.tight_layout()
@@ -64,8 +66,10 @@ def group_heatmap(report, *, attribute: str | None = None, class_name: str | Non
         ax.text(j, i, "n/a" if not np.isfinite(v) else f"{v:.2f}", ha="center", va="center", fontsize=7,
                 color="white" if np.isfinite(v) and v < 0.6 else "black")
     ax.set_xticks(range(len(_TABLE)), [m.replace("_", " ") for m in _TABLE], rotation=35, ha="right", fontsize=8)
-    ax.set_yticks(range(len(table.groups)), [f"{g} (n={int(n)})" for g, n in zip(table.groups, a.sizes)],
-                  fontsize=8)
+    small = {g for m in _TABLE for g in table.small_groups(m)}
+    ax.set_yticks(range(len(table.groups)),
+                  [f"{g} (n={int(n)}{', too small to judge' if g in small else ''})"
+                   for g, n in zip(table.groups, a.sizes)], fontsize=8)
     ax.set_title(f"Group metrics by {a.name} (class {table.class_name!r})")
     fig.tight_layout()
     return fig

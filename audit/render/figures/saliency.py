@@ -82,12 +82,15 @@ def method_grid(report, *, examples: Sequence[int] | None = None, alpha: float =
     return fig
 
 
-def lime_weights(attribution, *, example: int = 0, top: int = 10) -> Figure:
+def lime_weights(attribution, *, example: int = 0, top: int = 10, shown=None) -> Figure:
     """Bars of one example's attributions per feature (LIME's contributions for tabular data,
-    superpixel weights for images), largest magnitude on top."""
+    superpixel weights for images), largest magnitude on top. `shown`: the example's raw values
+    as text (ExplanationReport.display_rows), labelled "feature = value"."""
     if attribution.level == "raw" or attribution.values.ndim == 2:
         values = attribution.flat[example]
         names = list(attribution.feature_names) or [f"x{j}" for j in range(len(values))]
+        if shown is not None and len(shown) == len(names):
+            names = [f"{n} = {v}" for n, v in zip(names, shown)]
     else:
         weights = np.asarray(attribution.extras.get("segment_weights", attribution.flat)[example])
         values = weights[np.isfinite(weights)]

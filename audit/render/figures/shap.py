@@ -11,6 +11,8 @@ import numpy as np
 from matplotlib.colors import LinearSegmentedColormap, Normalize
 from matplotlib.figure import Figure
 
+from audit.data._encoding import format_value
+
 POSITIVE, NEGATIVE = "#ff0051", "#008bfb"  # shap's red and blue
 VALUE_CMAP = LinearSegmentedColormap.from_list("shap_value", [NEGATIVE, "#8a2be2", POSITIVE])
 
@@ -103,12 +105,8 @@ def _mappable():
 
 
 def _fmt(value) -> str:
-    if isinstance(value, str):
-        return value
-    try:
-        return f"{float(value):.4g}"
-    except (TypeError, ValueError):
-        return str(value)
+    """A feature's value as the data has it (display values are rounded by the encoding)."""
+    return format_value(value)
 
 
 def waterfall(result, index: int = 0, *, max_display: int = 10) -> Figure:

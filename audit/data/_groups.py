@@ -1,5 +1,8 @@
 """Group labels for a sensitive attribute: categories as they are, continuous values binned.
 
+The one grouping rule of the project: fairness, robustness per group and the dashboard all call
+`attribute_groups`, so 'age' means the same bands in every section of a report.
+
 Binning rule (documented, deterministic): a numeric attribute with more than `max_levels`
 distinct values is continuous. It is cut at the given `edges` or, by default, at the
 `n_bins`-quantiles of all the data set's rows (rounded to whole numbers when the values are whole,
@@ -97,3 +100,26 @@ def subset(grouping: Grouping, rows: np.ndarray) -> Grouping:
     present, new = np.unique(codes, return_inverse=True)
     return dataclasses.replace(grouping, labels=tuple(grouping.labels[i] for i in present),
                                codes=new.astype(np.int64))
+
+
+def attribute_groups(data, attribute: str, rows=None, *, edges: Sequence[float] | None = None,
+                     n_bins: int = 4) -> Grouping:
+    """The groups of `attribute` ("sex", or an intersection "sex&age") on `rows` of `data`.
+
+    Continuous attributes are binned over ALL the data set's rows (module docstring) before
+    restricting to `rows`, so every section that audits a subset of rows (a split, a sample)
+    names the same bands. `edges` (interior bin edges) apply to every part of an intersection
+    that is continuous; pass a mapping {name: edges} for per-attribute edges.
+    """
+    names = attribute.split("&")
+    if not 1 <= len(names) <= 2:
+        raise AuditInputError(f"attribute {attribute!r}: give a name or two names joined by '&'.")
+    rows = np.arange(len(data.y)) if rows is None else np.asarray(rows, dtype=np.int64)
+    parts = []
+    for name in names:
+        if name not in data.sensitive:
+            raise AuditInputError(f"{data.name} has no sensitive attribute {name!r}; it has "
+                                  f"{sorted(data.sensitive)}.")
+        own = edges.get(name) if isinstance(edges, dict) else edges
+        parts.append(subset(make_grouping(data.sensitive[name], name, edges=own, n_bins=n_bins), rows))
+    return parts[0] if len(parts) == 1 else intersect(parts[0], parts[1])
