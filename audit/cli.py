@@ -1,6 +1,7 @@
 """The `audit` command.
 
-Exit codes: 0 success (policy passed), 1 policy failed or a regression, 2 bad input or an error,
+Exit codes (every command, `audit demo` included): 0 success (policy passed), 1 policy failed
+or a regression, 2 bad input or an error,
 with a one-line reason on stderr (the traceback only with --debug).
 """
 
@@ -21,6 +22,9 @@ def _train(args: argparse.Namespace) -> int:
     from audit import datasets
     from audit.models import train
 
+    if os.path.isfile(os.path.join(args.out, "manifest.json")) and not args.force:
+        raise AuditInputError(f"{args.out!r} already holds a checkpoint (an audit config may use it); "
+                              "choose another --out, or pass --force to replace it.")
     data = datasets.load(args.dataset, seed=args.seed)
     options = {} if args.epochs is None else {"epochs": args.epochs}
     model = train(args.arch or ("cnn" if data.kind == "image" else "mlp"), data, seed=args.seed,
@@ -28,6 +32,8 @@ def _train(args: argparse.Namespace) -> int:
     test = data.part("test")
     accuracy = model.accuracy(test.X, test.y)
     majority = float((test.y == np.bincount(test.y).argmax()).mean())
+    model = model.replace(metadata={**model.metadata, "data": {
+        **model.metadata.get("data", {}), "config": {"dataset": args.dataset}, "seed": args.seed}})
     path = model.save(args.out)
     history = model.metadata["training"]
     print(f"{data.name}: test accuracy {accuracy:.4f} (majority class {majority:.4f}), "
@@ -90,29 +96,36 @@ def _diff(args: argparse.Namespace) -> int:
 
 
 def _config_path(name: str) -> str:
-    """reports/<name>.yaml in the working directory, else next to the installed package."""
-    for base in (os.getcwd(), os.path.dirname(os.path.dirname(os.path.abspath(__file__)))):
-        path = os.path.join(base, "reports", f"{name}.yaml")
+    """reports/<name>.yaml in the working directory (a checkout), else the copy shipped in the
+    package (audit/demos/, links to reports/ in the checkout; real files in a wheel)."""
+    for path in (os.path.join(os.getcwd(), "reports", f"{name}.yaml"),
+                 os.path.join(os.path.dirname(os.path.abspath(__file__)), "demos", f"{name}.yaml")):
         if os.path.isfile(path):
             return path
-    raise AuditInputError(f"demo config reports/{name}.yaml not found; run `audit demo` from the "
-                          "flax-audit checkout.")
+    raise AuditInputError(f"demo config {name}.yaml not found in reports/ nor in the installed package; "
+                          "reinstall flax-audit.")
 
 
 def _demo(args: argparse.Namespace) -> int:
+    import dataclasses
     import time
 
     from audit.pipeline import AuditConfig, run_config
 
+    passed = True
     for name in args.only or DEMOS:
         start = time.perf_counter()
         config = AuditConfig.from_yaml(_config_path(name))
+        # models/<name> under the working folder, also when the config comes from the package
+        config = dataclasses.replace(config, model={**config.model, "path": os.path.abspath(
+            os.path.join(args.models, config.name))})
         report, _, _ = run_config(config, progress=not args.quiet)
         _, html_path = _write_outputs(report, os.path.join(args.out, config.name))
         print(_summary(report))
         print(f"  {time.perf_counter() - start:.0f} s; report: {os.path.abspath(html_path)}")
+        passed = passed and report.passed
     print("open the reports above in a browser, or explore them with `audit dashboard`")
-    return 0
+    return 0 if passed else 1  # the same contract as `audit run`: 1 when a policy failed
 
 
 def _dashboard_app() -> str:
@@ -169,6 +182,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--arch", choices=("mlp", "cnn"), help="zoo architecture (default: by data kind)")
     p.add_argument("--epochs", type=int, help="maximum epochs (early stopping may end sooner)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--force", action="store_true", help="replace a checkpoint already at --out")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(handler=_train)
 
@@ -189,8 +203,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tolerance", type=float, default=0.01, help="ignore metric moves up to this (absolute)")
     p.set_defaults(handler=_diff)
 
-    p = commands.add_parser("demo", help="train the bundled models if needed and audit credit and mnist")
+    p = commands.add_parser("demo", help="train the bundled models if needed and audit credit and mnist "
+                            "(exit 1 when a policy fails, like `audit run`)")
     p.add_argument("--out", default=os.path.join("reports", "out"), help="output folder")
+    p.add_argument("--models", default="models", help="checkpoint folder (reused when present; default models)")
     p.add_argument("--only", nargs="+", choices=DEMOS, help="run only these demos")
     p.add_argument("--quiet", action="store_true", help="no progress output")
     p.set_defaults(handler=_demo)

@@ -145,8 +145,8 @@ class AuditConfig:
             raise AuditInputError(f"config {path!r} is empty.")
         config = cls.from_dict(d, source=path, lines=_lines(text))
         base = os.path.dirname(os.path.abspath(path))
-        return dataclasses.replace(config, data=_resolve(config.data, "csv", base),
-                                   model=_resolve(config.model, "path", base))
+        return dataclasses.replace(config, data=_resolve(config.data, _PATHS["data"], base),
+                                   model=_resolve(config.model, _PATHS["model"], base))
 
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "seed": self.seed, "data": dict(self.data), "model": dict(self.model),
@@ -157,14 +157,18 @@ class AuditConfig:
         return yaml.safe_dump(self.to_dict(), sort_keys=False)
 
 
-def _resolve(section: Mapping[str, Any], key: str, base: str) -> dict[str, Any]:
-    """Relative paths in a YAML file are relative to the working directory if they exist there,
-    else to the file's folder."""
+# Keys that hold file or folder paths, per config section.
+_PATHS = {"data": ("csv",), "model": ("path", "checkpoint", "python_path")}
+
+
+def _resolve(section: Mapping[str, Any], keys: tuple[str, ...], base: str) -> dict[str, Any]:
+    """Relative paths in a YAML file are relative to the file's folder (wherever the command
+    runs from), like paths in a Makefile or a docker-compose file; `~` is the home folder."""
     out = dict(section)
-    if key in out and isinstance(out[key], str) and not os.path.isabs(out[key]) and not os.path.exists(out[key]):
-        candidate = os.path.join(base, out[key])
-        if os.path.exists(candidate):
-            out[key] = candidate
+    for key in keys:
+        if isinstance(out.get(key), str):
+            value = os.path.expanduser(out[key])
+            out[key] = os.path.normpath(value if os.path.isabs(value) else os.path.join(base, value))
     return out
 
 

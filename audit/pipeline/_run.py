@@ -98,7 +98,9 @@ def load_model(config: AuditConfig, data, *, progress: bool = True):
     path = m.get("path")
     if path and os.path.isfile(os.path.join(path, "manifest.json")):
         _log(f"loading model from {path}", progress)
-        return Model.load(path)
+        model = Model.load(path)
+        check_fit(model, data, path, trainable="train" in m)
+        return model
     if "train" not in m:
         where = f"no checkpoint at {path!r} and " if path else ""
         raise AuditInputError(f"{where}the config's 'model' section has no 'train' settings; give "
@@ -107,10 +109,40 @@ def load_model(config: AuditConfig, data, *, progress: bool = True):
     arch = settings.pop("arch", "cnn" if data.kind == "image" else "mlp")
     _log(f"training a {arch} on {data.name} ...", progress)
     model = train(arch, data, seed=config.seed, progress=progress, **settings)
+    recorded = dict((model.metadata or {}).get("data") or {})
+    # how to load the same data again (the dashboard and error messages read it from the manifest)
+    model = model.replace(metadata={**model.metadata, "data": {**recorded, "config": dict(config.data),
+                                                               "seed": config.seed}})
     if path:
         model.save(path)
         _log(f"model saved to {path}", progress)
     return model
+
+
+def check_fit(model, data, path: str, *, trainable: bool = False) -> None:
+    """AuditInputError unless the checkpoint at `path` fits `data`; the message names the
+    checkpoint, what its manifest says it was trained on, and how to fix the clash."""
+    try:
+        model.check_data(data)
+    except AuditInputError as exc:
+        trained = dict((model.metadata or {}).get("data") or {})
+        on = (f"data {trained['name']!r}" if trained.get("name") else "unrecorded data") + (
+            f" (config data section {trained['config']})" if trained.get("config") else "")
+        detail = f"inputs of shape {tuple(model.input_shape)}, classes {list(model.class_names)}"
+        names = trained.get("feature_names") or []
+        if names and data.kind == "tabular":
+            extra = [n for n in data.feature_names if n not in names]
+            lacking = [n for n in names if n not in data.feature_names]
+            if extra:
+                detail += f"; the data here has inputs the model never saw: {extra[:6]}"
+            if lacking:
+                detail += f"; the model had inputs the data here lacks: {lacking[:6]}"
+        fix = ("delete that folder (the config's model.train then trains and saves a fresh model) "
+               "or point model.path at a new folder" if trainable else
+               "point model.path at a checkpoint trained on this data")
+        raise AuditInputError(f"checkpoint {path!r} does not fit the data {data.name!r}: {exc} "
+                              f"It was trained on {on} with {detail}. To fix: load the data the way the "
+                              f"model was trained, or {fix}.") from None
 
 
 def run_config(config: AuditConfig, *, progress: bool = True) -> tuple[AuditReport, Any, Any]:

@@ -1,0 +1,47 @@
+"""Issue #13 in the dashboard: page URLs, landing on the overview, and the "Run an audit" tab
+working on its own preselected defaults (no shape clash, no progress bar left running)."""
+
+from __future__ import annotations
+
+import os
+
+from streamlit.testing.v1 import AppTest
+
+from audit import datasets, train
+
+APP = os.path.join(os.path.dirname(__file__), "..", "..", "dashboards", "app.py")
+
+
+def test_start_is_the_only_default_page_so_every_page_has_its_url():
+    # Streamlit serves the default page at "/" only; /overview must never be the default.
+    source = open(APP).read()
+    assert source.count("default=True") == 1 and 'views/start.py", title="Start", icon=":material/folder_open:", default=True' in source
+    assert "default=have_report" not in source
+
+
+def test_a_report_given_at_start_lands_on_its_overview(credit_report):
+    at = AppTest.from_file(APP, default_timeout=180)
+    at.session_state["report_path"] = credit_report
+    at.run()
+    assert not at.exception
+    assert at.title[0].value == "Audit: credit-small"
+
+
+def test_run_tab_defaults_fit_and_finish(tmp_path, monkeypatch, digits_cnn):
+    data = datasets.load("credit", n=1500, seed=0, include_sensitive=True)
+    model = train("mlp", data, epochs=2, widths=(8,), progress=False, seed=0)
+    recorded = {**model.metadata["data"], "config": {"dataset": "credit", "options": {"n": 1500, "include_sensitive": True}}}
+    model.replace(metadata={**model.metadata, "data": recorded}).save(tmp_path / "models" / "credit")
+    digits_cnn.save(tmp_path / "models" / "aaa-digits")  # another dataset's checkpoint: not offered for credit
+    monkeypatch.chdir(tmp_path)
+    at = AppTest.from_file(os.path.abspath(APP), default_timeout=300)
+    at.switch_page("views/start.py").run()
+    assert at.selectbox(key="run_dataset").value == "credit"
+    options = at.selectbox(key="run_checkpoint").options
+    assert options[0] == os.path.join("models", "credit") and not any("digits" in o for o in options)
+    at.multiselect(key="run_analyzers").set_value(["imbalance"])
+    at.button(key="run_go").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert not at.error, [e.value for e in at.error]
+    assert at.title[0].value == "Audit: credit-dashboard"  # opened the fresh report
+    assert os.path.isfile(tmp_path / "reports" / "out" / "credit-dashboard" / "report.json")
