@@ -146,8 +146,6 @@ def _free_port() -> int:
 
 
 def _dashboard(args: argparse.Namespace) -> int:
-    import subprocess
-
     if args.result is not None and not os.path.isfile(args.result):
         raise AuditInputError(f"report {args.result!r} does not exist; give a report.json written by `audit run`.")
     if not 0 <= args.port < 65536:
@@ -160,10 +158,40 @@ def _dashboard(args: argparse.Namespace) -> int:
     if args.result is not None:
         command += ["--", os.path.abspath(args.result)]
     print(f"dashboard on http://localhost:{port} (Ctrl-C stops it)", flush=True)
+    return _supervise(command)
+
+
+def _supervise(command: list[str]) -> int:
+    """Run `command` as a child; SIGTERM / SIGHUP / Ctrl-C are passed on to it and its exit is
+    awaited, so stopping `audit dashboard` never leaves a Streamlit server behind."""
+    import signal
+    import subprocess
+
+    child = subprocess.Popen(command)
+    forwarded = [0]
+
+    def forward(signum, frame):  # noqa: ARG001 - the signal handler signature
+        forwarded[0] = signum
+        if child.poll() is None:
+            child.send_signal(signal.SIGTERM if signum == signal.SIGHUP else signum)
+
+    previous = {s: signal.signal(s, forward) for s in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT)}
     try:
-        return subprocess.call(command)
-    except KeyboardInterrupt:
-        return 0
+        try:
+            code = child.wait()
+        except BaseException:
+            child.terminate()
+            raise
+        finally:
+            try:
+                child.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                child.kill()
+                child.wait()
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+    return 0 if forwarded[0] else code
 
 
 DEMOS = ("credit", "mnist")

@@ -45,3 +45,40 @@ def test_run_tab_defaults_fit_and_finish(tmp_path, monkeypatch, digits_cnn):
     assert not at.error, [e.value for e in at.error]
     assert at.title[0].value == "Audit: credit-dashboard"  # opened the fresh report
     assert os.path.isfile(tmp_path / "reports" / "out" / "credit-dashboard" / "report.json")
+
+
+def test_dashboard_command_forwards_sigterm_and_waits_for_streamlit(tmp_path):
+    """SIGTERM to `audit dashboard` stops its Streamlit child too (no leaked server)."""
+    import signal
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    server = subprocess.Popen([sys.executable, "-m", "audit.cli", "dashboard", "--port", "0", "--headless"],
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=tmp_path)
+    try:
+        port = int(server.stdout.readline().split("localhost:")[1].split()[0])
+        deadline = time.monotonic() + 120
+        while True:
+            assert server.poll() is None
+            try:
+                with urllib.request.urlopen(f"http://localhost:{port}/_stcore/health", timeout=2) as r:
+                    if r.status == 200:
+                        break
+            except OSError:
+                pass
+            assert time.monotonic() < deadline, "the dashboard server did not come up"
+            time.sleep(0.5)
+        server.send_signal(signal.SIGTERM)
+        assert server.wait(timeout=60) == 0
+        try:
+            urllib.request.urlopen(f"http://localhost:{port}/_stcore/health", timeout=2)
+        except OSError:
+            pass  # the server is gone with its parent
+        else:
+            raise AssertionError("the Streamlit server outlived `audit dashboard`")
+    finally:
+        if server.poll() is None:
+            server.kill()
+            server.wait()
