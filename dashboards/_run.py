@@ -12,6 +12,7 @@ import os
 from typing import Callable
 
 from audit.pipeline import AuditConfig, AuditReport, load_data, load_model, run
+from audit.pipeline._schema import check_against_data
 
 
 def quick_settings(name: str, kind: str) -> dict:
@@ -55,6 +56,7 @@ def run_audit(config: AuditConfig, *, on_step: Callable[[int, int, str], None] |
     total = len(names) + 2
     step(0, total, "loading the data")
     data = load_data(config)
+    check_against_data(config, data)
     step(1, total, "loading the model")
     model = load_model(config, data, progress=False)
     sections, findings, metadata, durations = {}, [], {}, {}

@@ -14,7 +14,8 @@ import yaml
 
 from audit.errors import AuditInputError
 from audit.pipeline._policy import Rule
-from audit.pipeline._registry import ANALYZERS, check_settings
+from audit.pipeline._registry import ANALYZERS, _settings_parameters, check_settings
+from audit.pipeline._schema import check_policy, check_values
 
 _TOP = {"name", "seed", "data", "model", "analyzers", "policy"}
 _DATA_BUNDLED = {"dataset", "options"}
@@ -77,7 +78,8 @@ class _Where:
 
     def __call__(self, *path) -> str:
         name = ".".join(str(p) for p in path) or "(top level)"
-        line = self.lines.get(tuple(path))
+        line = next((self.lines[tuple(path[:k])] for k in range(len(path), 0, -1)
+                     if tuple(path[:k]) in self.lines), None)  # the key's line, else its parent's
         if self.source and line:
             return f"{name!r} ({self.source}, line {line})"
         return repr(name)
@@ -108,11 +110,18 @@ class AuditConfig:
     analyzers: Mapping[str, Mapping[str, Any]] = dataclasses.field(default_factory=dict)
     policy: tuple[Rule, ...] = ()
     source: str | None = None
+    lines: Mapping[tuple, int] = dataclasses.field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "policy", tuple(
             r if isinstance(r, Rule) else Rule.from_dict(r) for r in self.policy))
-        validate(self.to_dict(), _Where(self.source, {}))
+        validate(self.to_dict(), self.where)
+        check_policy(self)
+
+    @property
+    def where(self) -> "_Where":
+        """Formats a key path with the config file and line it came from (for error messages)."""
+        return _Where(self.source, self.lines)
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any], *, source: str | None = None,
@@ -125,7 +134,7 @@ class AuditConfig:
                    analyzers={k: dict(v or {}) for k, v in (d.get("analyzers") or {}).items()},
                    policy=tuple(Rule.from_dict(r, where=where("policy", i))
                                 for i, r in enumerate(d.get("policy") or [])),
-                   source=source)
+                   source=source, lines=dict(lines or {}))
 
     @classmethod
     def from_yaml(cls, path: str | os.PathLike) -> "AuditConfig":
@@ -202,8 +211,10 @@ def validate(d: Mapping[str, Any], where: _Where) -> None:
     for name, settings in analyzers.items():
         if name not in ANALYZERS:
             raise AuditInputError(f"unknown analyzer {where('analyzers', name)}; available: {sorted(ANALYZERS)}.")
-        check_settings(name, _mapping(settings, where, "analyzers", name),
-                       lambda key, _n=name: where("analyzers", _n, key))
+        settings = _mapping(settings, where, "analyzers", name)
+        check_settings(name, settings, lambda key, _n=name: where("analyzers", _n, key))
+        check_values(name, settings, lambda key, *index, _n=name: where("analyzers", _n, key, *index),
+                     _settings_parameters(name))
     policy = d.get("policy") or []
     if not isinstance(policy, (list, tuple)):
         raise AuditInputError(f"{where('policy')} must be a list of rules like "

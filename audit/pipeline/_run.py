@@ -13,6 +13,7 @@ from audit.errors import AuditInputError
 from audit.pipeline._config import AuditConfig
 from audit.pipeline._registry import ANALYZERS, run_analyzer
 from audit.pipeline._report import AuditReport, Section
+from audit.pipeline._schema import check_against_data
 from audit.results import Finding, to_jsonable
 
 _LIBRARIES = ("flax-audit", "jax", "jaxlib", "flax", "optax", "numpy", "scikit-learn", "shap", "lime",
@@ -42,6 +43,7 @@ def run(model, data, config: AuditConfig | None = None, *, progress: bool = True
     """
     config = config or AuditConfig()
     model.check_data(data)
+    check_against_data(config, data)  # before any analyzer runs
     names = list(config.analyzers) or [n for n, spec in ANALYZERS.items() if not spec.retrains]
     sections: dict[str, Section] = {}
     findings: list[Finding] = []
@@ -148,5 +150,6 @@ def check_fit(model, data, path: str, *, trainable: bool = False) -> None:
 def run_config(config: AuditConfig, *, progress: bool = True) -> tuple[AuditReport, Any, Any]:
     """Load data and model as the config says, then `run`. Returns (report, model, data)."""
     data = load_data(config)
+    check_against_data(config, data)  # before the model is trained or any analyzer runs
     model = load_model(config, data, progress=progress)
     return run(model, data, config, progress=progress), model, data
