@@ -70,7 +70,17 @@ def _run(args: argparse.Namespace) -> int:
     json_path, html_path = _write_outputs(report, args.out or os.path.join("reports", "out", config.name))
     print(_summary(report))
     print(f"report written to {os.path.abspath(html_path)} (and {os.path.basename(json_path)})")
+    if report.incomplete:
+        _say_incomplete(report)
+        return 2
     return 0 if report.passed else 1
+
+
+def _say_incomplete(report) -> None:
+    for name, section in report.sections.items():
+        if section.failed:
+            print(f"audit: error: section {name!r} failed: {section.failed} (the report is marked incomplete; "
+                  "the other sections are in it)", file=sys.stderr)
 
 
 def _report(args: argparse.Namespace) -> int:
@@ -112,7 +122,7 @@ def _demo(args: argparse.Namespace) -> int:
 
     from audit.pipeline import AuditConfig, run_config
 
-    passed = True
+    passed, incomplete = True, False
     for name in args.only or DEMOS:
         start = time.perf_counter()
         config = AuditConfig.from_yaml(_config_path(name))
@@ -124,8 +134,11 @@ def _demo(args: argparse.Namespace) -> int:
         print(_summary(report))
         print(f"  {time.perf_counter() - start:.0f} s; report: {os.path.abspath(html_path)}")
         passed = passed and report.passed
+        if report.incomplete:
+            _say_incomplete(report)
+            incomplete = True
     print("open the reports above in a browser, or explore them with `audit dashboard`")
-    return 0 if passed else 1  # the same contract as `audit run`: 1 when a policy failed
+    return 2 if incomplete else 0 if passed else 1  # the same contract as `audit run`
 
 
 def _dashboard_app() -> str:

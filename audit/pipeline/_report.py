@@ -33,6 +33,7 @@ class Section:
     result: Any = None
     skipped: str | None = None
     seconds: float = 0.0
+    failed: str | None = None  # why the analyzer stopped with an error (the report is then incomplete)
 
     def metrics(self) -> dict[str, float]:
         return {} if self.result is None else dict(self.result.metrics())
@@ -52,7 +53,12 @@ class AuditReport:
 
     @property
     def passed(self) -> bool:
-        return not any(f.status == "fail" for f in self.findings)
+        return not self.incomplete and not any(f.status == "fail" for f in self.findings)
+
+    @property
+    def incomplete(self) -> bool:
+        """True when an analyzer failed mid-audit: the other sections are kept, the verdict is fail."""
+        return any(s.failed for s in self.sections.values())
 
     @property
     def verdict(self) -> str:
@@ -68,9 +74,9 @@ class AuditReport:
     # ---- serialisation -------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
         return {"schema": SCHEMA, "kind": "flax-audit-report", "name": self.name,
-                "passed": self.passed, "verdict": self.verdict,
+                "passed": self.passed, "verdict": self.verdict, "incomplete": self.incomplete,
                 "findings": [f.to_dict() for f in self.findings],
-                "sections": {name: {"title": s.title, "skipped": s.skipped, "seconds": s.seconds,
+                "sections": {name: {"title": s.title, "skipped": s.skipped, "seconds": s.seconds, "failed": s.failed,
                                     "result": None if s.result is None else s.result.to_dict()}
                              for name, s in self.sections.items()},
                 "metadata": dict(self.metadata)}
@@ -90,7 +96,7 @@ class AuditReport:
                     raise AuditInputError(f"report section {name!r} is unknown to this flax-audit.")
                 result = ANALYZERS[name].load_result().from_dict(s["result"])
             sections[name] = Section(name=name, title=s["title"], result=result, skipped=s.get("skipped"),
-                                     seconds=float(s.get("seconds", 0.0)))
+                                     seconds=float(s.get("seconds", 0.0)), failed=s.get("failed"))
         return cls(name=d["name"], sections=sections,
                    findings=tuple(Finding.from_dict(f) for f in d["findings"]), metadata=d.get("metadata", {}))
 

@@ -36,7 +36,8 @@ def run(model, data, config: AuditConfig | None = None, *, progress: bool = True
     """Audit `model` on `data` with the analyzers and policy of `config`.
 
     Analyzers run in the order of `config.analyzers` (when the config names none: every
-    analyzer that does not retrain the model);
+    analyzer that does not retrain the model); one that fails with an error is recorded as
+    failed with the reason (a "fail" finding; `report.incomplete` is True) and the rest still run;
     one that does not apply (e.g. fairness without sensitive attributes) is recorded as
     skipped with the reason. Policy rules decide pass / fail; the analyzers' own checks are
     reported as pass / warn. The same seed gives the same numbers.
@@ -57,8 +58,17 @@ def run(model, data, config: AuditConfig | None = None, *, progress: bool = True
             continue
         _log(f"[{i}/{len(names)}] {spec.title} ...", progress)
         t0 = time.perf_counter()
-        result = run_analyzer(name, model, data, settings=dict(config.analyzers.get(name, {})),
-                              seed=config.seed, progress=progress)
+        try:
+            result = run_analyzer(name, model, data, settings=dict(config.analyzers.get(name, {})),
+                                  seed=config.seed, progress=progress)
+        except Exception as exc:  # noqa: BLE001 - keep the finished sections; say which one failed and why
+            why = str(exc) if isinstance(exc, AuditInputError) else f"{type(exc).__name__}: {exc}"
+            _log(f"[{i}/{len(names)}] {spec.title} FAILED: {why}", progress)
+            sections[name] = Section(name=name, title=spec.title, failed=why, seconds=time.perf_counter() - t0)
+            findings.append(Finding(id=f"{name}:failed", status="fail", title=f"{spec.title} did not finish",
+                                    message=f"The {name} analyzer stopped with an error, so this report is "
+                                            f"incomplete: {why}"))
+            continue
         seconds = time.perf_counter() - t0
         _log(f"[{i}/{len(names)}] {spec.title} done in {seconds:.1f} s", progress)
         sections[name] = Section(name=name, title=spec.title, result=result, seconds=seconds)
