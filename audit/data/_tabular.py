@@ -20,6 +20,16 @@ def _check_columns(df: pd.DataFrame, names: Sequence[str], role: str) -> None:
                               f"{[str(c) for c in df.columns]}.")
 
 
+def _check_unique(columns: Sequence[str], where: str) -> None:
+    """Duplicated headers would feed the model one column twice and split its importance."""
+    seen: set[str] = set()
+    for c in columns:
+        if c in seen:
+            raise AuditInputError(f"{where}: column {c!r} appears more than once in the header; rename or "
+                                  "drop the duplicate (each column must have a unique name).")
+        seen.add(c)
+
+
 def _check_numeric(df: pd.DataFrame, name: str) -> None:
     values = pd.to_numeric(df[name], errors="coerce")
     bad = np.flatnonzero(values.isna().to_numpy() & df[name].notna().to_numpy())
@@ -32,6 +42,29 @@ def _check_numeric(df: pd.DataFrame, name: str) -> None:
         row = int(np.flatnonzero(~finite)[0])
         raise AuditInputError(f"column {name!r} row {row}: missing, NaN or infinite value "
                               f"({int((~finite).sum())} rows); impute or drop them first.")
+
+
+def _levels_in_train(splits: dict[str, np.ndarray], frame: pd.DataFrame,
+                     categorical: Sequence[str]) -> dict[str, np.ndarray]:
+    """Move one row of every category level absent from the training rows into them, so a
+    rare level never makes loading depend on the seed (levels unseen later encode as all-zero)."""
+    train = set(splits["train"].tolist())
+    moved: set[int] = set()
+    for col in categorical:
+        if col not in frame.columns:
+            continue
+        values = frame[col].astype(str).to_numpy()
+        seen = set(values[sorted(train)])
+        for level in np.unique(values):
+            if level not in seen:
+                row = int(np.flatnonzero(values == level)[0])
+                train.add(row)
+                moved.add(row)
+                seen.add(level)
+    if not moved:
+        return splits
+    return {"train": np.array(sorted(train), dtype=np.int64),
+            **{k: np.array([r for r in v if r not in moved], dtype=np.int64) for k, v in splits.items() if k != "train"}}
 
 
 def from_pandas(df: pd.DataFrame, *, target: str, sensitive: Sequence[str] = (),
@@ -49,6 +82,7 @@ def from_pandas(df: pd.DataFrame, *, target: str, sensitive: Sequence[str] = (),
         raise AuditInputError(f"expected a pandas DataFrame, got {type(df).__name__}.")
     if len(df) == 0:
         raise AuditInputError(f"{name}: the data has no rows.")
+    _check_unique([str(c) for c in df.columns], name)
     _check_columns(df, [target], "target")
     _check_columns(df, sensitive, "sensitive")
     _check_columns(df, categorical, "categorical")
@@ -95,7 +129,7 @@ def from_pandas(df: pd.DataFrame, *, target: str, sensitive: Sequence[str] = (),
     for col in inputs:
         if col not in categorical:
             frame[col] = pd.to_numeric(frame[col])
-    splits = stratified_split(y, fractions=fractions, seed=seed)
+    splits = _levels_in_train(stratified_split(y, fractions=fractions, seed=seed), frame, categorical)
     encoding = TabularEncoding.fit(frame.iloc[splits["train"]], categorical=list(categorical))
     raw = encoding.raw_matrix(frame.astype({c: str for c in inputs if c in categorical}))
     groups = {}
@@ -115,7 +149,12 @@ def from_csv(path: str | os.PathLike, **kwargs) -> Dataset:
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise AuditInputError(f"CSV file {path!r} does not exist.")
+    import csv
+
     try:
+        with open(path, newline="") as f:  # pandas would silently rename a duplicate to 'income.1'
+            header = next(csv.reader(f), [])
+        _check_unique(header, f"CSV {path!r}")
         df = pd.read_csv(path)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
         raise AuditInputError(f"cannot read CSV {path!r}: {exc}") from None

@@ -1,0 +1,53 @@
+"""Issue #13: duplicated headers are refused naming the column; unseen category levels encode as
+all-zero one-hots (scikit-learn's handle_unknown="ignore") and rare levels stay in training."""
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.preprocessing import OneHotEncoder
+
+from audit import AuditInputError
+from audit.data import from_csv, from_pandas
+
+
+def frame(n=200, seed=0):
+    rng = np.random.default_rng(seed)
+    return pd.DataFrame({"income": rng.normal(size=n), "city": rng.choice(["a", "b", "c"], size=n),
+                         "y": rng.integers(0, 2, size=n)})
+
+
+def test_duplicated_csv_header_is_refused_naming_the_column(tmp_path):
+    path = tmp_path / "d.csv"
+    path.write_text("income,city,income,y\n1,a,2,0\n2,b,3,1\n3,a,1,0\n4,b,2,1\n")
+    with pytest.raises(AuditInputError, match=r"column 'income' appears more than once"):
+        from_csv(path, target="y", categorical=["city"])
+
+
+def test_duplicated_dataframe_columns_are_refused_naming_the_column():
+    df = frame()
+    df = pd.concat([df, df[["income"]]], axis=1)
+    with pytest.raises(AuditInputError, match=r"column 'income' appears more than once"):
+        from_pandas(df, target="y", categorical=["city"])
+
+
+def test_a_level_in_one_row_stays_in_training_for_every_seed():
+    df = frame()
+    df.loc[17, "city"] = "rare"
+    for seed in range(6):
+        data = from_pandas(df, target="y", categorical=["city"], seed=seed)
+        assert 17 in data.splits["train"]
+        assert sorted(np.concatenate(list(data.splits.values()))) == list(range(len(df)))  # a partition
+        assert "city=rare" in data.feature_names
+
+
+def test_unseen_levels_encode_as_zeros_like_sklearn():
+    df = frame()
+    data = from_pandas(df, target="y", categorical=["city"])
+    new = pd.DataFrame({"income": [0.5, 1.0, -1.0], "city": ["b", "zzz", "a"]})
+    raw = data.encoding.raw_matrix(new)
+    assert data.encoding.unknown_rows(raw) == {"city": 1}
+    ours = data.encoding.encode(raw)[:, 1:]
+    sk = OneHotEncoder(handle_unknown="ignore").fit(df.iloc[data.splits["train"]][["city"]])
+    np.testing.assert_array_equal(ours, sk.transform(new[["city"]]).toarray())
+    with pytest.raises(AuditInputError, match="'zzz' was not seen"):
+        data.encoding.raw_matrix(new, handle_unknown="error")
