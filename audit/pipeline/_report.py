@@ -130,7 +130,16 @@ class AuditReport:
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise AuditInputError(f"report {path!r} is not valid JSON ({exc}).") from None
         if isinstance(document, dict) and document.get("sidecar"):
-            sidecar = os.path.join(os.path.dirname(path), os.path.basename(document["sidecar"]))
+            folder = os.path.dirname(path) or "."
+            name = document["sidecar"]
+            if not isinstance(name, str) or os.path.basename(name) != name:
+                raise AuditInputError(f"report {path!r} names the array file {name!r}; it must be a plain "
+                                      "file name next to the report.")
+            sidecar = os.path.join(folder, name)
+            real = os.path.realpath(sidecar)
+            if os.path.dirname(real) != os.path.realpath(folder):
+                raise AuditInputError(f"report {path!r}: its array file {name!r} is a link that leaves the "
+                                      "report's folder; refusing to open it.")
             try:
                 with np.load(sidecar, allow_pickle=False) as npz:
                     arrays = {k: npz[k] for k in npz.files}
