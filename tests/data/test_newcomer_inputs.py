@@ -51,3 +51,20 @@ def test_unseen_levels_encode_as_zeros_like_sklearn():
     np.testing.assert_array_equal(ours, sk.transform(new[["city"]]).toarray())
     with pytest.raises(AuditInputError, match="'zzz' was not seen"):
         data.encoding.raw_matrix(new, handle_unknown="error")
+
+
+def test_dataset_from_arrays_images_and_string_labels():
+    from audit import Dataset
+
+    rng = np.random.default_rng(0)
+    X = rng.random((90, 6, 6, 1))
+    y = np.array(["cat", "dog", "eel"])[np.arange(90) % 3]
+    data = Dataset.from_arrays(X, y, seed=1, sensitive={"site": np.arange(90) % 2})
+    assert data.kind == "image" and data.input_shape == (6, 6, 1) and data.class_names == ("cat", "dog", "eel")
+    np.testing.assert_array_equal(np.array(data.class_names)[data.y], y)
+    assert sorted(np.concatenate(list(data.splits.values()))) == list(range(90))
+    assert {k: len(v) for k, v in data.splits.items()} == {"train": 54, "val": 18, "test": 18}
+    tab = Dataset.from_arrays(rng.random((40, 3)), np.arange(40) % 2)
+    assert tab.kind == "tabular" and tab.feature_names == ("x0", "x1", "x2") and tab.class_names == ("0", "1")
+    with pytest.raises(AuditInputError, match="not in class_names"):
+        Dataset.from_arrays(X, y, class_names=("cat", "dog"))
