@@ -86,9 +86,13 @@ def _say_incomplete(report) -> None:
 def _report(args: argparse.Namespace) -> int:
     from audit.pipeline import AuditReport
 
+    if not args.html and not args.single_file:
+        raise AuditInputError("give --html FILE (the HTML report) and/or --single-file FILE (one JSON file "
+                              "with every array inline, to share).")
     report = AuditReport.load(args.result)
-    path = report.to_html(args.html)
-    print(f"report written to {os.path.abspath(path)}")
+    for path in ([report.to_html(args.html)] if args.html else []) + (
+            [report.to_json(args.single_file, single_file=True)] if args.single_file else []):
+        print(f"report written to {os.path.abspath(path)}")
     return 0
 
 
@@ -233,9 +237,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help="no progress output")
     p.set_defaults(handler=_run)
 
-    p = commands.add_parser("report", help="render a saved report.json as HTML")
+    p = commands.add_parser("report", help="render a saved report.json as HTML, or export it as one file")
     p.add_argument("result", help="report.json written by `audit run`")
-    p.add_argument("--html", required=True, help="HTML file to write")
+    p.add_argument("--html", help="HTML file to write")
+    p.add_argument("--single-file", help="JSON file to write with every array inline (no .arrays.npz), to share")
     p.set_defaults(handler=_report)
 
     p = commands.add_parser("diff", help="compare two reports; exit 1 when the new one regressed")

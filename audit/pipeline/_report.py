@@ -100,11 +100,16 @@ class AuditReport:
         return cls(name=d["name"], sections=sections,
                    findings=tuple(Finding.from_dict(f) for f in d["findings"]), metadata=d.get("metadata", {}))
 
-    def to_json(self, path: str | os.PathLike) -> str:
-        """Write the report as JSON (plus `<stem>.arrays.npz` when it has large arrays)."""
+    def to_json(self, path: str | os.PathLike, *, single_file: bool = False) -> str:
+        """Write the report as JSON (plus `<stem>.arrays.npz` when it has large arrays).
+
+        `single_file=True` keeps every array inline: one larger, self-contained file to share,
+        which `load` reads the same way."""
         path = os.fspath(path)
         arrays: dict[str, np.ndarray] = {}
-        document = _extract_arrays(results.to_jsonable(self.to_dict()), arrays)
+        document = results.to_jsonable(self.to_dict())
+        if not single_file:
+            document = _extract_arrays(document, arrays)
         sidecar = os.path.splitext(path)[0] + ".arrays.npz"
         if arrays:
             document["sidecar"] = os.path.basename(sidecar)

@@ -68,6 +68,8 @@ LISTS: dict[str, tuple[Callable[[Any], bool], str]] = {
     "eps": _NON_NEGATIVE, "eval_eps": _NON_NEGATIVE, "impute_k": _at_least(1),
 }
 
+MAY_BE_EMPTY = {"impute_k"}  # an empty list turns that part off
+
 
 def _choices() -> dict[Any, tuple[str, ...]]:
     """Allowed words per setting, read from the analyzers' own tables (one source of truth)."""
@@ -105,7 +107,7 @@ def check_values(analyzer: str, settings: Mapping[str, Any], where: Where, param
             raise AuditInputError(f"setting {where(key)} must be {rule[1]}, got {value!r}.")
         if key in LISTS and isinstance(value, (list, tuple)):
             ok, text = (SCALARS[(analyzer, key)] if (analyzer, key) in SCALARS else LISTS[key])
-            if not value:
+            if not value and key not in MAY_BE_EMPTY:
                 raise AuditInputError(f"setting {where(key)} is empty; give at least one value.")
             for i, item in enumerate(value):
                 if not ok(item):

@@ -82,3 +82,34 @@ def test_dashboard_command_forwards_sigterm_and_waits_for_streamlit(tmp_path):
         if server.poll() is None:
             server.kill()
             server.wait()
+
+
+def test_single_file_export_loads_without_the_sidecar(credit_report, tmp_path, monkeypatch):
+    import json
+    import shutil
+
+    from audit import AuditReport
+    from audit.cli import main
+    from audit.pipeline import _report
+
+    monkeypatch.setattr(_report, "_SIDECAR_MIN", 16)  # small arrays go to the sidecar too
+    credit_report = AuditReport.load(credit_report).to_json(tmp_path / "orig" / "report.json")
+    assert os.path.isfile(tmp_path / "orig" / "report.arrays.npz")
+    shared = tmp_path / "elsewhere" / "shared.json"
+    assert main(["report", credit_report, "--single-file", str(shared)]) == 0
+    assert sorted(os.listdir(shared.parent)) == ["shared.json"] and "sidecar" not in json.loads(shared.read_text())
+    from audit.results import to_jsonable
+
+    def canonical(report):
+        return json.dumps(to_jsonable(report.to_dict()), sort_keys=True)
+    assert canonical(AuditReport.load(shared)) == canonical(AuditReport.load(credit_report))
+    # the usual export needs its sidecar, with a clear message when it is missing
+    copy = tmp_path / "copy"
+    copy.mkdir()
+    shutil.copy(credit_report, copy / "report.json")
+    try:
+        AuditReport.load(copy / "report.json")
+    except Exception as exc:  # noqa: BLE001
+        assert "array file" in str(exc)
+    else:
+        raise AssertionError("loaded without its sidecar")
