@@ -66,6 +66,15 @@ class AuditReport:
             return "fail"
         return "warn" if any(f.status == "warn" for f in self.findings) else "pass"
 
+    @property
+    def shap(self):
+        """The explain section's SHAP values as a shap.Explanation, ready for shap.plots.*
+        (`shap.plots.beeswarm(report.shap)`, `shap.plots.waterfall(report.shap[0])`); None when
+        the audit computed none."""
+        section = self.sections.get("explain")
+        result = getattr(section.result, "shap", None) if section is not None else None
+        return None if result is None else result.to_explanation()
+
     def metrics(self) -> dict[str, float]:
         """Every section's metrics, named "section.metric"."""
         return {f"{name}.{key}": value for name, section in self.sections.items()

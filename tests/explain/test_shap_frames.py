@@ -23,3 +23,26 @@ def test_dataframe_of_inputs_and_of_raw_columns(credit_small, credit_model):
     np.testing.assert_allclose(got_raw, expected, rtol=1e-5, atol=1e-6)
     with pytest.raises(AuditInputError, match="expected the model's inputs"):
         shap_values(credit_model, raw.rename(columns={"income": "incom"}), bg, data=credit_small)
+
+
+def test_report_shap_plots_with_shap_directly(credit_small, credit_model):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import shap
+
+    from audit import AuditConfig, run
+
+    report = run(credit_model, credit_small, AuditConfig(analyzers={"explain": {"n_examples": 3, "methods": ["shap"],
+                                                                                 "stability_samples": 0,
+                                                                                 "permutation_repeats": 1}}),
+                 progress=False)
+    explanation = report.shap
+    assert isinstance(explanation, shap.Explanation)
+    result = report.sections["explain"].result.shap
+    np.testing.assert_array_equal(explanation.values, result.values)
+    shap.plots.waterfall(explanation[0], show=False)
+    shap.plots.beeswarm(explanation, show=False)
+    shap.plots.bar(explanation, show=False)
+    plt.close("all")
