@@ -51,6 +51,9 @@ class Dataset:
     encoding: TabularEncoding | None = None
     raw: np.ndarray | None = None
     name: str = "dataset"
+    # rows per categorical column whose level the encoding never saw (encoded all-zero); the
+    # audit reports them as a finding
+    unknown_levels: Mapping[str, int] = dataclasses.field(default_factory=dict)
 
     def __post_init__(self) -> None:
         X = np.asarray(self.X)

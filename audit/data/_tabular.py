@@ -71,12 +71,15 @@ def from_pandas(df: pd.DataFrame, *, target: str, sensitive: Sequence[str] = (),
                 categorical: Sequence[str] = (), drop: Sequence[str] = (),
                 include_sensitive: bool = False, class_names: Sequence[str] | None = None,
                 fractions: Sequence[float] = (0.6, 0.2, 0.2), seed: int = 0,
-                name: str = "dataset") -> Dataset:
+                name: str = "dataset", encoding: TabularEncoding | None = None) -> Dataset:
     """A tabular Dataset from a DataFrame.
 
     Every column except `target`, `drop` (and `sensitive`, unless `include_sensitive`) becomes a
     model input: `categorical` ones one-hot, the rest standardised with the training rows'
     statistics. Sensitive columns are kept per row as group labels for the fairness analysis.
+    A category level missing from the training rows gets one of its rows moved there. Pass the
+    `encoding` of the data a model was trained on to encode new data the same way: levels it
+    never saw become all-zero one-hots, counted in `Dataset.unknown_levels`.
     """
     if not isinstance(df, pd.DataFrame):
         raise AuditInputError(f"expected a pandas DataFrame, got {type(df).__name__}.")
@@ -129,8 +132,14 @@ def from_pandas(df: pd.DataFrame, *, target: str, sensitive: Sequence[str] = (),
     for col in inputs:
         if col not in categorical:
             frame[col] = pd.to_numeric(frame[col])
-    splits = _levels_in_train(stratified_split(y, fractions=fractions, seed=seed), frame, categorical)
-    encoding = TabularEncoding.fit(frame.iloc[splits["train"]], categorical=list(categorical))
+    if encoding is None:
+        splits = _levels_in_train(stratified_split(y, fractions=fractions, seed=seed), frame, categorical)
+        encoding = TabularEncoding.fit(frame.iloc[splits["train"]], categorical=list(categorical))
+    else:
+        if list(encoding.raw_names) != inputs:
+            raise AuditInputError(f"{name}: the given encoding takes columns {list(encoding.raw_names)}, "
+                                  f"the data's inputs are {inputs}.")
+        splits = stratified_split(y, fractions=fractions, seed=seed)
     raw = encoding.raw_matrix(frame.astype({c: str for c in inputs if c in categorical}))
     groups = {}
     for col in sensitive:
@@ -141,7 +150,7 @@ def from_pandas(df: pd.DataFrame, *, target: str, sensitive: Sequence[str] = (),
         groups[col] = values if values.dtype.kind in "iuf" else values.astype(str)
     return Dataset(X=encoding.encode(raw), y=y, feature_names=encoding.input_names,
                    class_names=class_names, kind="tabular", sensitive=groups, splits=splits,
-                   encoding=encoding, raw=raw, name=name)
+                   encoding=encoding, raw=raw, name=name, unknown_levels=encoding.unknown_rows(raw))
 
 
 def from_csv(path: str | os.PathLike, **kwargs) -> Dataset:

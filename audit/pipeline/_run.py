@@ -8,6 +8,8 @@ import sys
 import time
 from typing import Any
 
+import numpy as np
+
 from audit._versions import library_versions
 from audit.errors import AuditInputError
 from audit.pipeline._config import AuditConfig
@@ -73,6 +75,16 @@ def run(model, data, config: AuditConfig | None = None, *, progress: bool = True
         _log(f"[{i}/{len(names)}] {spec.title} done in {seconds:.1f} s", progress)
         sections[name] = Section(name=name, title=spec.title, result=result, seconds=seconds)
         findings.extend(_advisory(name, f) for f in result.findings)
+    unknown = dict(getattr(data, "unknown_levels", {}) or {})
+    if unknown:
+        touched = int((np.asarray(data.raw)[:, [data.encoding.raw_names.index(c) for c in unknown]] < 0).any(axis=1).sum())
+        findings.append(Finding(
+            id="data:unknown_levels", status="warn",
+            title=f"{touched} of {len(data)} rows have category levels the encoding never saw",
+            message="These rows were encoded with an all-zero one-hot for the column(s) "
+                    + ", ".join(f"{c} ({n} rows)" for c, n in sorted(unknown.items()))
+                    + "; the model never saw these levels, so its outputs on them are extrapolations.",
+            value=float(touched)))
     report = AuditReport(name=config.name, sections=sections, findings=(), metadata={})
     metrics = report.metrics()
     policy = [rule.evaluate(metrics) for rule in config.policy]

@@ -68,3 +68,24 @@ def test_dataset_from_arrays_images_and_string_labels():
     assert tab.kind == "tabular" and tab.feature_names == ("x0", "x1", "x2") and tab.class_names == ("0", "1")
     with pytest.raises(AuditInputError, match="not in class_names"):
         Dataset.from_arrays(X, y, class_names=("cat", "dog"))
+
+
+def test_new_data_with_the_training_encoding_counts_unknown_levels_as_a_finding(linear_model):
+    import jax.numpy as jnp
+
+    from audit import AuditConfig, run
+    from audit.models import Model
+
+    train_df = frame()
+    train = from_pandas(train_df, target="y", categorical=["city"])
+    new = frame(60, seed=1)
+    new.loc[[3, 5, 8], "city"] = "atlantis"
+    data = from_pandas(new, target="y", categorical=["city"], encoding=train.encoding, name="new")
+    assert data.unknown_levels == {"city": 3}
+    np.testing.assert_array_equal(data.X[[3, 5, 8], 1:], 0.0)
+    params = {"w": jnp.ones((4,), jnp.float32)}
+    model = Model.from_function(lambda p, x: jnp.stack([x @ p["w"], -(x @ p["w"])], -1), params,
+                                input_shape=(4,), class_names=("0", "1"))
+    report = run(model, data, AuditConfig(analyzers={"imbalance": {}}), progress=False)
+    finding = next(f for f in report.findings if f.id == "data:unknown_levels")
+    assert finding.value == 3 and "city (3 rows)" in finding.message and finding.status == "warn"
