@@ -58,3 +58,15 @@ def test_by_group_matches_metricframe(rows):
         assert table.loc[f"{s},{a}", "selection_rate"] == pytest.approx(row["selection_rate"])
         assert table.loc[f"{s},{a}", "true_positive_rate"] == pytest.approx(row["true_positive_rate"])
     assert isinstance(table, pd.DataFrame) and table["count"].sum() == len(y)
+
+
+def test_assess_result_converts_to_pandas(rows):
+    y, pred, sex, _, _ = rows
+    result = audit.fairness.assess(y, pred, sex, name="sex", n_bootstrap=0)
+    frame = result.by_group
+    assert isinstance(frame, pd.DataFrame) and list(frame.index) == list(result.groups)
+    rates = fl.MetricFrame(metrics=fl.selection_rate, y_true=y, y_pred=pred, sensitive_features=sex).by_group
+    for g in result.groups:
+        assert frame.loc[g, "selection_rate"] == pytest.approx(rates[g])
+    both = result.to_frame()
+    assert both.index.names == ["class", "sex"] and len(both) == len(result.tables) * len(result.groups)
