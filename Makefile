@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 setup: $(STAMP)
 
 demo: setup
-	$(BIN)/audit demo
+	$(BIN)/audit demo || [ $$? -eq 1 ]   # exit 1: a policy failed, as the demo audits are meant to
 
 test: setup
 	$(BIN)/python -m pytest -q

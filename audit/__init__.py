@@ -6,6 +6,7 @@ The public names below load lazily, so `import audit` stays cheap (JAX loads on 
 from __future__ import annotations
 
 import importlib
+import importlib.util
 from typing import Any
 
 from audit.errors import AuditInputError
@@ -22,13 +23,20 @@ _PUBLIC = {
     "AuditReport": "audit.pipeline",
 }
 
-__all__ = ["AuditInputError", *_PUBLIC]
+# Public subpackages, imported on first attribute access (`audit.fairness.assess(...)` works
+# right after `import audit`).
+_SUBPACKAGES = ("data", "datasets", "explain", "fairness", "imbalance", "models", "pipeline",
+                "render", "results", "robustness")
+
+__all__ = ["AuditInputError", *_PUBLIC, *(s for s in _SUBPACKAGES if s not in _PUBLIC)]
 
 
 def __getattr__(name: str) -> Any:
     if name in _PUBLIC:
         module = importlib.import_module(_PUBLIC[name])
         return module if module.__name__ == f"audit.{name}" else getattr(module, name)
+    if name in _SUBPACKAGES or (not name.startswith("_") and importlib.util.find_spec(f"audit.{name}")):
+        return importlib.import_module(f"audit.{name}")  # any public subpackage, also ones added later
     raise AttributeError(f"module 'audit' has no attribute {name!r}")
 
 

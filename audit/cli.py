@@ -1,6 +1,7 @@
 """The `audit` command.
 
-Exit codes: 0 success (policy passed), 1 policy failed or a regression, 2 bad input or an error,
+Exit codes (every command, `audit demo` included): 0 success (policy passed), 1 policy failed
+or a regression, 2 bad input or an error,
 with a one-line reason on stderr (the traceback only with --debug).
 """
 
@@ -21,6 +22,9 @@ def _train(args: argparse.Namespace) -> int:
     from audit import datasets
     from audit.models import train
 
+    if os.path.isfile(os.path.join(args.out, "manifest.json")) and not args.force:
+        raise AuditInputError(f"{args.out!r} already holds a checkpoint (an audit config may use it); "
+                              "choose another --out, or pass --force to replace it.")
     data = datasets.load(args.dataset, seed=args.seed)
     options = {} if args.epochs is None else {"epochs": args.epochs}
     model = train(args.arch or ("cnn" if data.kind == "image" else "mlp"), data, seed=args.seed,
@@ -28,6 +32,8 @@ def _train(args: argparse.Namespace) -> int:
     test = data.part("test")
     accuracy = model.accuracy(test.X, test.y)
     majority = float((test.y == np.bincount(test.y).argmax()).mean())
+    model = model.replace(metadata={**model.metadata, "data": {
+        **model.metadata.get("data", {}), "config": {"dataset": args.dataset}, "seed": args.seed}})
     path = model.save(args.out)
     history = model.metadata["training"]
     print(f"{data.name}: test accuracy {accuracy:.4f} (majority class {majority:.4f}), "
@@ -64,15 +70,29 @@ def _run(args: argparse.Namespace) -> int:
     json_path, html_path = _write_outputs(report, args.out or os.path.join("reports", "out", config.name))
     print(_summary(report))
     print(f"report written to {os.path.abspath(html_path)} (and {os.path.basename(json_path)})")
+    if report.incomplete:
+        _say_incomplete(report)
+        return 2
     return 0 if report.passed else 1
+
+
+def _say_incomplete(report) -> None:
+    for name, section in report.sections.items():
+        if section.failed:
+            print(f"audit: error: section {name!r} failed: {section.failed} (the report is marked incomplete; "
+                  "the other sections are in it)", file=sys.stderr)
 
 
 def _report(args: argparse.Namespace) -> int:
     from audit.pipeline import AuditReport
 
+    if not args.html and not args.single_file:
+        raise AuditInputError("give --html FILE (the HTML report) and/or --single-file FILE (one JSON file "
+                              "with every array inline, to share).")
     report = AuditReport.load(args.result)
-    path = report.to_html(args.html)
-    print(f"report written to {os.path.abspath(path)}")
+    for path in ([report.to_html(args.html)] if args.html else []) + (
+            [report.to_json(args.single_file, single_file=True)] if args.single_file else []):
+        print(f"report written to {os.path.abspath(path)}")
     return 0
 
 
@@ -90,29 +110,39 @@ def _diff(args: argparse.Namespace) -> int:
 
 
 def _config_path(name: str) -> str:
-    """reports/<name>.yaml in the working directory, else next to the installed package."""
-    for base in (os.getcwd(), os.path.dirname(os.path.dirname(os.path.abspath(__file__)))):
-        path = os.path.join(base, "reports", f"{name}.yaml")
+    """reports/<name>.yaml in the working directory (a checkout), else the copy shipped in the
+    package (audit/demos/, links to reports/ in the checkout; real files in a wheel)."""
+    for path in (os.path.join(os.getcwd(), "reports", f"{name}.yaml"),
+                 os.path.join(os.path.dirname(os.path.abspath(__file__)), "demos", f"{name}.yaml")):
         if os.path.isfile(path):
             return path
-    raise AuditInputError(f"demo config reports/{name}.yaml not found; run `audit demo` from the "
-                          "flax-audit checkout.")
+    raise AuditInputError(f"demo config {name}.yaml not found in reports/ nor in the installed package; "
+                          "reinstall flax-audit.")
 
 
 def _demo(args: argparse.Namespace) -> int:
+    import dataclasses
     import time
 
     from audit.pipeline import AuditConfig, run_config
 
+    passed, incomplete = True, False
     for name in args.only or DEMOS:
         start = time.perf_counter()
         config = AuditConfig.from_yaml(_config_path(name))
+        # models/<name> under the working folder, also when the config comes from the package
+        config = dataclasses.replace(config, model={**config.model, "path": os.path.abspath(
+            os.path.join(args.models, config.name))})
         report, _, _ = run_config(config, progress=not args.quiet)
         _, html_path = _write_outputs(report, os.path.join(args.out, config.name))
         print(_summary(report))
         print(f"  {time.perf_counter() - start:.0f} s; report: {os.path.abspath(html_path)}")
+        passed = passed and report.passed
+        if report.incomplete:
+            _say_incomplete(report)
+            incomplete = True
     print("open the reports above in a browser, or explore them with `audit dashboard`")
-    return 0
+    return 2 if incomplete else 0 if passed else 1  # the same contract as `audit run`
 
 
 def _dashboard_app() -> str:
@@ -133,8 +163,6 @@ def _free_port() -> int:
 
 
 def _dashboard(args: argparse.Namespace) -> int:
-    import subprocess
-
     if args.result is not None and not os.path.isfile(args.result):
         raise AuditInputError(f"report {args.result!r} does not exist; give a report.json written by `audit run`.")
     if not 0 <= args.port < 65536:
@@ -147,10 +175,40 @@ def _dashboard(args: argparse.Namespace) -> int:
     if args.result is not None:
         command += ["--", os.path.abspath(args.result)]
     print(f"dashboard on http://localhost:{port} (Ctrl-C stops it)", flush=True)
+    return _supervise(command)
+
+
+def _supervise(command: list[str]) -> int:
+    """Run `command` as a child; SIGTERM / SIGHUP / Ctrl-C are passed on to it and its exit is
+    awaited, so stopping `audit dashboard` never leaves a Streamlit server behind."""
+    import signal
+    import subprocess
+
+    child = subprocess.Popen(command)
+    forwarded = [0]
+
+    def forward(signum, frame):  # noqa: ARG001 - the signal handler signature
+        forwarded[0] = signum
+        if child.poll() is None:
+            child.send_signal(signal.SIGTERM if signum == signal.SIGHUP else signum)
+
+    previous = {s: signal.signal(s, forward) for s in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT)}
     try:
-        return subprocess.call(command)
-    except KeyboardInterrupt:
-        return 0
+        try:
+            code = child.wait()
+        except BaseException:
+            child.terminate()
+            raise
+        finally:
+            try:
+                child.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                child.kill()
+                child.wait()
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+    return 0 if forwarded[0] else code
 
 
 DEMOS = ("credit", "mnist")
@@ -169,6 +227,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--arch", choices=("mlp", "cnn"), help="zoo architecture (default: by data kind)")
     p.add_argument("--epochs", type=int, help="maximum epochs (early stopping may end sooner)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--force", action="store_true", help="replace a checkpoint already at --out")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(handler=_train)
 
@@ -178,9 +237,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help="no progress output")
     p.set_defaults(handler=_run)
 
-    p = commands.add_parser("report", help="render a saved report.json as HTML")
+    p = commands.add_parser("report", help="render a saved report.json as HTML, or export it as one file")
     p.add_argument("result", help="report.json written by `audit run`")
-    p.add_argument("--html", required=True, help="HTML file to write")
+    p.add_argument("--html", help="HTML file to write")
+    p.add_argument("--single-file", help="JSON file to write with every array inline (no .arrays.npz), to share")
     p.set_defaults(handler=_report)
 
     p = commands.add_parser("diff", help="compare two reports; exit 1 when the new one regressed")
@@ -190,8 +250,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--all", action="store_true", help="also list changed interval bounds")
     p.set_defaults(handler=_diff)
 
-    p = commands.add_parser("demo", help="train the bundled models if needed and audit credit and mnist")
+    p = commands.add_parser("demo", help="train the bundled models if needed and audit credit and mnist "
+                            "(exit 1 when a policy fails, like `audit run`)")
     p.add_argument("--out", default=os.path.join("reports", "out"), help="output folder")
+    p.add_argument("--models", default="models", help="checkpoint folder (reused when present; default models)")
     p.add_argument("--only", nargs="+", choices=DEMOS, help="run only these demos")
     p.add_argument("--quiet", action="store_true", help="no progress output")
     p.set_defaults(handler=_demo)

@@ -7,10 +7,12 @@ with the public `Rule.evaluate`), so the saved report is what `audit run` would 
 
 from __future__ import annotations
 
+import json
 import os
 from typing import Callable
 
 from audit.pipeline import AuditConfig, AuditReport, load_data, load_model, run
+from audit.pipeline._schema import check_against_data
 
 
 def quick_settings(name: str, kind: str) -> dict:
@@ -20,6 +22,28 @@ def quick_settings(name: str, kind: str) -> dict:
             "explain": {"n_examples": 4, "stability_samples": 1, "permutation_repeats": 3},
             "imbalance_mitigation": {"train_options": {"epochs": 5}},
             "fairness_mitigation": {"train_options": {"epochs": 5}}}.get(name, {})
+
+
+def checkpoints(dataset: str, folder: str = "models") -> list[tuple[str, dict]]:
+    """Checkpoints under `folder` trained on `dataset`, each with the data section to load that
+    data the same way (as its manifest recorded it, e.g. credit with the sensitive inputs), the
+    ones with a recorded data section first. Checkpoints of other datasets are left out."""
+    found = []
+    for name in sorted(os.listdir(folder)) if os.path.isdir(folder) else []:
+        path = os.path.join(folder, name)
+        try:
+            with open(os.path.join(path, "manifest.json")) as f:
+                trained = (json.load(f).get("metadata") or {}).get("data") or {}
+        except (OSError, ValueError, AttributeError):
+            continue
+        if trained.get("name", dataset) != dataset:
+            continue
+        section = trained.get("config") if isinstance(trained.get("config"), dict) else None
+        if section is not None and section.get("dataset") != dataset:
+            continue
+        found.append((path, section or {"dataset": dataset}, section is not None))
+    found.sort(key=lambda item: not item[2])
+    return [(path, section) for path, section, _ in found]
 
 
 def run_audit(config: AuditConfig, *, on_step: Callable[[int, int, str], None] | None = None,
@@ -32,6 +56,7 @@ def run_audit(config: AuditConfig, *, on_step: Callable[[int, int, str], None] |
     total = len(names) + 2
     step(0, total, "loading the data")
     data = load_data(config)
+    check_against_data(config, data)
     step(1, total, "loading the model")
     model = load_model(config, data, progress=False)
     sections, findings, metadata, durations = {}, [], {}, {}

@@ -31,7 +31,8 @@ def _initial_report() -> str | None:
 
 st.set_page_config(page_title="flax-audit dashboard", page_icon=":material/fact_check:", layout="wide")
 
-if "initialised" not in st.session_state:
+first_run = "initialised" not in st.session_state
+if first_run:
     st.session_state["initialised"] = True
     first = _initial_report()
     if first and _state.REPORT_KEY not in st.session_state:
@@ -39,15 +40,19 @@ if "initialised" not in st.session_state:
 
 loaded = _state.current()
 have_report = loaded is not None and loaded.error is None
+# Start is always the default page: Streamlit serves the default page at "/" only, so a page
+# that is sometimes the default would answer "Page not found" at its own URL (/overview).
 PAGES = {
-    "start": st.Page("views/start.py", title="Start", icon=":material/folder_open:", default=not have_report),
-    "overview": st.Page("views/overview.py", title="Overview", icon=":material/fact_check:", default=have_report),
+    "start": st.Page("views/start.py", title="Start", icon=":material/folder_open:", default=True),
+    "overview": st.Page("views/overview.py", title="Overview", icon=":material/fact_check:", url_path="overview"),
     "explanations": st.Page("views/explanations.py", title="Explanations", icon=":material/lightbulb:"),
     "robustness": st.Page("views/robustness.py", title="Robustness", icon=":material/shield:"),
     "fairness": st.Page("views/fairness.py", title="Fairness", icon=":material/balance:"),
     "imbalance": st.Page("views/imbalance.py", title="Imbalance", icon=":material/bar_chart:"),
 }
 page = st.navigation(list(PAGES.values()))
+if first_run and have_report and page is PAGES["start"]:
+    st.switch_page(PAGES["overview"])  # a report was given: land on its overview
 
 with st.sidebar:
     if loaded is None:

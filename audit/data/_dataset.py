@@ -51,6 +51,9 @@ class Dataset:
     encoding: TabularEncoding | None = None
     raw: np.ndarray | None = None
     name: str = "dataset"
+    # rows per categorical column whose level the encoding never saw (encoded all-zero); the
+    # audit reports them as a finding
+    unknown_levels: Mapping[str, int] = dataclasses.field(default_factory=dict)
 
     def __post_init__(self) -> None:
         X = np.asarray(self.X)
@@ -101,6 +104,46 @@ class Dataset:
         object.__setattr__(self, "class_names", tuple(str(c) for c in self.class_names))
         object.__setattr__(self, "sensitive", sensitive)
         object.__setattr__(self, "splits", splits)
+
+    @classmethod
+    def from_arrays(cls, X: Any, y: Any, *, class_names: Sequence[Any] | None = None,
+                    feature_names: Sequence[str] | None = None, kind: str | None = None,
+                    sensitive: Mapping[str, Any] | None = None, fractions: Sequence[float] = (0.6, 0.2, 0.2),
+                    seed: int = 0, name: str = "dataset") -> "Dataset":
+        """A Dataset from arrays: `X` (n, *input_shape) model inputs as they are (images: (n, H, W, C)),
+        `y` one label per row (class ids, or any labels: sorted, they become `class_names`).
+
+        `kind` defaults to "image" for inputs with more than one axis, else "tabular" (with
+        `feature_names` defaulting to x0, x1, ...). Rows get a seeded stratified train/val/test split.
+        """
+        X = np.asarray(X)
+        labels = np.asarray(y)
+        if labels.ndim != 1:
+            raise AuditInputError(f"{name}: y has shape {labels.shape}; expected one label per row.")
+        if class_names is None:
+            if labels.dtype.kind in "iu":
+                class_names = tuple(str(c) for c in range(int(labels.max()) + 1 if labels.size else 0))
+                ids = labels
+            else:
+                levels = sorted(np.unique(labels.astype(str)))
+                class_names, ids = tuple(levels), np.searchsorted(levels, labels.astype(str))
+        else:
+            class_names = tuple(str(c) for c in class_names)
+            if labels.dtype.kind in "iu":
+                ids = labels
+            else:
+                index = {c: i for i, c in enumerate(class_names)}
+                unknown = sorted(set(labels.astype(str)) - set(index))
+                if unknown:
+                    raise AuditInputError(f"{name}: labels {unknown[:5]} are not in class_names {list(class_names)}.")
+                ids = np.array([index[v] for v in labels.astype(str)])
+        kind = kind or ("image" if X.ndim > 2 else "tabular")
+        if feature_names is None:
+            feature_names = tuple(f"x{j}" for j in range(X.shape[1])) if kind == "tabular" and X.ndim == 2 else ()
+        ids = np.asarray(ids, dtype=np.int64)
+        splits = stratified_split(ids, fractions=fractions, seed=seed) if len(ids) == len(X) else {}
+        return cls(X=X, y=ids, feature_names=tuple(feature_names), class_names=class_names, kind=kind,
+                   sensitive=dict(sensitive or {}), splits=splits, name=name)
 
     # ---- shape facts ---------------------------------------------------------------------
     @property

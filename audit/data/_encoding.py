@@ -127,8 +127,14 @@ class TabularEncoding(Result):
         """Boolean per model input: True where the input belongs to a one-hot block."""
         return np.array([c.kind == "categorical" for c in self.columns for _ in range(c.width)])
 
-    def raw_matrix(self, frame: pd.DataFrame) -> np.ndarray:
-        """Raw columns as floats: numeric values as they are, categoricals as integer codes."""
+    def raw_matrix(self, frame: pd.DataFrame, *, handle_unknown: str = "ignore") -> np.ndarray:
+        """Raw columns as floats: numeric values as they are, categoricals as integer codes.
+
+        A category level not seen in the training rows gets code -1, which `encode` turns into an
+        all-zero one-hot block (scikit-learn's `handle_unknown="ignore"`); `unknown_rows` counts
+        them. `handle_unknown="error"` raises instead."""
+        if handle_unknown not in ("ignore", "error"):
+            raise AuditInputError(f"handle_unknown={handle_unknown!r} must be 'ignore' or 'error'.")
         out = np.empty((len(frame), len(self.columns)), dtype=np.float64)
         for j, c in enumerate(self.columns):
             if c.kind == "categorical":
@@ -136,7 +142,7 @@ class TabularEncoding(Result):
                 index = {cat: i for i, cat in enumerate(c.categories)}
                 codes = np.array([index.get(v, -1) for v in values])
                 unknown = np.flatnonzero(codes < 0)
-                if unknown.size:
+                if unknown.size and handle_unknown == "error":
                     raise AuditInputError(
                         f"column {c.name!r} row {int(unknown[0])}: category {values[unknown[0]]!r} "
                         f"was not seen in the training rows (known: {list(c.categories)}); "
@@ -145,6 +151,12 @@ class TabularEncoding(Result):
             else:
                 out[:, j] = frame[c.name].to_numpy(dtype=np.float64)
         return out
+
+    def unknown_rows(self, raw: np.ndarray) -> dict[str, int]:
+        """Rows per categorical column whose level was not seen in training (encoded all-zero)."""
+        raw = np.asarray(raw, dtype=np.float64)
+        return {c.name: int((raw[:, j] < 0).sum()) for j, c in enumerate(self.columns)
+                if c.kind == "categorical" and (raw[:, j] < 0).any()}
 
     def encode(self, raw: Any, *, xp: Any = np) -> Any:
         """Raw matrix (n, n_raw_columns) -> model inputs (n, n_inputs), float32.
@@ -162,8 +174,10 @@ class TabularEncoding(Result):
         blocks = []
         for j, c in enumerate(self.columns):
             if c.kind == "categorical":
-                codes = xp.clip(xp.rint(raw[:, j]).astype(xp.int32), 0, c.width - 1)
-                blocks.append((codes[:, None] == xp.arange(c.width)[None]).astype(xp.float32))
+                codes = xp.rint(raw[:, j]).astype(xp.int32)
+                known = codes >= 0  # unseen levels (code -1, handle_unknown="ignore"): an all-zero block
+                onehot = xp.clip(codes, 0, c.width - 1)[:, None] == xp.arange(c.width)[None]
+                blocks.append((onehot & known[:, None]).astype(xp.float32))
             else:
                 blocks.append(((raw[:, j] - c.mean) / c.std)[:, None].astype(xp.float32))
         return xp.concatenate(blocks, axis=1)

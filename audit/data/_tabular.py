@@ -20,6 +20,16 @@ def _check_columns(df: pd.DataFrame, names: Sequence[str], role: str) -> None:
                               f"{[str(c) for c in df.columns]}.")
 
 
+def _check_unique(columns: Sequence[str], where: str) -> None:
+    """Duplicated headers would feed the model one column twice and split its importance."""
+    seen: set[str] = set()
+    for c in columns:
+        if c in seen:
+            raise AuditInputError(f"{where}: column {c!r} appears more than once in the header; rename or "
+                                  "drop the duplicate (each column must have a unique name).")
+        seen.add(c)
+
+
 def _check_numeric(df: pd.DataFrame, name: str) -> None:
     values = pd.to_numeric(df[name], errors="coerce")
     bad = np.flatnonzero(values.isna().to_numpy() & df[name].notna().to_numpy())
@@ -34,21 +44,48 @@ def _check_numeric(df: pd.DataFrame, name: str) -> None:
                               f"({int((~finite).sum())} rows); impute or drop them first.")
 
 
+def _levels_in_train(splits: dict[str, np.ndarray], frame: pd.DataFrame,
+                     categorical: Sequence[str]) -> dict[str, np.ndarray]:
+    """Move one row of every category level absent from the training rows into them, so a
+    rare level never makes loading depend on the seed (levels unseen later encode as all-zero)."""
+    train = set(splits["train"].tolist())
+    moved: set[int] = set()
+    for col in categorical:
+        if col not in frame.columns:
+            continue
+        values = frame[col].astype(str).to_numpy()
+        seen = set(values[sorted(train)])
+        for level in np.unique(values):
+            if level not in seen:
+                row = int(np.flatnonzero(values == level)[0])
+                train.add(row)
+                moved.add(row)
+                seen.add(level)
+    if not moved:
+        return splits
+    return {"train": np.array(sorted(train), dtype=np.int64),
+            **{k: np.array([r for r in v if r not in moved], dtype=np.int64) for k, v in splits.items() if k != "train"}}
+
+
 def from_pandas(df: pd.DataFrame, *, target: str, sensitive: Sequence[str] = (),
                 categorical: Sequence[str] = (), drop: Sequence[str] = (),
                 include_sensitive: bool = False, class_names: Sequence[str] | None = None,
                 fractions: Sequence[float] = (0.6, 0.2, 0.2), seed: int = 0,
-                name: str = "dataset") -> Dataset:
+                name: str = "dataset", encoding: TabularEncoding | None = None) -> Dataset:
     """A tabular Dataset from a DataFrame.
 
     Every column except `target`, `drop` (and `sensitive`, unless `include_sensitive`) becomes a
     model input: `categorical` ones one-hot, the rest standardised with the training rows'
     statistics. Sensitive columns are kept per row as group labels for the fairness analysis.
+    A category level missing from the training rows gets one of its rows moved there. Pass the
+    `encoding` of the data a model was trained on to encode new data the same way: levels it
+    never saw become all-zero one-hots, counted in `Dataset.unknown_levels`.
     """
     if not isinstance(df, pd.DataFrame):
         raise AuditInputError(f"expected a pandas DataFrame, got {type(df).__name__}.")
     if len(df) == 0:
         raise AuditInputError(f"{name}: the data has no rows.")
+    _check_unique([str(c) for c in df.columns], name)
     _check_columns(df, [target], "target")
     _check_columns(df, sensitive, "sensitive")
     _check_columns(df, categorical, "categorical")
@@ -95,8 +132,14 @@ def from_pandas(df: pd.DataFrame, *, target: str, sensitive: Sequence[str] = (),
     for col in inputs:
         if col not in categorical:
             frame[col] = pd.to_numeric(frame[col])
-    splits = stratified_split(y, fractions=fractions, seed=seed)
-    encoding = TabularEncoding.fit(frame.iloc[splits["train"]], categorical=list(categorical))
+    if encoding is None:
+        splits = _levels_in_train(stratified_split(y, fractions=fractions, seed=seed), frame, categorical)
+        encoding = TabularEncoding.fit(frame.iloc[splits["train"]], categorical=list(categorical))
+    else:
+        if list(encoding.raw_names) != inputs:
+            raise AuditInputError(f"{name}: the given encoding takes columns {list(encoding.raw_names)}, "
+                                  f"the data's inputs are {inputs}.")
+        splits = stratified_split(y, fractions=fractions, seed=seed)
     raw = encoding.raw_matrix(frame.astype({c: str for c in inputs if c in categorical}))
     groups = {}
     for col in sensitive:
@@ -107,7 +150,7 @@ def from_pandas(df: pd.DataFrame, *, target: str, sensitive: Sequence[str] = (),
         groups[col] = values if values.dtype.kind in "iuf" else values.astype(str)
     return Dataset(X=encoding.encode(raw), y=y, feature_names=encoding.input_names,
                    class_names=class_names, kind="tabular", sensitive=groups, splits=splits,
-                   encoding=encoding, raw=raw, name=name)
+                   encoding=encoding, raw=raw, name=name, unknown_levels=encoding.unknown_rows(raw))
 
 
 def from_csv(path: str | os.PathLike, **kwargs) -> Dataset:
@@ -115,7 +158,12 @@ def from_csv(path: str | os.PathLike, **kwargs) -> Dataset:
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise AuditInputError(f"CSV file {path!r} does not exist.")
+    import csv
+
     try:
+        with open(path, newline="") as f:  # pandas would silently rename a duplicate to 'income.1'
+            header = next(csv.reader(f), [])
+        _check_unique(header, f"CSV {path!r}")
         df = pd.read_csv(path)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
         raise AuditInputError(f"cannot read CSV {path!r}: {exc}") from None

@@ -191,6 +191,29 @@ def global_importance(explanation) -> dict[str, float]:
 
 
 # ---- input checks ------------------------------------------------------------------------
+def _from_frame(name: str, value: Any, data) -> Any:
+    """A pandas DataFrame as model inputs: columns named like the model's inputs are put in
+    their order; with `data` given, raw columns (strings for categoricals) are encoded as its
+    encoding does. Anything else passes through unchanged."""
+    import pandas as pd
+
+    if not isinstance(value, pd.DataFrame):
+        return value
+    columns = [str(c) for c in value.columns]
+    if len(set(columns)) != len(columns):
+        raise AuditInputError(f"{name} has duplicated column names; each column must be named once.")
+    if data is None:
+        return value.to_numpy()
+    encoding = getattr(data, "encoding", None)
+    if list(data.feature_names) and set(columns) == set(data.feature_names):
+        return value[list(data.feature_names)].to_numpy()
+    if encoding is not None and set(columns) >= set(encoding.raw_names):
+        return encoding.encode(encoding.raw_matrix(value[list(encoding.raw_names)]))
+    raise AuditInputError(f"{name} has columns {columns[:8]}; expected the model's inputs "
+                          f"{list(data.feature_names)[:8]} or the raw columns "
+                          f"{list(encoding.raw_names) if encoding is not None else []}.")
+
+
 def _as_rows(name: str, value: Any, model) -> np.ndarray:
     try:
         arr = np.asarray(value, dtype=np.float32)
@@ -271,8 +294,8 @@ def compute_shap(model, X: Any, background: Any, *, method: str = "auto", backen
     backend = _choice("backend", backend, BACKENDS)
     output = _choice("output", output, OUTPUTS)
     seed = check_seed(seed)
-    x = _as_rows("X", X, model)
-    bg = _as_rows("background", background, model)
+    x = _as_rows("X", _from_frame("X", X, data), model)
+    bg = _as_rows("background", _from_frame("background", background, data), model)
     requested = method if method != "auto" else None
     pl = _players.resolve(model, data, players, patch, requested or "auto")
     method = _resolve_method(method, backend, model, pl.n, n_samples)
@@ -349,7 +372,9 @@ def shap_values(model, X: Any, background: Any, *, method: str = "auto", backend
     class (1) for two-class models and the predicted class of each example otherwise (the
     default of every explainer in audit.explain).
     output: "probability" (softmax, default) or "logit". Same seed, same values; an example gets
-    the same values alone or in a batch. For f(x), the explained classes and provenance, use
+    the same values alone or in a batch. X and background may be pandas DataFrames: of the
+    model's inputs (matched by column name), or, with `data`, of raw columns (encoded as `data`
+    encodes them). For f(x), the explained classes and provenance, use
     `compute_shap`, which returns a ShapResult.
     """
     return compute_shap(model, X, background, method=method, backend=backend, players=players,

@@ -102,6 +102,13 @@ class GroupTable(Result):
         flags = self.too_small.get(name, np.zeros(len(self.groups), bool))
         return tuple(g for g, f in zip(self.groups, flags) if f)
 
+    def to_frame(self):
+        """The table as a pandas DataFrame: one row per group, one column per metric."""
+        import pandas as pd
+
+        return pd.DataFrame({k: np.asarray(v, np.float64) for k, v in self.values.items()},
+                            index=pd.Index(self.groups, name=self.attribute))
+
 
 @dataclasses.dataclass(frozen=True, eq=False)
 class AttributeResult(Result):
@@ -123,6 +130,17 @@ class AttributeResult(Result):
             if t.class_name == class_name:
                 return t
         raise KeyError(f"no table for class {class_name!r}; have {[t.class_name for t in self.tables]}")
+
+    @property
+    def by_group(self):
+        """The first analysed class's group table as a DataFrame (like fairlearn's MetricFrame.by_group)."""
+        return self.table().to_frame()
+
+    def to_frame(self):
+        """Every class's group table in one DataFrame indexed by (class, group)."""
+        import pandas as pd
+
+        return pd.concat({t.class_name: t.to_frame() for t in self.tables}, names=["class", self.name])
 
     def disparity(self, name: str, class_name: str | None = None) -> Disparity:
         for d in self.disparities:

@@ -85,8 +85,24 @@ def save(model: Model, directory: str | os.PathLike) -> str:
     return directory
 
 
+def confined(directory: str, name: Any, *, what: str = "checkpoint") -> str:
+    """The path of file `name` inside `directory`, refused (before anything is opened) when it
+    is absolute, climbs out with '..', or is a symlink whose target leaves the folder."""
+    if not isinstance(name, str) or not name or os.path.isabs(name) or "\x00" in name:
+        raise AuditInputError(f"{what} {directory!r} names the file {name!r}; it must be a relative "
+                              "name inside the folder.")
+    root = os.path.realpath(directory)
+    path = os.path.join(directory, name)
+    real = os.path.realpath(path)
+    if os.path.commonpath([root, real]) != root or real == root:
+        raise AuditInputError(f"{what} {directory!r} names the file {name!r}, which resolves outside its "
+                              "folder; refusing to open it (files a checkpoint or report names must lie "
+                              "inside its own folder, not via '..' or symlinks that leave it).")
+    return path
+
+
 def _read_manifest(directory: str) -> dict[str, Any]:
-    path = os.path.join(directory, "manifest.json")
+    path = confined(directory, "manifest.json")
     if not os.path.isfile(path):
         raise AuditInputError(f"{directory!r} is not a checkpoint: no manifest.json inside.")
     try:
@@ -125,7 +141,9 @@ def load(directory: str | os.PathLike, *, model_cls: type[Model], like: Model | 
     """
     directory = os.fspath(directory)
     manifest = _read_manifest(directory)
-    path = os.path.join(directory, manifest["params"].get("file", "params.msgpack"))
+    if not isinstance(manifest["params"], dict):
+        raise AuditInputError(f"checkpoint manifest in {directory!r}: 'params' must be a mapping.")
+    path = confined(directory, manifest["params"].get("file", "params.msgpack"))
     if not os.path.isfile(path):
         raise AuditInputError(f"checkpoint {directory!r} lacks its parameter file {path!r}.")
     with open(path, "rb") as f:

@@ -215,7 +215,10 @@ def train(model: Any, data, *, epochs: int = 30, batch_size: int | None = None,
                                 "sample_weight": sample_weight is not None,
                                 **({"adversarial": adv.settings()} if adv is not None else {})})
     trained = finish(best[2], best[3])
-    metadata = {"training": history.to_dict(), "data": {"name": data.name, "fingerprint": data.fingerprint()}}
+    metadata = {"training": history.to_dict(),
+                "data": {"name": data.name, "fingerprint": data.fingerprint(),
+                         "input_shape": list(data.input_shape),
+                         "feature_names": list(data.feature_names) if data.kind == "tabular" else []}}
     if isinstance(trained, Model):
         return trained.replace(metadata={**trained.metadata, **metadata})
     return Model.from_nnx(trained, input_shape=data.input_shape, class_names=data.class_names,

@@ -14,7 +14,8 @@ import yaml
 
 from audit.errors import AuditInputError
 from audit.pipeline._policy import Rule
-from audit.pipeline._registry import Registry, check_settings, spec_for
+from audit.pipeline._registry import Registry, _settings_parameters, check_settings, spec_for
+from audit.pipeline._schema import check_policy, check_values
 
 _TOP = {"name", "seed", "data", "model", "analyzers", "policy"}
 _DATA_BUNDLED = {"dataset", "options"}
@@ -77,7 +78,8 @@ class _Where:
 
     def __call__(self, *path) -> str:
         name = ".".join(str(p) for p in path) or "(top level)"
-        line = self.lines.get(tuple(path))
+        line = next((self.lines[tuple(path[:k])] for k in range(len(path), 0, -1)
+                     if tuple(path[:k]) in self.lines), None)  # the key's line, else its parent's
         if self.source and line:
             return f"{name!r} ({self.source}, line {line})"
         return repr(name)
@@ -110,11 +112,18 @@ class AuditConfig:
     source: str | None = None
     # the analyzers this config may name (default: audit.pipeline.ANALYZERS); not part of to_dict
     registry: Registry | None = dataclasses.field(default=None, compare=False, repr=False)
+    lines: Mapping[tuple, int] = dataclasses.field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "policy", tuple(
             r if isinstance(r, Rule) else Rule.from_dict(r) for r in self.policy))
-        validate(self.to_dict(), _Where(self.source, {}), self.registry)
+        validate(self.to_dict(), self.where, self.registry)
+        check_policy(self)
+
+    @property
+    def where(self) -> "_Where":
+        """Formats a key path with the config file and line it came from (for error messages)."""
+        return _Where(self.source, self.lines)
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any], *, source: str | None = None,
@@ -127,7 +136,7 @@ class AuditConfig:
                    analyzers={k: dict(v or {}) for k, v in (d.get("analyzers") or {}).items()},
                    policy=tuple(Rule.from_dict(r, where=where("policy", i))
                                 for i, r in enumerate(d.get("policy") or [])),
-                   source=source, registry=registry)
+                   source=source, lines=dict(lines or {}), registry=registry)
 
     @classmethod
     def from_yaml(cls, path: str | os.PathLike, *, registry: Registry | None = None) -> "AuditConfig":
@@ -147,8 +156,8 @@ class AuditConfig:
             raise AuditInputError(f"config {path!r} is empty.")
         config = cls.from_dict(d, source=path, lines=_lines(text), registry=registry)
         base = os.path.dirname(os.path.abspath(path))
-        return dataclasses.replace(config, data=_resolve(config.data, "csv", base),
-                                   model=_resolve(config.model, "path", base))
+        return dataclasses.replace(config, data=_resolve(config.data, _PATHS["data"], base),
+                                   model=_resolve(config.model, _PATHS["model"], base))
 
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "seed": self.seed, "data": dict(self.data), "model": dict(self.model),
@@ -159,14 +168,18 @@ class AuditConfig:
         return yaml.safe_dump(self.to_dict(), sort_keys=False)
 
 
-def _resolve(section: Mapping[str, Any], key: str, base: str) -> dict[str, Any]:
-    """Relative paths in a YAML file are relative to the working directory if they exist there,
-    else to the file's folder."""
+# Keys that hold file or folder paths, per config section.
+_PATHS = {"data": ("csv",), "model": ("path", "checkpoint", "python_path")}
+
+
+def _resolve(section: Mapping[str, Any], keys: tuple[str, ...], base: str) -> dict[str, Any]:
+    """Relative paths in a YAML file are relative to the file's folder (wherever the command
+    runs from), like paths in a Makefile or a docker-compose file; `~` is the home folder."""
     out = dict(section)
-    if key in out and isinstance(out[key], str) and not os.path.isabs(out[key]) and not os.path.exists(out[key]):
-        candidate = os.path.join(base, out[key])
-        if os.path.exists(candidate):
-            out[key] = candidate
+    for key in keys:
+        if isinstance(out.get(key), str):
+            value = os.path.expanduser(out[key])
+            out[key] = os.path.normpath(value if os.path.isabs(value) else os.path.join(base, value))
     return out
 
 
@@ -198,9 +211,11 @@ def validate(d: Mapping[str, Any], where: _Where, registry: Registry | None = No
             raise AuditInputError(f"{where('model', 'train', key)} must be {expected}, got {value!r}.")
     analyzers = _mapping(d.get("analyzers"), where, "analyzers")
     for name, settings in analyzers.items():
-        spec_for(name, registry, where=where("analyzers", name))
-        check_settings(name, _mapping(settings, where, "analyzers", name),
-                       lambda key, _n=name: where("analyzers", _n, key), registry)
+        spec = spec_for(name, registry, where=where("analyzers", name))
+        settings = _mapping(settings, where, "analyzers", name)
+        check_settings(name, settings, lambda key, _n=name: where("analyzers", _n, key), registry)
+        check_values(name, settings, lambda key, *index, _n=name: where("analyzers", _n, key, *index),
+                     _settings_parameters(spec))
     policy = d.get("policy") or []
     if not isinstance(policy, (list, tuple)):
         raise AuditInputError(f"{where('policy')} must be a list of rules like "

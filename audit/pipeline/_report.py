@@ -33,6 +33,7 @@ class Section:
     result: Any = None
     skipped: str | None = None
     seconds: float = 0.0
+    failed: str | None = None  # why the analyzer stopped with an error (the report is then incomplete)
 
     def metrics(self) -> dict[str, float]:
         return {} if self.result is None else dict(self.result.metrics())
@@ -52,13 +53,27 @@ class AuditReport:
 
     @property
     def passed(self) -> bool:
-        return not any(f.status == "fail" for f in self.findings)
+        return not self.incomplete and not any(f.status == "fail" for f in self.findings)
+
+    @property
+    def incomplete(self) -> bool:
+        """True when an analyzer failed mid-audit: the other sections are kept, the verdict is fail."""
+        return any(s.failed for s in self.sections.values())
 
     @property
     def verdict(self) -> str:
         if not self.passed:
             return "fail"
         return "warn" if any(f.status == "warn" for f in self.findings) else "pass"
+
+    @property
+    def shap(self):
+        """The explain section's SHAP values as a shap.Explanation, ready for shap.plots.*
+        (`shap.plots.beeswarm(report.shap)`, `shap.plots.waterfall(report.shap[0])`); None when
+        the audit computed none."""
+        section = self.sections.get("explain")
+        result = getattr(section.result, "shap", None) if section is not None else None
+        return None if result is None else result.to_explanation()
 
     def metrics(self) -> dict[str, float]:
         """Every section's metrics, named "section.metric"."""
@@ -68,9 +83,9 @@ class AuditReport:
     # ---- serialisation -------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
         return {"schema": SCHEMA, "kind": "flax-audit-report", "name": self.name,
-                "passed": self.passed, "verdict": self.verdict,
+                "passed": self.passed, "verdict": self.verdict, "incomplete": self.incomplete,
                 "findings": [f.to_dict() for f in self.findings],
-                "sections": {name: {"title": s.title, "skipped": s.skipped, "seconds": s.seconds,
+                "sections": {name: {"title": s.title, "skipped": s.skipped, "seconds": s.seconds, "failed": s.failed,
                                     "result": None if s.result is None else s.result.to_dict()}
                              for name, s in self.sections.items()},
                 "metadata": dict(self.metadata)}
@@ -92,15 +107,20 @@ class AuditReport:
                     raise AuditInputError(f"report section {name!r} is unknown to this flax-audit.")
                 result = registry[name].result.from_dict(s["result"])
             sections[name] = Section(name=name, title=s["title"], result=result, skipped=s.get("skipped"),
-                                     seconds=float(s.get("seconds", 0.0)))
+                                     seconds=float(s.get("seconds", 0.0)), failed=s.get("failed"))
         return cls(name=d["name"], sections=sections,
                    findings=tuple(Finding.from_dict(f) for f in d["findings"]), metadata=d.get("metadata", {}))
 
-    def to_json(self, path: str | os.PathLike) -> str:
-        """Write the report as JSON (plus `<stem>.arrays.npz` when it has large arrays)."""
+    def to_json(self, path: str | os.PathLike, *, single_file: bool = False) -> str:
+        """Write the report as JSON (plus `<stem>.arrays.npz` when it has large arrays).
+
+        `single_file=True` keeps every array inline: one larger, self-contained file to share,
+        which `load` reads the same way."""
         path = os.fspath(path)
         arrays: dict[str, np.ndarray] = {}
-        document = _extract_arrays(results.to_jsonable(self.to_dict()), arrays)
+        document = results.to_jsonable(self.to_dict())
+        if not single_file:
+            document = _extract_arrays(document, arrays)
         sidecar = os.path.splitext(path)[0] + ".arrays.npz"
         if arrays:
             document["sidecar"] = os.path.basename(sidecar)
@@ -126,7 +146,16 @@ class AuditReport:
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise AuditInputError(f"report {path!r} is not valid JSON ({exc}).") from None
         if isinstance(document, dict) and document.get("sidecar"):
-            sidecar = os.path.join(os.path.dirname(path), os.path.basename(document["sidecar"]))
+            folder = os.path.dirname(path) or "."
+            name = document["sidecar"]
+            if not isinstance(name, str) or os.path.basename(name) != name:
+                raise AuditInputError(f"report {path!r} names the array file {name!r}; it must be a plain "
+                                      "file name next to the report.")
+            sidecar = os.path.join(folder, name)
+            real = os.path.realpath(sidecar)
+            if os.path.dirname(real) != os.path.realpath(folder):
+                raise AuditInputError(f"report {path!r}: its array file {name!r} is a link that leaves the "
+                                      "report's folder; refusing to open it.")
             try:
                 with np.load(sidecar, allow_pickle=False) as npz:
                     arrays = {k: npz[k] for k in npz.files}

@@ -8,11 +8,14 @@ import sys
 import time
 from typing import Any
 
+import numpy as np
+
 from audit._versions import library_versions
 from audit.errors import AuditInputError
 from audit.pipeline._config import AuditConfig
 from audit.pipeline._registry import ANALYZERS, Registry, check_settings, run_analyzer, spec_for
 from audit.pipeline._report import AuditReport, Section
+from audit.pipeline._schema import check_against_data
 from audit.results import Finding, to_jsonable
 
 _LIBRARIES = ("flax-audit", "jax", "jaxlib", "flax", "optax", "numpy", "scikit-learn", "shap", "lime",
@@ -36,7 +39,8 @@ def run(model, data, config: AuditConfig | None = None, *, registry: Registry | 
     """Audit `model` on `data` with the analyzers and policy of `config`.
 
     Analyzers run in the order of `config.analyzers` (when the config names none: every
-    analyzer that does not retrain the model);
+    analyzer that does not retrain the model); one that fails with an error is recorded as
+    failed with the reason (a "fail" finding; `report.incomplete` is True) and the rest still run;
     one that does not apply (e.g. fairness without sensitive attributes) is recorded as
     skipped with the reason. Policy rules decide pass / fail; the analyzers' own checks are
     reported as pass / warn. The same seed gives the same numbers. `registry` (name ->
@@ -50,6 +54,7 @@ def run(model, data, config: AuditConfig | None = None, *, registry: Registry | 
         for name, settings in config.analyzers.items():
             check_settings(name, dict(settings), lambda key, _n=name: f"'analyzers.{_n}.{key}'", registry)
     model.check_data(data)
+    check_against_data(config, data)  # before any analyzer runs
     names = list(config.analyzers) or [n for n, spec in registry.items() if not spec.retrains]
     sections: dict[str, Section] = {}
     findings: list[Finding] = []
@@ -63,12 +68,31 @@ def run(model, data, config: AuditConfig | None = None, *, registry: Registry | 
             continue
         _log(f"[{i}/{len(names)}] {spec.title} ...", progress)
         t0 = time.perf_counter()
-        result = run_analyzer(spec, model, data, settings=dict(config.analyzers.get(name, {})),
-                              seed=config.seed, progress=progress)
+        try:
+            result = run_analyzer(spec, model, data, settings=dict(config.analyzers.get(name, {})),
+                                  seed=config.seed, progress=progress)
+        except Exception as exc:  # noqa: BLE001 - keep the finished sections; say which one failed and why
+            why = str(exc) if isinstance(exc, AuditInputError) else f"{type(exc).__name__}: {exc}"
+            _log(f"[{i}/{len(names)}] {spec.title} FAILED: {why}", progress)
+            sections[name] = Section(name=name, title=spec.title, failed=why, seconds=time.perf_counter() - t0)
+            findings.append(Finding(id=f"{name}:failed", status="fail", title=f"{spec.title} did not finish",
+                                    message=f"The {name} analyzer stopped with an error, so this report is "
+                                            f"incomplete: {why}"))
+            continue
         seconds = time.perf_counter() - t0
         _log(f"[{i}/{len(names)}] {spec.title} done in {seconds:.1f} s", progress)
         sections[name] = Section(name=name, title=spec.title, result=result, seconds=seconds)
         findings.extend(_advisory(name, f) for f in result.findings)
+    unknown = dict(getattr(data, "unknown_levels", {}) or {})
+    if unknown:
+        touched = int((np.asarray(data.raw)[:, [data.encoding.raw_names.index(c) for c in unknown]] < 0).any(axis=1).sum())
+        findings.append(Finding(
+            id="data:unknown_levels", status="warn",
+            title=f"{touched} of {len(data)} rows have category levels the encoding never saw",
+            message="These rows were encoded with an all-zero one-hot for the column(s) "
+                    + ", ".join(f"{c} ({n} rows)" for c, n in sorted(unknown.items()))
+                    + "; the model never saw these levels, so its outputs on them are extrapolations.",
+            value=float(touched)))
     report = AuditReport(name=config.name, sections=sections, findings=(), metadata={})
     metrics = report.metrics()
     policy = [rule.evaluate(metrics) for rule in config.policy]
@@ -106,7 +130,9 @@ def load_model(config: AuditConfig, data, *, progress: bool = True):
     path = m.get("path")
     if path and os.path.isfile(os.path.join(path, "manifest.json")):
         _log(f"loading model from {path}", progress)
-        return Model.load(path)
+        model = Model.load(path)
+        check_fit(model, data, path, trainable="train" in m)
+        return model
     if "train" not in m:
         where = f"no checkpoint at {path!r} and " if path else ""
         raise AuditInputError(f"{where}the config's 'model' section has no 'train' settings; give "
@@ -115,14 +141,45 @@ def load_model(config: AuditConfig, data, *, progress: bool = True):
     arch = settings.pop("arch", "cnn" if data.kind == "image" else "mlp")
     _log(f"training a {arch} on {data.name} ...", progress)
     model = train(arch, data, seed=config.seed, progress=progress, **settings)
+    recorded = dict((model.metadata or {}).get("data") or {})
+    # how to load the same data again (the dashboard and error messages read it from the manifest)
+    model = model.replace(metadata={**model.metadata, "data": {**recorded, "config": dict(config.data),
+                                                               "seed": config.seed}})
     if path:
         model.save(path)
         _log(f"model saved to {path}", progress)
     return model
 
 
+def check_fit(model, data, path: str, *, trainable: bool = False) -> None:
+    """AuditInputError unless the checkpoint at `path` fits `data`; the message names the
+    checkpoint, what its manifest says it was trained on, and how to fix the clash."""
+    try:
+        model.check_data(data)
+    except AuditInputError as exc:
+        trained = dict((model.metadata or {}).get("data") or {})
+        on = (f"data {trained['name']!r}" if trained.get("name") else "unrecorded data") + (
+            f" (config data section {trained['config']})" if trained.get("config") else "")
+        detail = f"inputs of shape {tuple(model.input_shape)}, classes {list(model.class_names)}"
+        names = trained.get("feature_names") or []
+        if names and data.kind == "tabular":
+            extra = [n for n in data.feature_names if n not in names]
+            lacking = [n for n in names if n not in data.feature_names]
+            if extra:
+                detail += f"; the data here has inputs the model never saw: {extra[:6]}"
+            if lacking:
+                detail += f"; the model had inputs the data here lacks: {lacking[:6]}"
+        fix = ("delete that folder (the config's model.train then trains and saves a fresh model) "
+               "or point model.path at a new folder" if trainable else
+               "point model.path at a checkpoint trained on this data")
+        raise AuditInputError(f"checkpoint {path!r} does not fit the data {data.name!r}: {exc} "
+                              f"It was trained on {on} with {detail}. To fix: load the data the way the "
+                              f"model was trained, or {fix}.") from None
+
+
 def run_config(config: AuditConfig, *, progress: bool = True) -> tuple[AuditReport, Any, Any]:
     """Load data and model as the config says, then `run`. Returns (report, model, data)."""
     data = load_data(config)
+    check_against_data(config, data)  # before the model is trained or any analyzer runs
     model = load_model(config, data, progress=progress)
     return run(model, data, config, progress=progress), model, data

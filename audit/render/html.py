@@ -68,6 +68,7 @@ def render_report(report) -> str:
         own = [f for f in findings if f.id.startswith(f"{name}:") or
                (f.metric or "").startswith(f"{name}.")]
         sections.append({"name": name, "title": section.title, "skipped": section.skipped,
+                         "failed": getattr(section, "failed", None),
                          "seconds": section.seconds, "findings": own,
                          "metrics": [(k, v, *_declared(f"{name}.{k}")) for k, v in sorted(section.metrics().items())],
                          "figures": _section_figures(name, section.result)})

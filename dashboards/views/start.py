@@ -60,12 +60,9 @@ with tab_run:
 
     c1, c2 = st.columns(2)
     dataset = c1.selectbox("Dataset", list(NAMES), key="run_dataset")
-    checkpoints = sorted(os.path.join("models", d) for d in (os.listdir("models") if os.path.isdir("models") else [])
-                         if os.path.isfile(os.path.join("models", d, "manifest.json")))
+    found = dict(_run.checkpoints(dataset))  # only checkpoints trained on this dataset
     fresh = f"train a new zoo model (saved to models/{dataset}-dashboard)"
-    preferred = [c for c in checkpoints if os.path.basename(c).startswith(dataset)]
-    options = preferred + [c for c in checkpoints if c not in preferred] + [fresh]
-    checkpoint = c2.selectbox("Model checkpoint", options, key="run_checkpoint")
+    checkpoint = c2.selectbox("Model checkpoint", [*found, fresh], key="run_checkpoint")
     kind = "image" if dataset in ("digits", "mnist") else "tabular"
     available = [n for n, s in ANALYZERS.items() if kind in s.kinds and not s.retrains
                  and not (s.needs_sensitive and kind == "image")]
@@ -73,15 +70,20 @@ with tab_run:
     quick = st.toggle("Quick settings (small samples; seconds to a minute)", value=True, key="run_quick")
     name = st.text_input("Report name", value=f"{dataset}-dashboard", key="run_name")
     if st.button("Run audit", type="primary", key="run_go", disabled=not chosen):
-        model = {"path": checkpoint} if checkpoint != fresh else \
-            {"path": os.path.join("models", f"{dataset}-dashboard"), "train": {"epochs": 10}}
+        if checkpoint in found:  # the data loaded the way this checkpoint was trained on it
+            data, model = found[checkpoint], {"path": checkpoint}
+        else:
+            data, model = {"dataset": dataset}, {"path": os.path.join("models", f"{dataset}-dashboard"),
+                                                 "train": {"epochs": 10}}
+        bar = st.progress(0.0, text="starting")
         try:
-            config = AuditConfig(name=name, seed=0, data={"dataset": dataset}, model=model,
+            config = AuditConfig(name=name, seed=0, data=data, model=model,
                                  analyzers={a: (_run.quick_settings(a, kind) if quick else {}) for a in chosen})
-            bar = st.progress(0.0, text="starting")
             report, path = _run.run_audit(config, on_step=lambda i, n, what: bar.progress(i / n, text=what))
         except Exception as exc:  # noqa: BLE001 - shown as one line
+            bar.empty()  # no progress bar left running over the error
             st.error(_state.describe_error(exc, "the audit"))
         else:
+            bar.empty()
             st.success(f"{report.name}: {report.verdict.upper()}; saved to {path}")
             _open(path)

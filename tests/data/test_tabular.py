@@ -90,7 +90,9 @@ def test_dataset_validation():
 def test_unseen_category_is_reported():
     data = from_pandas(frame(), target="label", categorical=["color"], drop=["group"])
     with pytest.raises(AuditInputError, match="category 'purple' was not seen"):
-        data.encoding.raw_matrix(frame().assign(color="purple"))
+        data.encoding.raw_matrix(frame().assign(color="purple"), handle_unknown="error")
+    raw = data.encoding.raw_matrix(frame().assign(color="purple"))  # default: unknown, all-zero one-hot
+    assert data.encoding.unknown_rows(raw) == {"color": len(frame())}
 
 
 def test_integral_float_target_is_classes():
