@@ -26,6 +26,7 @@ class AnalyzerSpec:
     kinds: tuple[str, ...] = ("tabular", "image")
     needs_sensitive: bool = False
     retrains: bool = False
+    needs_architecture: bool = False  # retrains from the model's recorded architecture (zoo or factory)
 
     def load_function(self) -> Callable[..., Any]:
         return _resolve(self.function)
@@ -41,6 +42,10 @@ class AnalyzerSpec:
             return f"{self.title} needs gradients and the model is marked non-differentiable"
         if self.needs_sensitive and not data.sensitive:
             return f"{self.title} needs sensitive attributes and the data has none"
+        if self.needs_architecture:
+            from audit.models import retrain_unavailable
+
+            return retrain_unavailable(model)
         return None
 
 
@@ -65,9 +70,11 @@ ANALYZERS: dict[str, AnalyzerSpec] = {spec.name: spec for spec in (
     AnalyzerSpec("imbalance", "Class balance, thresholds and calibration", "audit.imbalance:evaluate",
                  "audit.imbalance:ImbalanceReport"),
     AnalyzerSpec("fairness_mitigation", "Fairness mitigations (retrained)", "audit.fairness:mitigate",
-                 "audit.fairness:FairnessMitigation", needs_sensitive=True, retrains=True),
+                 "audit.fairness:FairnessMitigation", needs_sensitive=True, retrains=True,
+                 needs_architecture=True),
     AnalyzerSpec("imbalance_mitigation", "Imbalance mitigations (retrained)", "audit.imbalance:compare_mitigations",
-                 "audit.imbalance:MitigationComparison", retrains=True),
+                 "audit.imbalance:MitigationComparison", retrains=True,
+                 needs_architecture=True),
     AnalyzerSpec("adversarial_training", "Adversarial training (retrained)", "audit.robustness:adversarial_training",
                  "audit.robustness:AdversarialTrainingReport", needs_gradients=True, retrains=True),
 )}
