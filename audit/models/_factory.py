@@ -192,3 +192,74 @@ def from_factory(factory: str, *, input_shape: Sequence[int], class_names: Seque
     arch = {**arch, "checkpoint": checkpoint, "format": format, "step": step}
     params = _orbax.read_into(checkpoint, model.params, format=format, step=step)
     return model.replace(params=params, architecture=arch)
+
+
+# ---- the config's `model:` section ---------------------------------------------------------
+CONFIG_KEYS = {"factory", "checkpoint", "format", "python_path", "step", "output", "retrain", "options"}
+
+
+def check_config(section: Mapping[str, Any], where) -> None:
+    """Validate the factory keys of a config's `model:` section; `where(*keys)` names a key."""
+    if "factory" not in section:
+        stray = sorted(set(section) & (CONFIG_KEYS - {"factory"}))
+        if stray:
+            raise AuditInputError(f"{where(stray[0])} needs {where('factory')} ('package.module:function' that "
+                                  "builds the architecture).")
+        return
+    if "path" in section:
+        raise AuditInputError(f"{where('path')} is for audit's own zoo checkpoints; with a factory name the "
+                              f"weights as {where('checkpoint')}.")
+    checks = {
+        "factory": (lambda v: isinstance(v, str) and v.count(":") == 1 and all(v.split(":")),
+                    "'package.module:function'"),
+        "retrain": (lambda v: v is None or (isinstance(v, str) and v.count(":") == 1 and all(v.split(":"))),
+                    "'package.module:function' or null"),
+        "checkpoint": (lambda v: isinstance(v, str) and v != "", "a path (folder or file)"),
+        "format": (lambda v: v in FORMATS, f"one of {list(FORMATS)}"),
+        "python_path": (lambda v: isinstance(v, (list, str)) and all(isinstance(p, str) for p in
+                                                                     ([v] if isinstance(v, str) else v)),
+                        "a folder or a list of folders"),
+        "step": (lambda v: v is None or (isinstance(v, int) and not isinstance(v, bool) and v >= 0),
+                 "a non-negative integer (a CheckpointManager step) or null"),
+        "output": (lambda v: v in ("logits", "probabilities", "sigmoid"), "'logits', 'probabilities' or 'sigmoid'"),
+        "options": (lambda v: isinstance(v, Mapping), "a mapping of keyword arguments for the factory"),
+    }
+    for key, (ok, expected) in checks.items():
+        if key in section and not ok(section[key]):
+            raise AuditInputError(f"{where(key)} must be {expected}, got {section[key]!r}.")
+    if "checkpoint" not in section and "train" not in section:
+        raise AuditInputError(f"{where('factory')} builds an untrained architecture: give {where('checkpoint')} "
+                              f"(its trained weights) or {where('train')} (train it with audit.models.train).")
+
+
+def resolve_config_paths(section: Mapping[str, Any], base: str) -> dict[str, Any]:
+    """`checkpoint` and `python_path` of a config file, relative to the config's folder."""
+    out = dict(section)
+    if isinstance(out.get("checkpoint"), str):
+        out["checkpoint"] = os.path.normpath(os.path.join(base, out["checkpoint"]))
+    if "python_path" in out:
+        paths = [out["python_path"]] if isinstance(out["python_path"], str) else list(out["python_path"])
+        out["python_path"] = [os.path.normpath(os.path.join(base, p)) for p in paths]
+    return out
+
+
+def from_config(section: Mapping[str, Any], data, *, seed: int = 0, train_settings=None,
+                progress: bool = False) -> Model:
+    """The Model a config's `model: {factory: ...}` section names, for `data` (its input shape and
+    classes); trained with `audit.models.train` when the section has `train:` and no checkpoint."""
+    python_path = section.get("python_path") or []
+    python_path = [python_path] if isinstance(python_path, str) else list(python_path)
+    common = dict(options=section.get("options") or {}, python_path=python_path,
+                  output=section.get("output", "logits"), retrain=section.get("retrain"), seed=seed)
+    if section.get("checkpoint"):
+        return from_factory(section["factory"], input_shape=data.input_shape, class_names=data.class_names,
+                            checkpoint=section["checkpoint"], format=section.get("format", "auto"),
+                            step=section.get("step"), **common)
+    from audit.models._retrain import retrainer
+
+    untrained = from_factory(section["factory"], input_shape=data.input_shape, class_names=data.class_names,
+                             **common)
+    settings = dict(train_settings or {})
+    class_weight = settings.pop("class_weight", None)
+    fit, _ = retrainer(untrained, train_options=settings, seed=seed)
+    return fit(data, progress=progress, class_weight=class_weight)
