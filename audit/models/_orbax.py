@@ -13,6 +13,7 @@ import json
 import os
 import shutil
 import tempfile
+import warnings
 from typing import Any
 
 import jax
@@ -86,10 +87,18 @@ def restore(path: str, *, step: int | None = None) -> Any:
 
     item = os.path.abspath(orbax_item(path, step=step))
     try:
-        tree = ocp.PyTreeCheckpointer().restore(item)
+        with warnings.catch_warnings():  # "sharding info not provided": single-host restore, expected
+            warnings.filterwarnings("ignore", message="Sharding info not provided", category=UserWarning)
+            tree = ocp.PyTreeCheckpointer().restore(item)
     except Exception as exc:  # orbax raises many types for unreadable folders
         raise AuditInputError(f"Orbax could not read {item!r}: {type(exc).__name__}: {exc}") from None
-    return jax.tree_util.tree_map(np.asarray, tree)
+
+    def host(leaf):  # NNX RNG stream keys come back as typed key arrays
+        if jax.dtypes.issubdtype(getattr(leaf, "dtype", np.float32), jax.dtypes.prng_key):
+            return np.asarray(jax.random.key_data(leaf))
+        return np.asarray(leaf)
+
+    return jax.tree_util.tree_map(host, tree)
 
 
 def _select(stored: dict[tuple[str, ...], Any], wanted: set[tuple[str, ...]]) -> dict[tuple[str, ...], Any]:
