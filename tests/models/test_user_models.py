@@ -304,13 +304,15 @@ SMALL = {
     "explain": {"n_examples": 2, "lime_samples": 100, "background_size": 16, "stability_samples": 4,
                 "permutation_repeats": 1},
     "robustness": {"n": 40, "eps": [0.1], "steps": 3, "bootstrap": 0},
-    "certify": {"n": 20, "eps": [0.05], "steps": 3, "n0": 8, "n_samples": 32, "smoothing_attack_steps": 0},
+    "certify": {"n": 20, "eps": [0.05], "steps": 3, "attacks": ["fgsm"], "n0": 8, "n_samples": 32,
+                "smoothing_attack_steps": 0},
     "explanation_stability": {"n": 8, "attack_steps": 2, "attack_samples": 2},
     "fairness": {"n_bootstrap": 20},
     "imbalance": {},
     "fairness_mitigation": {"train_options": {"epochs": 1}, "n_bootstrap": 20},
     "imbalance_mitigation": {"methods": ["none", "class_weight"], "train_options": {"epochs": 1}},
-    "adversarial_training": {"epochs": 1, "n": 40, "eval_steps": 3, "bootstrap": 0, "steps": 2},
+    "adversarial_training": {"epochs": 1, "n": 40, "eval_steps": 3, "bootstrap": 0, "steps": 2,
+                             "attacks": ["fgsm"]},
 }
 
 
