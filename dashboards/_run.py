@@ -46,6 +46,37 @@ def checkpoints(dataset: str, folder: str = "models") -> list[tuple[str, dict]]:
     return [(path, section) for path, section, _ in found]
 
 
+def config_from_file(path: str) -> AuditConfig:
+    """A config file on the server's disk: validated, paths relative to its folder. It may name a
+    factory (the file's author chose to run that code)."""
+    return AuditConfig.from_yaml(path)
+
+
+def config_from_upload(name: str, payload: bytes) -> AuditConfig:
+    """An uploaded config: validated; relative paths are relative to the working directory. An
+    upload may not name a factory or a retrain function: that would run code chosen by whoever
+    uploads; put such a config on disk and open it by path."""
+    import yaml
+
+    from audit.errors import AuditInputError
+    from audit.models._factory import resolve_config_paths
+
+    try:
+        document = yaml.safe_load(payload.decode("utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise AuditInputError(f"{name!r} is not a valid YAML config ({exc}).") from None
+    if not isinstance(document, dict):
+        raise AuditInputError(f"{name!r} is not an audit config (a YAML mapping with data, model, analyzers).")
+    model = document.get("model") or {}
+    if isinstance(model, dict) and ("factory" in model or "retrain" in model):
+        raise AuditInputError(f"{name!r} names Python code (model.factory / model.retrain); an uploaded config "
+                              "may not run code. Save it on the server and open it by path.")
+    config = AuditConfig.from_dict(document, source=name)
+    return AuditConfig(name=config.name, seed=config.seed, data=config.data,
+                       model=resolve_config_paths(config.model, os.getcwd()), analyzers=config.analyzers,
+                       policy=config.policy)
+
+
 def run_audit(config: AuditConfig, *, on_step: Callable[[int, int, str], None] | None = None,
               out_dir: str | None = None) -> tuple[AuditReport, str]:
     """Load the data and model `config` names, run its analyzers with progress callbacks

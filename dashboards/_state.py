@@ -178,6 +178,8 @@ def _context(config_json: str, report_path: str | None, data_fp: str | None, mod
     if not config.data:
         return Context(error="the report does not say which data it audited (it was run from Python "
                              "without a 'data' section), so live what-ifs are off.")
+    if "factory" in config.model:
+        return _factory_context(config, data_fp, model_fp)
     path = _checkpoint(config.model.get("path"), report_path)
     if path is None:
         where = config.model.get("path")
@@ -201,6 +203,33 @@ def _context(config_json: str, report_path: str | None, data_fp: str | None, mod
                         "live results describe the checkpoint, not the report.")
     if tuple(model.input_shape) != tuple(data.input_shape):
         return Context(error=f"the checkpoint takes inputs {model.input_shape} but the data has {data.input_shape}.")
+    return Context(model=model, data=data, warnings=tuple(warnings))
+
+
+def _factory_context(config, data_fp: str | None, model_fp: str | None) -> Context:
+    """A user's model, rebuilt from the factory and checkpoint its config names (importing that
+    code, as the audit itself did)."""
+    from audit.models._factory import from_config
+    from audit.pipeline import load_data
+
+    if not config.model.get("checkpoint"):
+        return Context(error=f"the model came from the factory {config.model['factory']!r} and was trained during "
+                             "the audit without a checkpoint, so live what-ifs are off. Give model.checkpoint.")
+    try:
+        data = load_data(config)
+    except Exception as exc:  # noqa: BLE001
+        return Context(error=describe_error(exc, "loading the audited data"))
+    try:
+        model = from_config(config.model, data, seed=config.seed)
+    except Exception as exc:  # noqa: BLE001
+        return Context(error=describe_error(exc, f"rebuilding the model from {config.model['factory']!r}"))
+    warnings = []
+    if data_fp and data.fingerprint() != data_fp:
+        warnings.append("the data re-created from the config differs from the audited data (fingerprint "
+                        "mismatch); live results may not match the report.")
+    if model_fp and model.fingerprint() != model_fp:
+        warnings.append(f"the checkpoint at {config.model['checkpoint']!r} is not the audited model (fingerprint "
+                        "mismatch); live results describe the checkpoint, not the report.")
     return Context(model=model, data=data, warnings=tuple(warnings))
 
 

@@ -172,7 +172,7 @@ def mitigate(model, data, *, attribute: str | Sequence[str], methods: Sequence[s
     architecture is found; `architecture` and `train_options` override). "thresholds" keeps
     `model` and fits per-group thresholds under `constraint` on the `fit_split` rows.
     """
-    from audit.imbalance._retrain import retrainer
+    from audit.models import retrainer
 
     unknown = [m for m in methods if m not in METHODS]
     if unknown:

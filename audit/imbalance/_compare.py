@@ -17,7 +17,7 @@ import numpy as np
 from audit.errors import AuditInputError
 from audit.data._checks import check_model_data
 from audit.imbalance._evaluate import class_metrics
-from audit.imbalance._retrain import retrainer
+from audit.models import retrainer
 from audit.results import Finding, MetricSpec, Provenance, Result, timer
 
 METHODS = ("none", "class_weight", "oversample", "undersample", "smote")
@@ -112,7 +112,7 @@ def compare_mitigations(model, data, *, methods: Sequence[str] = METHODS, split:
 
     "none" retrains without mitigation (the fair baseline: same architecture, settings and seed);
     "class_weight" uses balanced class weights. The architecture is `architecture` (a zoo name or
-    an untrained NNX module) or the zoo architecture recorded in `model`; training settings are
+    an untrained NNX module) or the architecture recorded in `model` (zoo or factory); settings are
     those recorded in `model`'s history, overridden by `train_options`.
     """
     unknown = [m for m in methods if m not in METHODS]

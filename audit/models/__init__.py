@@ -1,9 +1,13 @@
-"""Models: the `Model` adapter, the NNX zoo, Optax training and safe checkpoints."""
+"""Models: the `Model` adapter, the NNX zoo, Optax training, safe checkpoints (msgpack or Orbax),
+user models from factories, one retraining rule, and the jaxpr interval interpreter."""
 
 from audit.models._batching import padded_batches
+from audit.models._factory import from_factory
 from audit.models._model import Model, split_nnx
 from audit.models._pooling import max_pool
+from audit.models._retrain import retrain_unavailable, retrainer
 from audit.models._train import History, train
 from audit.models import zoo
 
-__all__ = ["History", "Model", "max_pool", "padded_batches", "split_nnx", "train", "zoo"]
+__all__ = ["History", "Model", "from_factory", "max_pool", "padded_batches", "retrain_unavailable", "retrainer",
+           "split_nnx", "train", "zoo"]

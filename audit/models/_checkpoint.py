@@ -22,9 +22,7 @@ from flax import serialization
 
 from audit._versions import library_versions
 from audit.errors import AuditInputError
-from audit.models import zoo
-
-if TYPE_CHECKING:  # Model calls this module; it passes its class in, so no circle at run time
+if TYPE_CHECKING:  # Model calls this module (and _factory, which builds Models, is imported where used)
     from audit.models._model import Model
 
 FORMAT, VERSION = "flax-audit-checkpoint", 1
@@ -43,20 +41,25 @@ def _json_ready(value: Any) -> Any:
         raise AuditInputError(f"model metadata must be JSON-serialisable: {exc}") from None
 
 
-def save(model: Model, directory: str | os.PathLike) -> str:
-    """Write `model` to `directory` atomically (a complete checkpoint or none). Returns the path."""
-    directory = os.fspath(directory)
-    flat = _flat(model.params)
-    payload = serialization.msgpack_serialize(flat)
-    manifest = {
+def manifest_for(model: Model) -> dict[str, Any]:
+    """The JSON manifest of a checkpoint of `model`, without its "params" entry (the writer adds it)."""
+    return {
         "format": FORMAT, "version": VERSION,
         "architecture": _json_ready(dict(model.architecture)) if model.architecture else None,
         "input_shape": list(model.input_shape), "class_names": list(model.class_names),
         "batch_size": model.batch_size, "metadata": _json_ready(dict(model.metadata)),
         "libraries": library_versions(_LIBRARIES),
-        "params": {"file": "params.msgpack", "sha256": hashlib.sha256(payload).hexdigest(),
-                   "tree": {k: [list(v.shape), str(v.dtype)] for k, v in flat.items()}},
     }
+
+
+def save(model: Model, directory: str | os.PathLike) -> str:
+    """Write `model` to `directory` atomically (a complete checkpoint or none). Returns the path."""
+    directory = os.fspath(directory)
+    flat = _flat(model.params)
+    payload = serialization.msgpack_serialize(flat)
+    manifest = manifest_for(model)
+    manifest["params"] = {"file": "params.msgpack", "sha256": hashlib.sha256(payload).hexdigest(),
+                          "tree": {k: [list(v.shape), str(v.dtype)] for k, v in flat.items()}}
     if os.path.exists(directory) and not os.path.isfile(os.path.join(directory, "manifest.json")) and (
             not os.path.isdir(directory) or os.listdir(directory)):
         raise AuditInputError(f"{directory!r} exists and is not a checkpoint; choose a new or empty "
@@ -121,19 +124,21 @@ def _read_manifest(directory: str) -> dict[str, Any]:
     return manifest
 
 
-def _template(manifest: dict[str, Any], like: Model | None, directory: str, model_cls: type[Model]) -> Model:
+def _template(manifest: dict[str, Any], like: Model | None, directory: str) -> Model:
     if like is not None:
         return like
+    from audit.models._factory import build
+
     arch = manifest.get("architecture")
-    if not arch:
-        raise AuditInputError(f"checkpoint {directory!r} holds a custom model; load it with "
-                              "Model.load(path, like=model) where `model` has the same structure.")
-    module = zoo.build(arch["name"], {k: v for k, v in arch["config"].items() if k != "name"})
-    return model_cls.from_nnx(module, input_shape=manifest["input_shape"], class_names=manifest["class_names"],
-                              architecture=arch)
+    if not arch or "factory" in arch:
+        named = f" built by the factory {arch['factory']!r}" if arch else ""
+        raise AuditInputError(f"checkpoint {directory!r} holds a custom model{named}; load it with "
+                              "Model.load(path, like=model) where `model` has the same structure, or name it "
+                              "in a config (model: {factory: ..., checkpoint: ...}).")
+    return build(arch, input_shape=manifest["input_shape"], class_names=manifest["class_names"])
 
 
-def load(directory: str | os.PathLike, *, model_cls: type[Model], like: Model | None = None) -> Model:
+def load(directory: str | os.PathLike, *, like: Model | None = None) -> Model:
     """Read a checkpoint written by `save`, verifying its checksum and parameter shapes.
 
     Zoo models are rebuilt from the manifest; for other models pass `like`, a Model with the
@@ -155,7 +160,7 @@ def load(directory: str | os.PathLike, *, model_cls: type[Model], like: Model | 
         flat = serialization.msgpack_restore(payload)
     except Exception as exc:  # msgpack raises several unrelated types on bad bytes
         raise AuditInputError(f"checkpoint {directory!r}: cannot decode parameters ({exc}).") from None
-    template = _template(manifest, like, directory, model_cls)
+    template = _template(manifest, like, directory)
     leaves_with_path, treedef = jax.tree_util.tree_flatten_with_path(template.params)
     leaves = []
     for key_path, leaf in leaves_with_path:

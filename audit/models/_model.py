@@ -76,33 +76,46 @@ class Model:
 
     # ---- constructors ------------------------------------------------------------------
     @classmethod
-    def from_function(cls, fn: ApplyFn, params: Any, *, input_shape: Sequence[int],
-                      class_names: Sequence[str], **kwargs) -> "Model":
-        """Wrap a pure `fn(params, x) -> logits`."""
-        return cls(apply=fn, params=params, input_shape=tuple(input_shape),
+    def _adapted(cls, apply: ApplyFn, params: Any, input_shape: Sequence[int], class_names: Sequence[str],
+                 output: str, **kwargs) -> "Model":
+        """The one edge where output conventions become logits and the output width is checked."""
+        from audit.models._output import as_logits, check_width
+
+        if output != "logits":
+            apply = as_logits(apply, output)
+        check_width(apply, params, input_shape, class_names)
+        return cls(apply=apply, params=params, input_shape=tuple(input_shape),
                    class_names=tuple(class_names), **kwargs)
 
     @classmethod
+    def from_function(cls, fn: ApplyFn, params: Any, *, input_shape: Sequence[int],
+                      class_names: Sequence[str], output: str = "logits", **kwargs) -> "Model":
+        """Wrap a pure `fn(params, x)` returning logits, or with `output="probabilities"` class
+        probabilities, or with `output="sigmoid"` one binary logit per row (see `audit.models._output`)."""
+        return cls._adapted(fn, params, input_shape, class_names, output, **kwargs)
+
+    @classmethod
     def from_linen(cls, module, variables: Mapping[str, Any], *, input_shape: Sequence[int],
-                   class_names: Sequence[str], **kwargs) -> "Model":
+                   class_names: Sequence[str], output: str = "logits", **kwargs) -> "Model":
         """Wrap a Linen module and its variables (all collections, e.g. params, batch_stats).
 
         The module is called as `module.apply(variables, x)`; pass a module configured for
-        inference (e.g. `train=False` attributes) if it has dropout or batch norm.
+        inference (e.g. `train=False` attributes) if it has dropout or batch norm. `output` as in
+        `from_function`.
         """
-        return cls(apply=lambda v, x: module.apply(v, x), params=variables,
-                   input_shape=tuple(input_shape), class_names=tuple(class_names), **kwargs)
+        return cls._adapted(lambda v, x: module.apply(v, x), variables, input_shape, class_names, output,
+                            **kwargs)
 
     @classmethod
     def from_nnx(cls, module, *, input_shape: Sequence[int], class_names: Sequence[str],
-                 **kwargs) -> "Model":
-        """Wrap an NNX module (evaluated in eval mode; the module itself is not changed)."""
+                 output: str = "logits", **kwargs) -> "Model":
+        """Wrap an NNX module (evaluated in eval mode; the module itself is not changed).
+        `output` as in `from_function`."""
         apply, params = split_nnx(module)
         config = getattr(module, "config", None)
         if config is not None and "architecture" not in kwargs and hasattr(config, "to_dict"):
             kwargs["architecture"] = {"name": config.name, "config": config.to_dict()}
-        return cls(apply=apply, params=params, input_shape=tuple(input_shape),
-                   class_names=tuple(class_names), **kwargs)
+        return cls._adapted(apply, params, input_shape, class_names, output, **kwargs)
 
     # ---- evaluation --------------------------------------------------------------------
     @property
@@ -151,18 +164,25 @@ class Model:
         return self._batch_logits._cache_size()
 
     # ---- checkpoints -------------------------------------------------------------------
-    def save(self, directory) -> str:
-        """Write a safe checkpoint (msgpack params + JSON manifest, no pickle) atomically."""
-        from audit.models import _checkpoint
+    def save(self, directory, *, format: str = "msgpack") -> str:
+        """Write a safe checkpoint (no pickle) atomically: msgpack params, or with format="orbax" an
+        Orbax StandardCheckpointer folder `params/` that opens in the user's own tools; both with
+        a JSON manifest."""
+        from audit.models import _checkpoint, _orbax
 
-        return _checkpoint.save(self, directory)
+        if format not in ("msgpack", "orbax"):
+            raise AuditInputError(f"checkpoint format {format!r} is not known; use 'msgpack' or 'orbax'.")
+        return (_orbax.save if format == "orbax" else _checkpoint.save)(self, directory)
 
     @classmethod
     def load(cls, directory, *, like: "Model | None" = None) -> "Model":
-        """Read a checkpoint; zoo models rebuild themselves, others need `like` (same structure)."""
-        from audit.models import _checkpoint
+        """Read a checkpoint (either format); zoo models rebuild themselves, others need `like`
+        (same structure)."""
+        from audit.models import _checkpoint, _orbax
 
-        return _checkpoint.load(directory, model_cls=cls, like=like)
+        if _orbax.is_orbax_checkpoint(directory):
+            return _orbax.load(directory, like=like)
+        return _checkpoint.load(directory, like=like)
 
     # ---- misc --------------------------------------------------------------------------
     def replace(self, **changes) -> "Model":

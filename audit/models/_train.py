@@ -58,18 +58,45 @@ def _adversarial(adversarial, data):
     return adversarial.prepare(data)
 
 
-def _functional(model) -> tuple[Any, Any, Any, Any]:
+def _linen_functional(module, data, seed: int):
+    """A Linen module trained from a seeded init: `params` are trained, the other collections
+    (batch_stats) are updated in training mode; dropout draws from a key carried in `rest`."""
+    from audit.models._factory import linen_flags
+
+    on, off = linen_flags(module, train=True), linen_flags(module, train=False)
+    variables = dict(module.init(jax.random.key(seed), jnp.zeros((1, *data.input_shape), jnp.float32), **off))
+    params = variables.pop("params")
+    mutable = sorted(variables)
+
+    def forward(params, rest, x, train):
+        collections, key = rest
+        if not train:
+            return module.apply({"params": params, **collections}, x, **off), rest
+        key, dropout = jax.random.split(key)
+        logits, updated = module.apply({"params": params, **collections}, x, rngs={"dropout": dropout},
+                                       mutable=mutable, **on)
+        return logits, ({**collections, **updated}, key)
+
+    def finish(params, rest):
+        return module, {"params": params, **rest[0]}
+
+    return forward, params, (variables, jax.random.key(seed + 1)), finish
+
+
+def _functional(model, data=None, seed: int = 0) -> tuple[Any, Any, Any, Any]:
     """(forward(params, rest, x, train) -> (logits, rest), params, rest, finish(params, rest))."""
-    from flax import nnx
+    from flax import linen, nnx
 
     if isinstance(model, Model):
         def forward(params, rest, x, train):
             return model.apply(params, x), rest
 
         return forward, model.params, None, lambda p, r: model.replace(params=p)
+    if isinstance(model, linen.Module):
+        return _linen_functional(model, data, seed)
     if not isinstance(model, nnx.Module):
-        raise AuditInputError(f"cannot train a {type(model).__name__}; pass an NNX module, a zoo "
-                              "name ('mlp' or 'cnn') or an audit.Model.")
+        raise AuditInputError(f"cannot train a {type(model).__name__}; pass an NNX module, a Linen "
+                              "module, a zoo name ('mlp' or 'cnn') or an audit.Model.")
     module = nnx.clone(model)
     module.train()
     train_def, params, rest = nnx.split(module, nnx.Param, ...)
@@ -92,12 +119,15 @@ def train(model: Any, data, *, epochs: int = 30, batch_size: int | None = None,
           learning_rate: float = 3e-3, weight_decay: float = 1e-4, patience: int = 5,
           class_weight: str | Mapping[int, float] | None = None,
           sample_weight: Sequence[float] | None = None, seed: int = 0, progress: bool = True,
-          adversarial: Any = None, **zoo_config) -> Model:
+          adversarial: Any = None, output: str = "logits", **zoo_config) -> Model:
     """Train `model` on `data.train` with AdamW (warm-up + cosine decay), seeded.
 
     `batch_size` defaults to 64 for images (fastest on CPU) and 128 for tabular data.
     `model` is a zoo name ("mlp", "cnn"; extra keyword arguments go to its config), an NNX
-    module (copied, never mutated) or an `audit.Model` (its params are trained). After each
+    module (copied, never mutated), a Linen module (initialised from `seed`; a `train` /
+    `deterministic` argument of its `__call__` switches dropout and batch statistics) or an
+    `audit.Model` (its params are trained). `output` says what the model returns ("logits",
+    "probabilities", "sigmoid"; see `Model.from_function`). After each
     epoch the validation loss is measured; training stops after `patience` epochs without
     improvement and the best weights are restored. The same seed gives the same weights.
     `adversarial` (e.g. `audit.robustness.AdversarialTraining("pgd", eps=0.1)`) trains on
@@ -123,7 +153,16 @@ def train(model: Any, data, *, epochs: int = 30, batch_size: int | None = None,
         weights = weights * sample_weight
     batch_size = min(batch_size or (64 if data.kind == "image" else 128), len(y))
     steps = len(y) // batch_size
-    forward, params, rest, finish = _functional(model)
+    forward, params, rest, finish = _functional(model, data, seed)
+    if output != "logits":
+        from audit.models._output import check_output, to_logits
+
+        check_output(output)
+        raw_forward = forward
+
+        def forward(params, rest, x, train):
+            out, rest = raw_forward(params, rest, x, train)
+            return to_logits(out, output), rest
     adv = _adversarial(adversarial, data)
     schedule = optax.warmup_cosine_decay_schedule(0.0, learning_rate, max(1, steps // 2),
                                                   max(2, epochs * steps))
@@ -219,7 +258,17 @@ def train(model: Any, data, *, epochs: int = 30, batch_size: int | None = None,
                 "data": {"name": data.name, "fingerprint": data.fingerprint(),
                          "input_shape": list(data.input_shape),
                          "feature_names": list(data.feature_names) if data.kind == "tabular" else []}}
+    size = 512 if data.kind == "image" else 2048
     if isinstance(trained, Model):
+        if output != "logits":
+            return Model.from_function(trained.apply, trained.params, input_shape=trained.input_shape,
+                                       class_names=trained.class_names, output=output,
+                                       metadata={**trained.metadata, **metadata}, batch_size=trained.batch_size)
         return trained.replace(metadata={**trained.metadata, **metadata})
+    if isinstance(trained, tuple):  # a Linen module and its variables
+        from audit.models._factory import linen_model
+
+        return linen_model(trained[0], trained[1], input_shape=data.input_shape, class_names=data.class_names,
+                           output=output, metadata=metadata, batch_size=size)
     return Model.from_nnx(trained, input_shape=data.input_shape, class_names=data.class_names,
-                          metadata=metadata, batch_size=512 if data.kind == "image" else 2048)
+                          output=output, metadata=metadata, batch_size=size)

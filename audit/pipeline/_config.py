@@ -13,6 +13,7 @@ from typing import Any, Mapping
 import yaml
 
 from audit.errors import AuditInputError
+from audit.models import _factory
 from audit.pipeline._policy import Rule
 from audit.pipeline._registry import Registry, _settings_parameters, check_settings, spec_for
 from audit.pipeline._schema import check_policy, check_values
@@ -20,7 +21,7 @@ from audit.pipeline._schema import check_policy, check_values
 _TOP = {"name", "seed", "data", "model", "analyzers", "policy"}
 _DATA_BUNDLED = {"dataset", "options"}
 _DATA_CSV = {"csv", "target", "sensitive", "categorical", "drop", "include_sensitive", "class_names"}
-_MODEL = {"path", "train"}
+_MODEL = {"path", "train"} | _factory.CONFIG_KEYS
 def _positive_int(v: Any) -> bool:
     return isinstance(v, int) and not isinstance(v, bool) and v >= 1
 
@@ -157,7 +158,8 @@ class AuditConfig:
         config = cls.from_dict(d, source=path, lines=_lines(text), registry=registry)
         base = os.path.dirname(os.path.abspath(path))
         return dataclasses.replace(config, data=_resolve(config.data, _PATHS["data"], base),
-                                   model=_resolve(config.model, _PATHS["model"], base))
+                                   model=_factory.resolve_config_paths(_resolve(config.model, _PATHS["model"], base),
+                                                                       base))
 
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "seed": self.seed, "data": dict(self.data), "model": dict(self.model),
@@ -203,6 +205,7 @@ def validate(d: Mapping[str, Any], where: _Where, registry: Registry | None = No
     _known(model, _MODEL, where, "model")
     if model and not isinstance(model.get("path", ""), str):
         raise AuditInputError(f"{where('model', 'path')} must be a directory path.")
+    _factory.check_config(model, lambda *keys: where("model", *keys))
     train = _mapping(model.get("train"), where, "model", "train")
     _known(train, _TRAIN, where, "model", "train")
     for key, value in train.items():

@@ -29,6 +29,7 @@ class AnalyzerSpec:
     kinds: tuple[str, ...] = ("tabular", "image")
     needs_sensitive: bool = False
     retrains: bool = False
+    needs_architecture: bool = False  # retrains from the model's recorded architecture (zoo or factory)
 
     def applies_to(self, model, data) -> str | None:
         """None if the analyzer can run on this model and data, else why not."""
@@ -38,6 +39,10 @@ class AnalyzerSpec:
             return f"{self.title} needs gradients and the model is marked non-differentiable"
         if self.needs_sensitive and not data.sensitive:
             return f"{self.title} needs sensitive attributes and the data has none"
+        if self.needs_architecture:
+            from audit.models import retrain_unavailable
+
+            return retrain_unavailable(model)
         return None
 
 
@@ -57,9 +62,10 @@ ANALYZERS: dict[str, AnalyzerSpec] = {spec.name: spec for spec in (
     AnalyzerSpec("imbalance", "Class balance, thresholds and calibration", imbalance.evaluate,
                  imbalance.ImbalanceReport),
     AnalyzerSpec("fairness_mitigation", "Fairness mitigations (retrained)", fairness.mitigate,
-                 fairness.FairnessMitigation, needs_sensitive=True, retrains=True),
+                 fairness.FairnessMitigation, needs_sensitive=True, retrains=True,
+                 needs_architecture=True),
     AnalyzerSpec("imbalance_mitigation", "Imbalance mitigations (retrained)", imbalance.compare_mitigations,
-                 imbalance.MitigationComparison, retrains=True),
+                 imbalance.MitigationComparison, retrains=True, needs_architecture=True),
     AnalyzerSpec("adversarial_training", "Adversarial training (retrained)", robustness.adversarial_training,
                  robustness.AdversarialTrainingReport, needs_gradients=True, retrains=True),
 )}

@@ -127,6 +127,12 @@ def load_model(config: AuditConfig, data, *, progress: bool = True):
     from audit.models import Model, train
 
     m = dict(config.model)
+    if "factory" in m:  # the user's own architecture (importing it is the config author's choice)
+        from audit.models._factory import from_config
+
+        _log(f"building the model from the factory {m['factory']} ...", progress)
+        settings = {k: v for k, v in dict(m.get("train") or {}).items() if k != "arch"}
+        return from_config(m, data, seed=config.seed, train_settings=settings, progress=progress)
     path = m.get("path")
     if path and os.path.isfile(os.path.join(path, "manifest.json")):
         _log(f"loading model from {path}", progress)

@@ -207,17 +207,15 @@ class AdversarialTrainingReport(Result):
 
 
 def _retrain(model, data, recipe: AdversarialTraining, epochs: int | None, seed: int, progress: bool):
-    from audit.models import train, zoo
+    """The model's architecture (zoo or factory) retrained from its seeded initialisation; a Model
+    without a recorded architecture is fine-tuned from its own weights."""
+    from audit.models import retrainer
 
     previous = dict((model.metadata or {}).get("training", {}).get("settings", {}))
     epochs = int(epochs or previous.get("epochs", 30))
-    kwargs = {k: previous[k] for k in ("batch_size", "learning_rate", "weight_decay", "class_weight")
-              if previous.get(k) is not None}
-    arch = model.architecture
-    start = zoo.build(arch["name"], {k: v for k, v in arch["config"].items() if k != "name"}, seed=seed) \
-        if arch else model
-    return train(start, data, epochs=epochs, seed=seed, progress=progress, adversarial=recipe,
-                 patience=max(epochs, 1), **kwargs)
+    fit, _ = retrainer(model, seed=seed, from_weights=True)
+    return fit(data, adversarial=recipe, progress=progress, epochs=epochs, patience=max(epochs, 1),
+               class_weight=previous.get("class_weight"))
 
 
 def adversarial_training(model, data, *, method: str = "pgd", eps: float | None = None, norm: str = "linf",

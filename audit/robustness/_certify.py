@@ -23,7 +23,7 @@ from audit.results import Finding, MetricSpec, Provenance, Result, timer
 from audit.robustness._domain import Domain
 from audit.robustness._evaluate import (attack_settings, default_attacks, domain_and_grid, run_attacks, sample_rows,
                                         validate)
-from audit.robustness._ibp import ibp_margins, layer_ops, module_of
+from audit.robustness._ibp import check_ibp, ibp_margins
 from audit.robustness._pgd import pgd
 from audit.robustness._report import eps_name
 from audit.robustness._smoothing import ABSTAIN, certify_smoothed, predict_smoothed
@@ -184,9 +184,9 @@ def certify(model, data, *, norm: str = "linf", eps: Sequence[float] | None = No
             seed: int = 0) -> CertificationReport:
     """Empirical and certified robust accuracy of `model` on a seeded sample of `n` rows of `split`.
 
-    methods: "ibp" and / or "smoothing"; None (default) means both for norm="linf" when IBP can walk
-    the model's layers (a zoo model, or `module=`), smoothing alone otherwise (with a warning
-    finding when only the layers were missing).
+    methods: "ibp" and / or "smoothing"; None (default) means both for norm="linf" when IBP can bound
+    every primitive of the model's jaxpr (or walk `module=`'s layers), smoothing alone otherwise
+    (with a warning finding naming the unsupported primitive).
 
     Attacks run through `evaluate` (same rows, same `domain`). IBP (linf only) bounds the base
     model on the eps box; randomized smoothing (`sigma`, `n0` selection and `n_samples`
@@ -196,12 +196,18 @@ def certify(model, data, *, norm: str = "linf", eps: Sequence[float] | None = No
     (`smoothing_attack_steps`, 0 to skip) to check the certificates empirically.
     """
     skipped = None
-    if methods is None:  # every method that applies: IBP needs an L-inf box and the model's layers
-        layers_known = module is not None or bool(getattr(model, "architecture", None))
-        methods = METHODS if norm == "linf" and layers_known else ("smoothing",)
-        if norm == "linf" and not layers_known:
-            skipped = ("this Model has no zoo architecture, so IBP cannot walk its layers; pass module= "
-                       "(the NNX module it was built from) to bound it with IBP.")
+    if methods is None:  # every method that applies: IBP needs an L-inf box and bounds for every primitive
+        unsupported = None
+        if norm == "linf":
+            try:
+                check_ibp(model, module)
+            except AuditInputError as exc:
+                if module is not None:  # the caller gave the layers for IBP: say why they fail
+                    raise
+                unsupported = str(exc)
+        methods = METHODS if norm == "linf" and unsupported is None else ("smoothing",)
+        if unsupported:
+            skipped = unsupported
     methods = tuple(methods)
     unknown = sorted(set(methods) - set(METHODS))
     if unknown or not methods:
@@ -211,7 +217,7 @@ def certify(model, data, *, norm: str = "linf", eps: Sequence[float] | None = No
     if not (np.isfinite(sigma) and sigma > 0) or not 0 < alpha < 0.5 or n0 < 1 or n_samples < 1:
         raise AuditInputError("certify: sigma must be > 0, alpha in (0, 0.5), n0 and n_samples positive.")
     if "ibp" in methods:
-        layer_ops(module_of(model, module))  # fail early, naming an unsupported layer
+        check_ibp(model, module)  # fail early, naming an unsupported layer or primitive
     domain, grid = domain_and_grid(data, domain=domain, eps=eps, norm=norm, allow_categorical=allow_categorical,
                                    allow_sensitive=allow_sensitive, immutable=immutable)
     attacks = default_attacks(model, norm) if attacks is None else tuple(attacks)

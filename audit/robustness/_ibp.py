@@ -8,8 +8,11 @@ Bounds travel through the network as (centre, radius): an affine layer maps the 
 the layer and the radius through the layer with |weights| and no bias; monotone layers (ReLU,
 max-pooling) map both ends. The margin z_y - z_j of the last dense layer is bounded directly
 (Gowal et al.'s "elision" of the last layer), which is tighter than subtracting logit bounds.
-The layers are read from the NNX module (zoo MLP / CNN or an `nnx.Sequential`); a layer type
-without a sound bound is an `AuditInputError` naming the layer.
+By default the model's own jaxpr is interpreted (`audit.models._jaxpr`): any Linen, NNX or
+plain-JAX model built from supported primitives gets bounds, identical to the layer walk on the
+zoo models; an unsupported primitive is an `AuditInputError` naming it. Given `module=` (or for a
+zoo MLP with layer norm, whose dedicated rule is tighter) the layers are read from the NNX module
+(zoo MLP / CNN or an `nnx.Sequential`); a layer type without a sound bound is an error naming it.
 """
 
 from __future__ import annotations
@@ -106,15 +109,16 @@ def module_of(model, module=None):
     """The NNX module behind a Model: `module` if given, else rebuilt from the zoo architecture."""
     from flax import nnx
 
-    from audit.models import zoo
+    from audit.models._factory import module_of as fresh_module
 
     if module is None:
         arch = getattr(model, "architecture", None)
-        if not arch:
-            raise AuditInputError("IBP needs the model's layers, but this Model has no zoo architecture; "
-                                  "pass module= (the NNX module it was built from) or use smoothing "
-                                  "certification (methods=('smoothing',)).")
-        module = zoo.build(arch["name"], {k: v for k, v in arch["config"].items() if k != "name"})
+        if not arch or "factory" in arch:
+            raise AuditInputError("IBP's layer walk needs the model's NNX layers, but this Model has no zoo "
+                                  "architecture; pass module= (the NNX module it was built from), or let IBP "
+                                  "interpret its jaxpr (module=None), or use smoothing certification "
+                                  "(methods=('smoothing',)).")
+        module = fresh_module(model)
         module.eval()
         nnx.update(module, model.params)
     elif not isinstance(module, nnx.Module):
@@ -214,11 +218,33 @@ def _propagate(ops: Sequence[Op], module, lo, hi):
     return lo, hi
 
 
+def walks_layers(model, module=None) -> bool:
+    """Whether IBP reads NNX layers (given `module=`, or a zoo MLP with layer norm) rather than
+    interpreting the model's jaxpr."""
+    arch = getattr(model, "architecture", None) or {}
+    return module is not None or (arch.get("name") == "mlp" and arch.get("config", {}).get("norm") == "layer")
+
+
+def check_ibp(model, module=None) -> None:
+    """Fail early (an AuditInputError naming the layer or primitive) when IBP cannot bound `model`."""
+    from audit.models._jaxpr import check_supported
+
+    if walks_layers(model, module):
+        layer_ops(module_of(model, module))
+    else:
+        check_supported(model.apply, model.params, model.input_shape)
+
+
 def interval_function(model, *, module=None) -> tuple[Callable, Any]:
     """`(bounds, params)`: `bounds(params, lower, upper) -> (logits_lower, logits_upper)`, pure and
     jittable, valid for every input in the box [lower, upper] (batched, the model's input shape)."""
     from flax import nnx
 
+    from audit.models._jaxpr import interval_bounds
+
+    if not walks_layers(model, module):
+        apply = model.apply
+        return (lambda params, lower, upper: interval_bounds(apply, params, lower, upper)), model.params
     module = module_of(model, module)
     ops = layer_ops(module)
     graphdef, params, rest = nnx.split(module, (nnx.Param, nnx.BatchStat), ...)
@@ -233,6 +259,11 @@ def _margin_function(model, module) -> tuple[Callable, Any]:
     """`margin(params, lower, upper, y)`: a lower bound of min_{j != y} z_y - z_j over the box."""
     from flax import nnx
 
+    from audit.models._jaxpr import margin_lower_bound
+
+    if not walks_layers(model, module):
+        apply = model.apply
+        return (lambda params, lower, upper, y: margin_lower_bound(apply, params, lower, upper, y)), model.params
     module = module_of(model, module)
     ops = layer_ops(module)
     graphdef, params, rest = nnx.split(module, (nnx.Param, nnx.BatchStat), ...)

@@ -58,6 +58,25 @@ with tab_run:
     from audit.data import NAMES
     from audit.pipeline import ANALYZERS, AuditConfig
 
+    source = st.radio("What to audit", ["Bundled data and a zoo model", "A config file (YAML)"],
+                      horizontal=True, key="run_source")
+    if source == "A config file (YAML)":
+        st.caption("A config on this machine may name your own model (model.factory: importing it runs that "
+                   "code, as `audit run` does). Uploaded configs may not name code.")
+        config_path = st.text_input("Path to a config file", key="run_config_path")
+        upload = st.file_uploader("Or upload one", type=["yaml", "yml"], key="run_config_upload")
+        if st.button("Run this config", type="primary", key="run_config_go", disabled=not (config_path or upload)):
+            try:
+                config = (_run.config_from_file(config_path) if config_path
+                          else _run.config_from_upload(upload.name, upload.getvalue()))
+                bar = st.progress(0.0, text="starting")
+                report, path = _run.run_audit(config, on_step=lambda i, n, what: bar.progress(i / n, text=what))
+            except Exception as exc:  # noqa: BLE001 - shown as one line
+                st.error(_state.describe_error(exc, "the audit"))
+            else:
+                st.success(f"{report.name}: {report.verdict.upper()}; saved to {path}")
+                _open(path)
+        st.stop()
     c1, c2 = st.columns(2)
     dataset = c1.selectbox("Dataset", list(NAMES), key="run_dataset")
     found = dict(_run.checkpoints(dataset))  # only checkpoints trained on this dataset

@@ -98,8 +98,9 @@ def test_ibp_walks_an_nnx_sequential_and_names_unsupported_layers():
     blo, bhi = ibp_bounds(model, x - 0.1, x + 0.1, module=seq)
     z = np.stack([model.logits(p) for p in _sample_box(x - 0.1, x + 0.1, 16, 1)])
     assert (z >= blo - 1e-5).all() and (z <= bhi + 1e-5).all()
-    with pytest.raises(AuditInputError, match="no zoo architecture"):
-        ibp_margins(model, x, np.zeros(16, np.int32), eps=0.1)
+    y = np.zeros(16, np.int32)  # without module=: the jaxpr interpreter, same bounds as the layer walk
+    np.testing.assert_allclose(ibp_margins(model, x, y, eps=0.1), ibp_margins(model, x, y, eps=0.1, module=seq),
+                               rtol=1e-5, atol=1e-5)
     tanh = nnx.Sequential(nnx.Linear(5, 8, rngs=nnx.Rngs(0)), jax.nn.tanh, nnx.Linear(8, 3, rngs=nnx.Rngs(1)))
     with pytest.raises(AuditInputError, match=r"layer layers\[1\] \(tanh\)"):
         ibp_margins(model, x, np.zeros(16, np.int32), eps=0.1, module=tanh)
@@ -217,16 +218,20 @@ def test_certify_defaults_to_the_methods_that_apply(linear_model):
 
     data = datasets.load("credit", n=300, seed=0)
     x = np.zeros((1, *data.input_shape), np.float32)
-    model = Model.from_function(lambda p, v: v[:, :2] @ p, jnp.eye(2), input_shape=data.input_shape,
-                                class_names=data.class_names)  # no zoo architecture: IBP cannot walk it
-    assert model.predict(x).shape == (1,)
     small = dict(eps=(0.0, 0.05), n=16, steps=2, attacks=("fgsm",), n0=8, n_samples=32, smoothing_attack_steps=0)
+    linear = Model.from_function(lambda p, v: v[:, :2] @ p, jnp.eye(2), input_shape=data.input_shape,
+                                 class_names=data.class_names)  # no zoo architecture: IBP reads its jaxpr
+    assert "ibp" in certify(linear, data, **small).accuracy
+    model = Model.from_function(lambda p, v: jnp.sin(v[:, :2] @ p), jnp.eye(2), input_shape=data.input_shape,
+                                class_names=data.class_names)  # sin has no interval rule
+    assert model.predict(x).shape == (1,)
     report = certify(model, data, **small)
     assert "ibp" not in report.accuracy and "smoothing" in report.accuracy
-    assert {f.id: f.status for f in report.findings}["ibp_skipped"] == "warn"
+    skipped = {f.id: f for f in report.findings}["ibp_skipped"]
+    assert skipped.status == "warn" and "'sin'" in skipped.message
     l2 = certify(model, data, norm="l2", **small)  # IBP does not apply to L2 balls: no warning
     assert "ibp" not in l2.accuracy and "ibp_skipped" not in {f.id for f in l2.findings}
-    with pytest.raises(AuditInputError, match="no zoo architecture"):
+    with pytest.raises(AuditInputError, match="primitive 'sin'"):
         certify(model, data, methods=("ibp",), **small)  # asked for explicitly: an error
 
 
