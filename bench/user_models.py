@@ -330,6 +330,16 @@ def shap_rows(name, model, data, *, n: int, rounds: int) -> list[dict]:
              "x_floor": best["shap"] / best["floor"]}]
 
 
+def print_table(rows: list[dict]) -> None:
+    print("| model | work | implementation | rate (ex/s) | ms/expl | x floor | speed-up vs peer's best | robust acc | note |")
+    print("|---|---|---|---:|---:|---:|---:|---:|---|")
+    f = lambda v, spec: "" if v is None else format(v, spec)
+    for r in rows:
+        print(f"| {r['model']} | {r['method']} | {r['impl']} | {f(r.get('rate'), '.0f')} | {f(r.get('ms'), '.2f')} | "
+              f"{f(r.get('x_floor'), '.2f')} | {f(r.get('vs_peer'), '.2f')}{'x' if r.get('vs_peer') else ''} | "
+              f"{f(r.get('acc'), '.3f')} | {r.get('note', '')} |", flush=True)
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true")
@@ -355,11 +365,13 @@ def main(argv=None) -> int:
                                ("zoo CNN", zoo_cnn, torch_copy(zoo_cnn, "cnn"))):
                 rows += pgd_rows(nm, m, net, mnist, image=True, eps=0.1, batch=64, n=128 if args.quick else 256,
                                  rounds=rounds)
-                print(f"  {nm} PGD done; {load()}")
+                print_table(rows[-5:])
+                print(f"  {nm} PGD done; {load()}", flush=True)
         if "ig" in args.only:
             for nm, m in (("user Linen CNN", user_cnn), ("zoo CNN", zoo_cnn)):
                 rows += ig_rows(nm, m, mnist, n=16 if args.quick else 32, rounds=rounds)
-                print(f"  {nm} IG done; {load()}")
+                print_table(rows[-4:])
+                print(f"  {nm} IG done; {load()}", flush=True)
     if "pgd" in args.only:
         credit = datasets.load("credit")
         user_mlp = train_user_mlp(credit, epochs=3 if args.quick else 10)
@@ -370,22 +382,18 @@ def main(argv=None) -> int:
                            ("zoo MLP (credit)", zoo_mlp, torch_copy(zoo_mlp, "mlp"))):
             rows += pgd_rows(nm, m, net, credit, image=False, eps=0.3, batch=512, n=1024 if args.quick else 2048,
                              rounds=rounds)
-            print(f"  {nm} PGD done; {load()}")
+            print_table(rows[-5:])
+            print(f"  {nm} PGD done; {load()}", flush=True)
     if "shap" in args.only:
         bc12 = breast_cancer_12()
         for nm, m in (("user NNX MLP (breast_cancer, 12 features)", train_user_mlp(bc12, epochs=30)),
                       ("zoo MLP (breast_cancer, 12 features)", train("mlp", bc12, epochs=30, widths=(64, 32),
                                                                        progress=False, seed=0))):
             rows += shap_rows(nm, m, bc12, n=10, rounds=rounds)
-            print(f"  {nm} SHAP done; {load()}")
+            print_table(rows[-2:])
+            print(f"  {nm} SHAP done; {load()}", flush=True)
     print(f"\n{load()}\n")
-    print("| model | work | implementation | rate (ex/s) | ms/expl | x floor | speed-up vs peer's best | robust acc | note |")
-    print("|---|---|---|---:|---:|---:|---:|---:|---|")
-    f = lambda v, spec: "" if v is None else format(v, spec)
-    for r in rows:
-        print(f"| {r['model']} | {r['method']} | {r['impl']} | {f(r.get('rate'), '.0f')} | {f(r.get('ms'), '.2f')} | "
-              f"{f(r.get('x_floor'), '.2f')} | {f(r.get('vs_peer'), '.2f')}{'x' if r.get('vs_peer') else ''} | "
-              f"{f(r.get('acc'), '.3f')} | {r.get('note', '')} |")
+    print_table(rows)
     return 0
 
 
