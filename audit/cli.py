@@ -62,9 +62,35 @@ def _write_outputs(report, out: str) -> tuple[str, str]:
     return json_path, html_path
 
 
+def _compile_cache(setting: str | None) -> str | None:
+    """Turn on JAX's persistent compilation cache for `audit run` / `audit demo`, so an audit run
+    again (the usual loop: retrain, re-audit) reuses the compiled attacks and explainers instead
+    of compiling them anew; most of a small model's audit is compilation. `setting` is a folder,
+    "off", or None for $AUDIT_COMPILE_CACHE, else ~/.cache/flax-audit/xla. A cache folder the user
+    gave JAX already (JAX_COMPILATION_CACHE_DIR) wins. Returns the folder in use, or None."""
+    import jax
+
+    if jax.config.jax_compilation_cache_dir:
+        return jax.config.jax_compilation_cache_dir
+    setting = setting if setting is not None else os.environ.get("AUDIT_COMPILE_CACHE")
+    if setting is not None and setting.strip().lower() in ("off", "0", "false", "no", ""):
+        return None
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    folder = os.path.abspath(setting or os.path.join(base, "flax-audit", "xla"))
+    try:
+        os.makedirs(folder, exist_ok=True)
+    except OSError as exc:
+        raise AuditInputError(f"cannot create the compilation cache folder {folder} ({exc.strerror}); pass "
+                              "--compile-cache DIR with a writable folder, or --compile-cache off.") from None
+    jax.config.update("jax_compilation_cache_dir", folder)
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.1)  # skip only trivial programs
+    return folder
+
+
 def _run(args: argparse.Namespace) -> int:
     from audit.pipeline import AuditConfig, run_config
 
+    _compile_cache(args.compile_cache)
     config = AuditConfig.from_yaml(args.config)
     report, _, _ = run_config(config, progress=not args.quiet)
     json_path, html_path = _write_outputs(report, args.out or os.path.join("reports", "out", config.name))
@@ -127,6 +153,7 @@ def _demo(args: argparse.Namespace) -> int:
     from audit.pipeline import AuditConfig, run_config
 
     passed, incomplete = True, False
+    _compile_cache(args.compile_cache)
     for name in args.only or DEMOS:
         start = time.perf_counter()
         config = AuditConfig.from_yaml(_config_path(name))
@@ -235,6 +262,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("config", help="audit config (YAML), e.g. reports/credit.yaml")
     p.add_argument("--out", help="output folder (default reports/out/<config name>)")
     p.add_argument("--quiet", action="store_true", help="no progress output")
+    p.add_argument("--compile-cache", metavar="DIR", help="keep compiled programs here for the next run "
+                   "(default $AUDIT_COMPILE_CACHE or ~/.cache/flax-audit/xla; 'off' to disable)")
     p.set_defaults(handler=_run)
 
     p = commands.add_parser("report", help="render a saved report.json as HTML, or export it as one file")
@@ -256,6 +285,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--models", default="models", help="checkpoint folder (reused when present; default models)")
     p.add_argument("--only", nargs="+", choices=DEMOS, help="run only these demos")
     p.add_argument("--quiet", action="store_true", help="no progress output")
+    p.add_argument("--compile-cache", metavar="DIR", help="keep compiled programs here for the next run "
+                   "(default $AUDIT_COMPILE_CACHE or ~/.cache/flax-audit/xla; 'off' to disable)")
     p.set_defaults(handler=_demo)
 
     p = commands.add_parser("dashboard", help="explore a report (and the model behind it) in a Streamlit app")

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import os
+
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
 from audit import datasets
 from audit.models import Model, train
+
+os.environ.setdefault("AUDIT_COMPILE_CACHE", "off")  # tests calling `audit run` in-process stay hermetic
 
 
 @pytest.fixture(scope="session")

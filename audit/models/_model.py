@@ -16,6 +16,7 @@ import numpy as np
 
 from audit.errors import AuditInputError
 from audit.models._batching import padded_batches
+from audit.models._rewrite import fast_apply
 
 ApplyFn = Callable[[Any, jax.Array], jax.Array]
 
@@ -48,6 +49,8 @@ class Model:
 
     `architecture` names a zoo architecture and its config when the model can be rebuilt from
     a checkpoint alone; `metadata` carries free-form facts (training history, data fingerprint).
+    `fast_gradients` routes non-overlapping max pools through a cheap custom VJP with identical
+    values and gradients (see `_rewrite.py`); set it False to run `apply` exactly as given.
     """
 
     apply: ApplyFn
@@ -58,6 +61,7 @@ class Model:
     metadata: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     batch_size: int = 512
     differentiable: bool = True
+    fast_gradients: bool = True
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "input_shape", tuple(int(d) for d in self.input_shape))
@@ -66,6 +70,8 @@ class Model:
             raise AuditInputError(f"a classifier needs at least two class names, got {self.class_names}.")
         if self.batch_size < 1:
             raise AuditInputError(f"batch_size must be positive, got {self.batch_size}.")
+        # Max pools in any user model get the zoo's fast, bit-identical gradient (_rewrite.py).
+        object.__setattr__(self, "apply", fast_apply(self.apply, enabled=self.fast_gradients))
         apply, size = self.apply, self.batch_size
         leaves, treedef = jax.tree_util.tree_flatten(self.params)
         # Flat leaves go into jit: flattening an NNX State on every call costs more than a small model.
