@@ -13,10 +13,14 @@ from audit.explain._quality import (Agreement, Curves, Stability, faithfulness_c
 from audit.explain._report import ExplanationReport, analyze
 from audit.explain._saliency import gradient, gradient_x_input, integrated_gradients, smoothgrad
 from audit.explain._shap import ShapResult, compute_shap, global_importance, shap_values
+from audit.explain._shap_interactions import InteractionResult, shap_interactions
+from audit.explain._surrogate import SurrogateResult, surrogate_tree
 
 __all__ = ["Players", "ShapResult", "background", "compute_shap", "global_importance", "shap_values",
            # LIME, saliency, quality (part B)
            "Agreement", "Attribution", "Curves", "ExplanationReport", "PermutationImportance", "Stability",
            "analyze", "faithfulness_curves", "gradient", "gradient_x_input", "integrated_gradients",
            "lime_image", "lime_native", "lime_tabular", "permutation_importance", "rank_agreement",
-           "smoothgrad", "spearman", "stability", "top_k_overlap"]
+           "smoothgrad", "spearman", "stability", "top_k_overlap",
+           # more ways to ask why (#18)
+           "InteractionResult", "SurrogateResult", "shap_interactions", "surrogate_tree"]
