@@ -58,6 +58,8 @@ class ExplanationReport:
     shap: Any = None
     permutation: PermutationImportance | None = None
     skipped: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    interactions: Any = None  # InteractionResult over `interaction_examples` test rows (#18)
+    surrogate: Any = None  # SurrogateResult: rules of a tree fit to the model's predictions (#18)
 
     @property
     def methods(self) -> tuple[str, ...]:
@@ -111,6 +113,9 @@ class ExplanationReport:
             out.update(self.shap.metrics())
         if self.permutation is not None:
             out.update(self.permutation.metrics())
+        for part in (self.interactions, self.surrogate):
+            if part is not None:
+                out.update(part.metrics())
         return out
 
     @property
@@ -120,6 +125,9 @@ class ExplanationReport:
             found.extend(a.findings)
         if self.shap is not None:
             found.extend(self.shap.findings)
+        for part in (self.interactions, self.surrogate):
+            if part is not None:
+                found.extend(part.findings)
         m = self.metrics()
         for method, c in self.curves.items():
             ours, rnd = float(c.deletion_auc.mean()), float(c.deletion_auc_random.mean())
@@ -165,7 +173,9 @@ class ExplanationReport:
                 "provenance": self.provenance.to_dict(),
                 "shap": None if self.shap is None else self.shap.to_dict(),
                 "permutation": None if self.permutation is None else self.permutation.to_dict(),
-                "skipped": dict(self.skipped)}
+                "skipped": dict(self.skipped),
+                "interactions": None if self.interactions is None else self.interactions.to_dict(),
+                "surrogate": None if self.surrogate is None else self.surrogate.to_dict()}
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> "ExplanationReport":
@@ -188,7 +198,16 @@ class ExplanationReport:
                    provenance=Provenance.from_dict(d["provenance"]), shap=shap,
                    permutation=None if d.get("permutation") is None else
                    PermutationImportance.from_dict(d["permutation"]),
-                   skipped=dict(d.get("skipped") or {}))
+                   skipped=dict(d.get("skipped") or {}), **_optional_parts(d))
+
+
+def _optional_parts(d: Mapping[str, Any]) -> dict[str, Any]:
+    """The interaction and surrogate parts of a stored report (absent in older files)."""
+    from audit.explain._shap_interactions import InteractionResult
+    from audit.explain._surrogate import SurrogateResult
+
+    return {"interactions": None if d.get("interactions") is None else InteractionResult.from_dict(d["interactions"]),
+            "surrogate": None if d.get("surrogate") is None else SurrogateResult.from_dict(d["surrogate"])}
 
 
 # ---- analysis ---------------------------------------------------------------------------
@@ -230,7 +249,8 @@ def _methods(model, kind: str, methods: Sequence[str] | None) -> tuple[tuple[str
 def analyze(model, data, *, n_examples: int = 8, methods: Sequence[str] | None = None, seed: int = 0,
             progress: bool = False, steps: int = 50, lime_samples: int | None = None,
             background_size: int = 50, stability_samples: int = 3, noise: float = 0.05,
-            permutation_repeats: int = 10) -> ExplanationReport:
+            permutation_repeats: int = 10, interactions: bool = True, interaction_examples: int = 64,
+            surrogate: bool = True, surrogate_depth: int = 3) -> ExplanationReport:
     """Explain `n_examples` test examples of `data` with several methods and measure the explanations.
 
     methods: any of "shap" (part A's SHAP, exact over raw columns for tabular data, expected
@@ -241,6 +261,10 @@ def analyze(model, data, *, n_examples: int = 8, methods: Sequence[str] | None =
     column (one-hot blocks summed). Stability uses `stability_samples` noisy copies with noise
     std `noise` x the feature's training std (images: x the pixel range); LIME and SHAP
     re-explain the copies with a fresh seed, so their sampling noise counts.
+    interactions: SHAP interaction values (`shap_interactions`) on `interaction_examples` test rows
+    over the SHAP players (raw columns; image patches), for the top pairs, heatmap and dependence
+    plots. surrogate (tabular data): rules of a depth-`surrogate_depth` tree fit to the model's
+    predictions (`surrogate_tree`), with fidelity overall and per sensitive group.
     """
     if data.kind not in DEFAULT_METHODS:
         raise AuditInputError(f"data kind {data.kind!r} must be 'tabular' or 'image'.")
@@ -248,6 +272,9 @@ def analyze(model, data, *, n_examples: int = 8, methods: Sequence[str] | None =
         raise AuditInputError(f"the data has inputs {data.input_shape} but the model takes {model.input_shape}.")
     if int(n_examples) < 2:
         raise AuditInputError(f"n_examples must be >= 2 (agreement and stability need a few), got {n_examples}.")
+    for name, value in (("interaction_examples", interaction_examples), ("surrogate_depth", surrogate_depth)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+            raise AuditInputError(f"{name}={value!r} must be a positive integer.")
     chosen, skipped = _methods(model, data.kind, methods)
     test = data.part("test") if len(data.splits.get("test", ())) else data
     from tqdm.auto import tqdm
@@ -284,18 +311,38 @@ def analyze(model, data, *, n_examples: int = 8, methods: Sequence[str] | None =
                                                  feature_names=data.raw_feature_names,
                                                  n_repeats=permutation_repeats, seed=seed)
         bar.update()
+        inter = _interactions(model, data, test, seed=seed, n_examples=int(interaction_examples),
+                              background_size=background_size) if interactions else None
+        rules = None
+        if surrogate and data.kind == "tabular" and all(len(data.splits.get(k, ())) for k in ("train", "test")):
+            from audit.explain._surrogate import surrogate_tree
+
+            rules = surrogate_tree(model, data, max_depth=int(surrogate_depth), seed=seed)
     bar.close()
     names = data.raw_feature_names if data.kind == "tabular" else ()
     settings = {"n_examples": int(n_examples), "methods": list(chosen), "steps": steps,
                 "lime_samples": runner.lime_samples, "background_size": background_size,
                 "stability_samples": stability_samples, "noise": noise,
-                "permutation_repeats": permutation_repeats}
+                "permutation_repeats": permutation_repeats, "interactions": bool(interactions),
+                "interaction_examples": int(interaction_examples), "surrogate": bool(surrogate),
+                "surrogate_depth": int(surrogate_depth)}
     return ExplanationReport(kind=data.kind, rows=rows, labels=y.astype(np.int64),
                              predictions=model.predict(X).astype(np.int64), target=t.astype(np.int64),
                              class_names=tuple(model.class_names), feature_names=tuple(names),
                              attributions=attributions, curves=curves, agreement=agreement, stability=stab,
                              provenance=Provenance("explain.analyze", settings, seed, clock[0]),
-                             shap=runner.shap_result, permutation=permutation, skipped=skipped)
+                             shap=runner.shap_result, permutation=permutation, skipped=skipped,
+                             interactions=inter, surrogate=rules)
+
+
+def _interactions(model, data, test, *, seed: int, n_examples: int, background_size: int):
+    """SHAP interaction values on `n_examples` seeded test rows (exact up to 12 players)."""
+    from audit.explain._background import background
+    from audit.explain._shap_interactions import shap_interactions
+
+    rows = np.sort(np.random.default_rng(seed).choice(len(test), size=min(n_examples, len(test)), replace=False))
+    bg = background(data, size=background_size if data.kind == "tabular" else min(background_size, 20), seed=seed)
+    return shap_interactions(model, test.X[rows], bg, data=data, seed=seed)
 
 
 class _Runner:

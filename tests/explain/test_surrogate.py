@@ -124,3 +124,31 @@ def test_images_and_missing_splits_are_refused(digits, credit_small, credit_mode
                       class_names=credit_small.class_names, encoding=credit_small.encoding)
     with pytest.raises(AuditInputError, match="splits"):
         explain.surrogate_tree(credit_model, nosplit)
+
+
+# ---- analyze(), figures ----------------------------------------------------------------------
+def test_analyze_carries_interactions_and_rules_with_figures(credit_small, credit_model):
+    from matplotlib.figure import Figure
+
+    from audit.explain import ExplanationReport, analyze
+    from audit.render.figures import interactions as ifig
+    from audit.render.figures import surrogate as sfig
+    from audit.render.sections import explain_figures
+
+    r = analyze(credit_model, credit_small, n_examples=3, methods=("shap",), stability_samples=0,
+                permutation_repeats=1, background_size=10, interaction_examples=12, seed=0)
+    assert r.interactions.values.shape == (12, 10, 10) and r.surrogate.fidelity > 0.8
+    m = r.metrics()
+    assert "interaction_share" in m and "surrogate_fidelity:sex=female" in m
+    assert {"explain.interactions", "explain.surrogate"} <= {f.id for f in r.findings}
+    back = ExplanationReport.from_dict(json.loads(json.dumps(to_jsonable(r.to_dict()))))
+    assert back.interactions == r.interactions and back.surrogate == r.surrogate
+    old = r.to_dict()
+    del old["interactions"], old["surrogate"]
+    assert ExplanationReport.from_dict(json.loads(json.dumps(to_jsonable(old)))).interactions is None
+    captions = [c for c, f in explain_figures(r)]
+    assert any("interacting pairs" in c for c in captions) and any("surrogate" in c for c in captions)
+    for _, fig in ifig.report_figures(r.interactions) + sfig.report_figures(r.surrogate):
+        assert isinstance(fig, Figure)
+    with pytest.raises(AuditInputError, match="interaction_examples"):
+        analyze(credit_model, credit_small, interaction_examples=0)
