@@ -19,7 +19,7 @@ from audit.errors import AuditInputError
 from audit.explain._attribution import Attribution
 from audit.explain._importance import PermutationImportance, permutation_importance
 from audit.explain._quality import Agreement, Curves, Stability, faithfulness_curves, rank_agreement, stability
-from audit.results import Finding, Provenance, timer
+from audit.results import Finding, Provenance, timer, to_jsonable
 
 GRADIENT_METHODS = ("gradient", "gradient_x_input", "integrated_gradients", "smoothgrad")
 METHODS = ("shap", "lime", *GRADIENT_METHODS)
@@ -27,6 +27,7 @@ DEFAULT_METHODS = {"tabular": ("shap", "lime", "integrated_gradients"),
                    "image": ("shap", "lime", "gradient", "gradient_x_input", "integrated_gradients",
                              "smoothgrad")}
 DISAGREEMENT = 0.3  # mean Spearman below which two methods "disagree strongly"
+IMAGE_INTERACTION_EXAMPLES = 8  # images explained for interactions (each costs ~20k model rows)
 UNSTABLE = 0.6  # mean Spearman between x and noisy x below which a method is "unstable"
 
 
@@ -174,8 +175,8 @@ class ExplanationReport:
                 "shap": None if self.shap is None else self.shap.to_dict(),
                 "permutation": None if self.permutation is None else self.permutation.to_dict(),
                 "skipped": dict(self.skipped),
-                "interactions": None if self.interactions is None else self.interactions.to_dict(),
-                "surrogate": None if self.surrogate is None else self.surrogate.to_dict()}
+                "interactions": None if self.interactions is None else to_jsonable(self.interactions.to_dict()),
+                "surrogate": None if self.surrogate is None else to_jsonable(self.surrogate.to_dict())}
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> "ExplanationReport":
@@ -262,8 +263,8 @@ def analyze(model, data, *, n_examples: int = 8, methods: Sequence[str] | None =
     std `noise` x the feature's training std (images: x the pixel range); LIME and SHAP
     re-explain the copies with a fresh seed, so their sampling noise counts.
     interactions: SHAP interaction values (`shap_interactions`) on `interaction_examples` test rows
-    over the SHAP players (raw columns; image patches), for the top pairs, heatmap and dependence
-    plots. surrogate (tabular data): rules of a depth-`surrogate_depth` tree fit to the model's
+    over the SHAP players (raw columns; image patches: at most 8 images, 10 background rows), for
+    the top pairs, heatmap and dependence plots. surrogate (tabular data): rules of a depth-`surrogate_depth` tree fit to the model's
     predictions (`surrogate_tree`), with fidelity overall and per sensitive group.
     """
     if data.kind not in DEFAULT_METHODS:
@@ -340,8 +341,10 @@ def _interactions(model, data, test, *, seed: int, n_examples: int, background_s
     from audit.explain._background import background
     from audit.explain._shap_interactions import shap_interactions
 
+    if data.kind == "image":  # 16 patches: sampled, ~2k coalitions x background rows per image
+        n_examples, background_size = min(n_examples, IMAGE_INTERACTION_EXAMPLES), min(background_size, 10)
     rows = np.sort(np.random.default_rng(seed).choice(len(test), size=min(n_examples, len(test)), replace=False))
-    bg = background(data, size=background_size if data.kind == "tabular" else min(background_size, 20), seed=seed)
+    bg = background(data, size=background_size, seed=seed)
     return shap_interactions(model, test.X[rows], bg, data=data, seed=seed)
 
 
