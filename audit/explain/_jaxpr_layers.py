@@ -41,7 +41,7 @@ NONLINEAR = ("max", "min", "tanh", "logistic", "exp", "log", "abs", "integer_pow
              "erf", "log1p", "expm1", "pow")
 MAXPOOL = ("reduce_window_max",)
 STRUCTURAL = ("reshape", "transpose", "broadcast_in_dim", "squeeze", "expand_dims", "convert_element_type",
-              "copy", "copy_p", "slice", "rev", "pad", "reduce_precision", "stop_gradient")
+              "copy", "copy_p", "slice", "rev", "pad", "reduce_precision", "stop_gradient", "concatenate", "stack")
 
 
 @dataclasses.dataclass
@@ -52,7 +52,7 @@ class Node:
     outs: list[int]
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(eq=False)
 class Layer:
     """Nodes start..end (in order): op node, then the affine chain; `act` feeds it, `out` leaves it."""
 
@@ -64,7 +64,7 @@ class Layer:
     weight: int | None  # key of the constant weight operand
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(eq=False)
 class Program:
     nodes: list[Node]
     consts: dict[int, Any]
