@@ -21,11 +21,12 @@ from audit.explain._importance import PermutationImportance, permutation_importa
 from audit.explain._quality import Agreement, Curves, Stability, faithfulness_curves, rank_agreement, stability
 from audit.results import Finding, Provenance, timer, to_jsonable
 
-GRADIENT_METHODS = ("gradient", "gradient_x_input", "integrated_gradients", "smoothgrad")
+PROPAGATION_METHODS = ("lrp", "deeplift")  # read the model's layers from its jaxpr (#18)
+GRADIENT_METHODS = ("gradient", "gradient_x_input", "integrated_gradients", "smoothgrad", *PROPAGATION_METHODS)
 METHODS = ("shap", "lime", *GRADIENT_METHODS)
-DEFAULT_METHODS = {"tabular": ("shap", "lime", "integrated_gradients"),
+DEFAULT_METHODS = {"tabular": ("shap", "lime", "integrated_gradients", "deeplift"),
                    "image": ("shap", "lime", "gradient", "gradient_x_input", "integrated_gradients",
-                             "smoothgrad")}
+                             "smoothgrad", "lrp", "deeplift")}
 DISAGREEMENT = 0.3  # mean Spearman below which two methods "disagree strongly"
 IMAGE_INTERACTION_EXAMPLES = 8  # images explained for interactions (each costs ~20k model rows)
 UNSTABLE = 0.6  # mean Spearman between x and noisy x below which a method is "unstable"
@@ -257,8 +258,10 @@ def analyze(model, data, *, n_examples: int = 8, methods: Sequence[str] | None =
     methods: any of "shap" (part A's SHAP, exact over raw columns for tabular data, expected
     gradients per pixel for images), "lime" (native JAX LIME for tabular data, the lime package
     on superpixels for images), "gradient", "gradient_x_input", "integrated_gradients"
-    (`steps`, trapezoid rule; tabular baseline: the training mean) and "smoothgrad"; default
-    shap + lime + IG for tabular data, all for images. Tabular attributions are reported per raw
+    (`steps`, trapezoid rule; tabular baseline: the training mean), "smoothgrad", "lrp" (epsilon
+    rule) and "deeplift" (rescale; baseline as for IG); default shap + lime + IG + DeepLIFT for
+    tabular data, all for images (a default LRP / DeepLIFT on layers they cannot read is skipped
+    with the reason). Tabular attributions are reported per raw
     column (one-hot blocks summed). Stability uses `stability_samples` noisy copies with noise
     std `noise` x the feature's training std (images: x the pixel range); LIME and SHAP
     re-explain the copies with a fresh seed, so their sampling noise counts.
@@ -291,7 +294,14 @@ def analyze(model, data, *, n_examples: int = 8, methods: Sequence[str] | None =
         stab: dict[str, Stability] = {}
         for m in chosen:
             bar.set_postfix_str(m)
-            attributions[m] = runner.explain(m)
+            try:
+                attributions[m] = runner.explain(m)
+            except AuditInputError as exc:  # a default LRP/DeepLIFT on layers they cannot read
+                if methods is not None or m not in PROPAGATION_METHODS:
+                    raise
+                skipped[m] = str(exc)
+                bar.update()
+                continue
             if stability_samples:
                 stab[m] = stability(runner.explainer(m), runner.inputs(m), sigma=runner.sigma(m),
                                     n_samples=int(stability_samples), seed=seed + 1,
@@ -409,6 +419,14 @@ class _Runner:
                 a = _saliency.integrated_gradients(model, rows, target=t, steps=self.steps,
                                                    baseline=self.mean_input if self.tabular else None,
                                                    batch_size=self.batch)
+            elif method in PROPAGATION_METHODS:
+                from audit.explain import _lrp
+
+                if method == "lrp":
+                    a = _lrp.lrp(model, rows, target=t, batch_size=self.batch)
+                else:
+                    a = _lrp.deeplift(model, rows, target=t, baseline=self.mean_input if self.tabular else None,
+                                      batch_size=self.batch)
             elif method == "smoothgrad":
                 a = _saliency.smoothgrad(model, rows, target=t, seed=seed, batch_size=self.batch)
             else:

@@ -28,7 +28,7 @@ def digits_report(digits_cnn, digits):
 
 def test_credit_report_contents(credit_report, credit_small, credit_model):
     r = credit_report
-    assert r.methods == ("shap", "lime", "integrated_gradients")
+    assert r.methods == ("shap", "lime", "integrated_gradients", "deeplift")
     assert r.misclassified.any() and len(r.rows) == 6
     test = credit_small.test
     assert np.array_equal(r.labels, test.y[r.rows])
@@ -121,7 +121,7 @@ def test_non_differentiable_models(credit_model, credit_small):
 
 def test_bad_input(credit_model, credit_small, digits):
     with pytest.raises(AuditInputError, match="unknown explanation methods"):
-        analyze(credit_model, credit_small, methods=("deeplift",))
+        analyze(credit_model, credit_small, methods=("occlusion",))
     with pytest.raises(AuditInputError, match="n_examples"):
         analyze(credit_model, credit_small, n_examples=1)
     with pytest.raises(AuditInputError, match="model takes"):
