@@ -209,3 +209,16 @@ def test_deeplift_equals_captum():
     theirs = from_torch(captum_attr.DeepLift(net).attribute(to_torch(X), baselines=to_torch(base),
                                                             target=torch.tensor(t)))
     np.testing.assert_allclose(ours.values, theirs, atol=1e-5, rtol=1e-4)
+
+
+def test_zoo_nnx_cnn_with_dropout_and_the_custom_max_pool():
+    from audit.models import zoo
+
+    module = zoo.build("cnn", {"input_shape": (8, 8, 1), "n_classes": 3, "channels": (3, 4), "hidden": 6})
+    model = Model.from_nnx(module, input_shape=(8, 8, 1), class_names=("a", "b", "c"))
+    X = np.random.default_rng(0).uniform(0, 1, size=(3, 8, 8, 1)).astype(np.float32)
+    r = explain.lrp(model, X, epsilon=0.0)
+    assert r.provenance.settings["layers"] == ["conv", "conv", "dense", "dense"]
+    np.testing.assert_allclose(r.values, explain.gradient_x_input(model, X, target=r.target).values, atol=1e-5)
+    d = explain.deeplift(model, X)
+    np.testing.assert_allclose(d.extras["completeness_error"], 0.0, atol=1e-5)
