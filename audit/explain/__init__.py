@@ -8,6 +8,7 @@ from audit.explain._attribution import Attribution
 from audit.explain._importance import PermutationImportance, permutation_importance
 from audit.explain._lime import lime_image, lime_tabular
 from audit.explain._lime_native import lime_native
+from audit.explain._gradcam import grad_cam
 from audit.explain._lrp import deeplift, lrp
 from audit.explain._quality import (Agreement, Curves, Stability, faithfulness_curves, rank_agreement,
                                     spearman, stability, top_k_overlap)
@@ -24,4 +25,4 @@ __all__ = ["Players", "ShapResult", "background", "compute_shap", "global_import
            "lime_image", "lime_native", "lime_tabular", "permutation_importance", "rank_agreement",
            "smoothgrad", "spearman", "stability", "top_k_overlap",
            # more ways to ask why (#18)
-           "InteractionResult", "SurrogateResult", "deeplift", "lrp", "shap_interactions", "surrogate_tree"]
+           "InteractionResult", "SurrogateResult", "deeplift", "grad_cam", "lrp", "shap_interactions", "surrogate_tree"]

@@ -6,8 +6,8 @@ function is used), folds everything that does not depend on the input into const
 parameters, batch-norm statistics), and groups the rest into layers:
 
 - a linear layer: `dot_general` or `conv_general_dilated` of the activation with a constant, or
-  a weightless linear op (`reduce_window_sum`: average pooling), followed by every elementwise
-  affine op with a constant operand (bias add, batch-norm scale and shift): y = s * op(a, W) + t,
+  a weightless linear op (`reduce_window_sum`, `reduce_sum`: average and global average
+  pooling), followed by every elementwise affine op with a constant operand (bias add, batch-norm scale and shift): y = s * op(a, W) + t,
   so batch norm is merged into the layer before it (as zennit's canonizers do);
 - an elementwise affine layer: such a chain with no linear op before it (e.g. an input norm);
 - nonlinear elementwise ops with a constant operand or none (ReLU as max(x, 0), tanh, ...);
@@ -35,7 +35,7 @@ CALLS = {"pjit": "jaxpr", "closed_call": "call_jaxpr", "core_call": "call_jaxpr"
          "checkpoint": "jaxpr", "custom_jvp_call": "call_jaxpr", "custom_vjp_call": "call_jaxpr",
          "custom_vjp_call_jaxpr": "fun_jaxpr", "jit": "jaxpr"}
 LINEAR = ("dot_general", "conv_general_dilated")
-WEIGHTLESS = ("reduce_window_sum",)
+WEIGHTLESS = ("reduce_window_sum", "reduce_sum")  # average and global average pooling
 AFFINE = ("add", "sub", "mul", "div")
 NONLINEAR = ("max", "min", "tanh", "logistic", "exp", "log", "abs", "integer_pow", "sqrt", "rsqrt",
              "erf", "log1p", "expm1", "pow")

@@ -21,12 +21,12 @@ from audit.explain._importance import PermutationImportance, permutation_importa
 from audit.explain._quality import Agreement, Curves, Stability, faithfulness_curves, rank_agreement, stability
 from audit.results import Finding, Provenance, timer, to_jsonable
 
-PROPAGATION_METHODS = ("lrp", "deeplift")  # read the model's layers from its jaxpr (#18)
+PROPAGATION_METHODS = ("lrp", "deeplift", "grad_cam", "grad_cam_pp")  # layers read from the jaxpr (#18)
 GRADIENT_METHODS = ("gradient", "gradient_x_input", "integrated_gradients", "smoothgrad", *PROPAGATION_METHODS)
 METHODS = ("shap", "lime", *GRADIENT_METHODS)
 DEFAULT_METHODS = {"tabular": ("shap", "lime", "integrated_gradients", "deeplift"),
                    "image": ("shap", "lime", "gradient", "gradient_x_input", "integrated_gradients",
-                             "smoothgrad", "lrp", "deeplift")}
+                             "smoothgrad", "lrp", "deeplift", "grad_cam", "grad_cam_pp")}
 DISAGREEMENT = 0.3  # mean Spearman below which two methods "disagree strongly"
 IMAGE_INTERACTION_EXAMPLES = 8  # images explained for interactions (each costs ~20k model rows)
 UNSTABLE = 0.6  # mean Spearman between x and noisy x below which a method is "unstable"
@@ -259,9 +259,9 @@ def analyze(model, data, *, n_examples: int = 8, methods: Sequence[str] | None =
     gradients per pixel for images), "lime" (native JAX LIME for tabular data, the lime package
     on superpixels for images), "gradient", "gradient_x_input", "integrated_gradients"
     (`steps`, trapezoid rule; tabular baseline: the training mean), "smoothgrad", "lrp" (epsilon
-    rule) and "deeplift" (rescale; baseline as for IG); default shap + lime + IG + DeepLIFT for
-    tabular data, all for images (a default LRP / DeepLIFT on layers they cannot read is skipped
-    with the reason). Tabular attributions are reported per raw
+    rule), "deeplift" (rescale; baseline as for IG), "grad_cam" and "grad_cam_pp" (last conv
+    layer; images); default shap + lime + IG + DeepLIFT for tabular data, all for images (a
+    default LRP / DeepLIFT / Grad-CAM on layers they cannot read is skipped with the reason). Tabular attributions are reported per raw
     column (one-hot blocks summed). Stability uses `stability_samples` noisy copies with noise
     std `noise` x the feature's training std (images: x the pixel range); LIME and SHAP
     re-explain the copies with a fresh seed, so their sampling noise counts.
@@ -422,8 +422,13 @@ class _Runner:
             elif method in PROPAGATION_METHODS:
                 from audit.explain import _lrp
 
+                from audit.explain._gradcam import grad_cam
+
                 if method == "lrp":
                     a = _lrp.lrp(model, rows, target=t, batch_size=self.batch)
+                elif method in ("grad_cam", "grad_cam_pp"):
+                    a = grad_cam(model, rows, target=t, method="gradcam" if method == "grad_cam" else "gradcam++",
+                                 batch_size=self.batch)
                 else:
                     a = _lrp.deeplift(model, rows, target=t, baseline=self.mean_input if self.tabular else None,
                                       batch_size=self.batch)
