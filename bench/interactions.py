@@ -108,7 +108,7 @@ def main(argv=None) -> list[dict]:
         return explain.shap_interactions(model, X, bg, method="sampled", n_samples=budget, seed=seed,
                                          class_index=cls).values
 
-    candidates = [block_cost(p) * k for k in (1, 2, 3, 4, 6, 8, 12, 16, 24, 32)]
+    candidates = [block_cost(p) * k for k in (1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64)]
     native_error = {}
     rows = []
     approximators = {"PermutationSamplingSII": lambda s: shapiq.PermutationSamplingSII(p, 2, "SII", random_state=s),
