@@ -28,7 +28,7 @@ DEFAULT_METHODS = {"tabular": ("shap", "lime", "integrated_gradients", "deeplift
                    "image": ("shap", "lime", "gradient", "gradient_x_input", "integrated_gradients",
                              "smoothgrad", "lrp", "deeplift", "grad_cam", "grad_cam_pp")}
 DISAGREEMENT = 0.3  # mean Spearman below which two methods "disagree strongly"
-IMAGE_INTERACTION_EXAMPLES = 8  # images explained for interactions (each costs ~20k model rows)
+IMAGE_INTERACTION_EXAMPLES = 4  # images explained for interactions (~2.4k model rows each)
 UNSTABLE = 0.6  # mean Spearman between x and noisy x below which a method is "unstable"
 
 
@@ -266,8 +266,8 @@ def analyze(model, data, *, n_examples: int = 8, methods: Sequence[str] | None =
     std `noise` x the feature's training std (images: x the pixel range); LIME and SHAP
     re-explain the copies with a fresh seed, so their sampling noise counts.
     interactions: SHAP interaction values (`shap_interactions`) on `interaction_examples` test rows
-    over the SHAP players (raw columns; image patches: at most 8 images, 10 background rows), for
-    the top pairs, heatmap and dependence plots. surrogate (tabular data): rules of a depth-`surrogate_depth` tree fit to the model's
+    over the SHAP players (raw columns; image patches: at most 4 images, 10 background rows, one
+    block of sampled orders each), for the top pairs, heatmap and dependence plots. surrogate (tabular data): rules of a depth-`surrogate_depth` tree fit to the model's
     predictions (`surrogate_tree`), with fidelity overall and per sensitive group.
     """
     if data.kind not in DEFAULT_METHODS:
@@ -351,11 +351,17 @@ def _interactions(model, data, test, *, seed: int, n_examples: int, background_s
     from audit.explain._background import background
     from audit.explain._shap_interactions import shap_interactions
 
-    if data.kind == "image":  # 16 patches: sampled, ~2k coalitions x background rows per image
+    from audit.explain._interaction_designs import min_budget
+    from audit.explain._players import resolve
+
+    budget = None
+    if data.kind == "image":  # 16 patches, sampled: one block of orders per background row
         n_examples, background_size = min(n_examples, IMAGE_INTERACTION_EXAMPLES), min(background_size, 10)
+        budget = min_budget(resolve(model, data, None, None, "exact").n)
     rows = np.sort(np.random.default_rng(seed).choice(len(test), size=min(n_examples, len(test)), replace=False))
     bg = background(data, size=background_size, seed=seed)
-    return shap_interactions(model, test.X[rows], bg, data=data, seed=seed)
+    return shap_interactions(model, test.X[rows], bg, data=data, seed=seed, n_samples=budget,
+                             method="auto" if budget is None else "sampled")
 
 
 class _Runner:
