@@ -20,14 +20,19 @@ import numpy as np
 
 from audit.data._encoding import format_value
 from audit.errors import AuditInputError
-from audit.explain import _lime, _lime_native, _saliency
+from audit.explain import _lime, _lime_native, _lrp, _saliency
 from audit.explain._attribution import Attribution
 from audit.explain._background import background
+from audit.explain._gradcam import grad_cam
 from audit.explain._importance import permutation_importance
 from audit.explain._quality import Stability, faithfulness_curves, rank_agreement, stability
 from audit.explain._report import ExplanationReport
 from audit.explain._saliency import explained_class
+from audit.explain._interaction_designs import min_budget
+from audit.explain._players import resolve
 from audit.explain._shap import ShapResult, compute_shap
+from audit.explain._shap_interactions import shap_interactions
+from audit.explain._surrogate import surrogate_tree
 from audit.results import Provenance, timer
 
 
@@ -120,6 +125,23 @@ def _gradient_x_input(s: Setup, rows: np.ndarray, t: np.ndarray, seed: int) -> A
     return s.per_raw_column(_saliency.gradient_x_input(s.model, rows, target=t, batch_size=s.batch))
 
 
+def _lrp_method(s: Setup, rows: np.ndarray, t: np.ndarray, seed: int) -> Attribution:
+    return s.per_raw_column(_lrp.lrp(s.model, rows, target=t, batch_size=s.batch))
+
+
+def _deeplift(s: Setup, rows: np.ndarray, t: np.ndarray, seed: int) -> Attribution:
+    return s.per_raw_column(_lrp.deeplift(s.model, rows, target=t, baseline=s.mean_input if s.tabular else None,
+                                          batch_size=s.batch))
+
+
+def _grad_cam(s: Setup, rows: np.ndarray, t: np.ndarray, seed: int) -> Attribution:
+    return grad_cam(s.model, rows, target=t, method="gradcam", batch_size=s.batch)
+
+
+def _grad_cam_pp(s: Setup, rows: np.ndarray, t: np.ndarray, seed: int) -> Attribution:
+    return grad_cam(s.model, rows, target=t, method="gradcam++", batch_size=s.batch)
+
+
 EXPLAINERS: dict[str, Method] = {
     "shap": Method(_shap),
     "lime": Method(_lime_method, raw_rows=True),
@@ -127,12 +149,19 @@ EXPLAINERS: dict[str, Method] = {
     "gradient_x_input": Method(_gradient_x_input, needs_gradients=True),
     "integrated_gradients": Method(_integrated_gradients, needs_gradients=True),
     "smoothgrad": Method(_smoothgrad, needs_gradients=True),
+    # relevance propagation and class activation maps: layers read from the model's jaxpr (#18)
+    "lrp": Method(_lrp_method, needs_gradients=True),
+    "deeplift": Method(_deeplift, needs_gradients=True),
+    "grad_cam": Method(_grad_cam, needs_gradients=True),
+    "grad_cam_pp": Method(_grad_cam_pp, needs_gradients=True),
 }
 METHODS = tuple(EXPLAINERS)
 GRADIENT_METHODS = tuple(m for m, spec in EXPLAINERS.items() if spec.needs_gradients)
-DEFAULT_METHODS = {"tabular": ("shap", "lime", "integrated_gradients"),
+PROPAGATION_METHODS = ("lrp", "deeplift", "grad_cam", "grad_cam_pp")
+DEFAULT_METHODS = {"tabular": ("shap", "lime", "integrated_gradients", "deeplift"),
                    "image": ("shap", "lime", "gradient", "gradient_x_input", "integrated_gradients",
-                             "smoothgrad")}
+                             "smoothgrad", "lrp", "deeplift", "grad_cam", "grad_cam_pp")}
+IMAGE_INTERACTION_EXAMPLES = 4  # images explained for interactions (~2.4k model rows each)
 
 
 def pick_examples(model, test, *, n_examples: int, seed: int) -> np.ndarray:
@@ -181,17 +210,25 @@ def _noise_scales(s: Setup, noise: float) -> dict[str, Any]:
 def analyze(model, data, *, n_examples: int = 8, methods: Sequence[str] | None = None, seed: int = 0,
             progress: bool = False, steps: int = 50, lime_samples: int | None = None,
             background_size: int = 50, stability_samples: int = 3, noise: float = 0.05,
-            permutation_repeats: int = 10) -> ExplanationReport:
+            permutation_repeats: int = 10, interactions: bool = True, interaction_examples: int = 64,
+            surrogate: bool = True, surrogate_depth: int = 3) -> ExplanationReport:
     """Explain `n_examples` test examples of `data` with several methods and measure the explanations.
 
     methods: any of "shap" (part A's SHAP, exact over raw columns for tabular data, expected
     gradients per pixel for images), "lime" (native JAX LIME for tabular data, the lime package
     on superpixels for images), "gradient", "gradient_x_input", "integrated_gradients"
-    (`steps`, trapezoid rule; tabular baseline: the training mean) and "smoothgrad"; default
-    shap + lime + IG for tabular data, all for images. Tabular attributions are reported per raw
-    column (one-hot blocks summed). Stability uses `stability_samples` noisy copies with noise
-    std `noise` x the feature's training std (images: x the pixel range); LIME and SHAP
-    re-explain the copies with a fresh seed, so their sampling noise counts.
+    (`steps`, trapezoid rule; tabular baseline: the training mean), "smoothgrad", "lrp" (epsilon
+    rule), "deeplift" (rescale; baseline as for IG), "grad_cam" and "grad_cam_pp" (last conv
+    layer; images); default shap + lime + IG + DeepLIFT for tabular data, all for images (a
+    default LRP / DeepLIFT / Grad-CAM on layers they cannot read is skipped with the reason).
+    Tabular attributions are reported per raw column (one-hot blocks summed). Stability uses
+    `stability_samples` noisy copies with noise std `noise` x the feature's training std
+    (images: x the pixel range); LIME and SHAP re-explain the copies with a fresh seed, so their
+    sampling noise counts. interactions: SHAP interaction values (`shap_interactions`) on
+    `interaction_examples` test rows over the SHAP players (raw columns; image patches: at most 4
+    images, 10 background rows, one block of sampled orders each), for the top pairs, heatmap
+    and dependence plots. surrogate (tabular data): rules of a depth-`surrogate_depth` tree fit
+    to the model's predictions (`surrogate_tree`), with fidelity overall and per sensitive group.
     """
     if data.kind not in DEFAULT_METHODS:
         raise AuditInputError(f"data kind {data.kind!r} must be 'tabular' or 'image'.")
@@ -199,6 +236,9 @@ def analyze(model, data, *, n_examples: int = 8, methods: Sequence[str] | None =
         raise AuditInputError(f"the data has inputs {data.input_shape} but the model takes {model.input_shape}.")
     if int(n_examples) < 2:
         raise AuditInputError(f"n_examples must be >= 2 (agreement and stability need a few), got {n_examples}.")
+    for name, value in (("interaction_examples", interaction_examples), ("surrogate_depth", surrogate_depth)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+            raise AuditInputError(f"{name}={value!r} must be a positive integer.")
     chosen, skipped = _methods(model, data.kind, methods)
     test = data.part("test") if len(data.splits.get("test", ())) else data
     from tqdm.auto import tqdm
@@ -224,7 +264,14 @@ def analyze(model, data, *, n_examples: int = 8, methods: Sequence[str] | None =
                 shap = shap_result(setup, inputs, t, seed)
                 attributions[m] = shap_attribution(setup, shap, inputs, t)
             else:
-                attributions[m] = spec.explain(setup, inputs, t, seed)
+                try:
+                    attributions[m] = spec.explain(setup, inputs, t, seed)
+                except AuditInputError as exc:  # a default LRP/DeepLIFT/Grad-CAM on layers it cannot read
+                    if methods is not None or m not in PROPAGATION_METHODS:
+                        raise
+                    skipped[m] = str(exc)
+                    bar.update()
+                    continue
             if stability_samples:
                 def noisy(copies, _spec=spec):  # the copies' targets repeat the examples'
                     return _spec.explain(setup, copies, np.repeat(t, len(copies) // len(t)), seed + 1).values
@@ -248,6 +295,11 @@ def analyze(model, data, *, n_examples: int = 8, methods: Sequence[str] | None =
                                                  feature_names=data.raw_feature_names,
                                                  n_repeats=permutation_repeats, seed=seed)
         bar.update()
+        inter = _interactions(model, data, test, seed=seed, n_examples=int(interaction_examples),
+                              background_size=background_size) if interactions else None
+        rules = None
+        if surrogate and data.kind == "tabular" and all(len(data.splits.get(k, ())) for k in ("train", "test")):
+            rules = surrogate_tree(model, data, max_depth=int(surrogate_depth), seed=seed)
     bar.close()
     names = data.raw_feature_names if data.kind == "tabular" else ()
     display_rows = ()
@@ -256,10 +308,25 @@ def analyze(model, data, *, n_examples: int = 8, methods: Sequence[str] | None =
     settings = {"n_examples": int(n_examples), "methods": list(chosen), "steps": steps,
                 "lime_samples": setup.lime_samples, "background_size": background_size,
                 "stability_samples": stability_samples, "noise": noise,
-                "permutation_repeats": permutation_repeats}
+                "permutation_repeats": permutation_repeats, "interactions": bool(interactions),
+                "interaction_examples": int(interaction_examples), "surrogate": bool(surrogate),
+                "surrogate_depth": int(surrogate_depth)}
     return ExplanationReport(kind=data.kind, rows=rows, labels=y.astype(np.int64),
                              predictions=model.predict(X).astype(np.int64), target=t.astype(np.int64),
                              class_names=tuple(model.class_names), feature_names=tuple(names),
                              attributions=attributions, curves=curves, agreement=agreement, stability=stab,
                              provenance=Provenance("explain.analyze", settings, seed, clock[0]),
-                             shap=shap, permutation=permutation, skipped=skipped, display_rows=display_rows)
+                             shap=shap, permutation=permutation, skipped=skipped, display_rows=display_rows,
+                             interactions=inter, surrogate=rules)
+
+
+def _interactions(model, data, test, *, seed: int, n_examples: int, background_size: int):
+    """SHAP interaction values on `n_examples` seeded test rows (exact up to 12 players)."""
+    budget = None
+    if data.kind == "image":  # 16 patches, sampled: one block of orders per background row
+        n_examples, background_size = min(n_examples, IMAGE_INTERACTION_EXAMPLES), min(background_size, 10)
+        budget = min_budget(resolve(model, data, None, None, "exact").n)
+    rows = np.sort(np.random.default_rng(seed).choice(len(test), size=min(n_examples, len(test)), replace=False))
+    bg = background(data, size=background_size, seed=seed)
+    return shap_interactions(model, test.X[rows], bg, data=data, seed=seed, n_samples=budget,
+                             method="auto" if budget is None else "sampled")

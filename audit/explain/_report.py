@@ -13,6 +13,8 @@ from audit.explain._attribution import Attribution
 from audit.explain._importance import PermutationImportance
 from audit.explain._quality import Agreement, Curves, Stability
 from audit.explain._shap import ShapResult
+from audit.explain._shap_interactions import InteractionResult
+from audit.explain._surrogate import SurrogateResult
 from audit.results import Finding, MetricSpec, Provenance, Result
 
 DISAGREEMENT = 0.3  # mean Spearman below which two methods "disagree strongly"
@@ -89,6 +91,8 @@ class ExplanationReport(Result):
     permutation: PermutationImportance | None = None
     skipped: Mapping[str, str] = dataclasses.field(default_factory=dict)
     display_rows: tuple[tuple[str, ...], ...] = ()  # tabular: each explained row's raw values as text
+    interactions: InteractionResult | None = None  # SHAP interaction values on a few test rows (#18)
+    surrogate: SurrogateResult | None = None  # rules of a tree fit to the model's predictions (#18)
     findings: tuple[Finding, ...] = None  # type: ignore[assignment]  # derived from the fields when not given
 
     def __post_init__(self) -> None:
@@ -147,6 +151,9 @@ class ExplanationReport(Result):
             out.update(self.shap.metrics())
         if self.permutation is not None:
             out.update(self.permutation.metrics())
+        for part in (self.interactions, self.surrogate):
+            if part is not None:
+                out.update(part.metrics())
         return out
 
     def _derive_findings(self) -> tuple[Finding, ...]:
@@ -156,6 +163,9 @@ class ExplanationReport(Result):
             found.extend(a.findings)
         if self.shap is not None:
             found.extend(self.shap.findings)
+        for part in (self.interactions, self.surrogate):
+            if part is not None:
+                found.extend(part.findings)
         m = self.metrics()
         for method, c in self.curves.items():
             ours, rnd = float(c.deletion_auc.mean()), float(c.deletion_auc_random.mean())

@@ -73,7 +73,7 @@ MAY_BE_EMPTY = {"impute_k"}  # an empty list turns that part off
 
 def _choices() -> dict[Any, tuple[str, ...]]:
     """Allowed words per setting, read from the analyzers' own tables (one source of truth)."""
-    from audit.explain._report import METHODS as EXPLAIN_METHODS
+    from audit.explain._analyze import METHODS as EXPLAIN_METHODS
     from audit.fairness._mitigate import CONSTRAINTS, METHODS as FAIRNESS_MITIGATIONS
     from audit.imbalance._compare import METHODS as IMBALANCE_MITIGATIONS
     from audit.robustness._adversarial_training import RECIPES

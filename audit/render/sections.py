@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from matplotlib.figure import Figure
 
+from audit.render.figures import interactions as interaction_figures
 from audit.render.figures import robustness as rfig
 from audit.render.figures import saliency as xfig
 from audit.render.figures import shap as shapfig
+from audit.render.figures import surrogate as surrogate_figures
 
 
 def robustness_figures(report) -> list[tuple[str, Figure]]:
@@ -54,4 +56,8 @@ def explain_figures(report) -> list[tuple[str, Figure]]:
     if len(report.agreement) > 0:
         figures.append(("Rank agreement between methods (Spearman): low values mean the explanations disagree.",
                         xfig.agreement_matrix(report)))
+    if report.interactions is not None:
+        figures += interaction_figures.report_figures(report.interactions)
+    if report.surrogate is not None:
+        figures += surrogate_figures.report_figures(report.surrogate)
     return figures

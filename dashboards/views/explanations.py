@@ -114,3 +114,30 @@ if saved is not None and saved.permutation is not None:
 if saved is not None:
     with st.expander("Explanation quality (saved report)"):
         _widgets.findings_list(saved.findings)
+
+if saved is not None and saved.interactions is not None:
+    from audit.render.figures import interactions as ifig
+
+    inter = saved.interactions
+    st.subheader("Feature interactions")
+    st.caption(f"SHAP interaction values on {len(inter.values)} test rows: which features act together.")
+    left, right = st.columns(2)
+    left.pyplot(ifig.top_pairs(inter))
+    right.pyplot(ifig.heatmap(inter))
+    names = list(inter.feature_names)
+    top = names.index(inter.top_pairs(1)[0][0]) if len(names) > 1 else 0
+    feature = st.selectbox("Dependence plot of", names, index=top, key="exp_dependence")
+    st.pyplot(ifig.dependence(inter, feature))
+    st.caption(f"Coloured by {names[inter.partner(names.index(feature))]}, its strongest partner.")
+if saved is not None and saved.surrogate is not None:
+    sur = saved.surrogate
+    st.subheader("Global surrogate rules")
+    st.caption(f"A depth-{sur.provenance.settings.get('max_depth')} decision tree fit to the model's "
+               f"predictions; it agrees with the model on {sur.fidelity:.1%} of held-out rows.")
+    st.dataframe(pd.DataFrame({"rule": [r.text for r in sur.rules], "rows": [r.support for r in sur.rules],
+                               "agreement": [r.confidence for r in sur.rules]})
+                 .sort_values("rows", ascending=False), hide_index=True, width="stretch")
+    if sur.groups:
+        from audit.render.figures import surrogate as sfig
+
+        st.pyplot(sfig.group_fidelity(sur))
