@@ -11,6 +11,8 @@ randomized-smoothing certificates next to the attacks), `AdversarialTraining` re
 from audit.robustness._adversarial_training import (AdversarialTraining, AdversarialTrainingReport,
                                                     adversarial_training)
 from audit.robustness._apgd import apgd
+from audit.robustness._autoattack import AutoAttackInfo, autoattack
+from audit.robustness._cw import cw_l2
 from audit.robustness._certify import CertificationReport, attack_smoothed, certify
 from audit.robustness._domain import Domain, box_domain, domain_for
 from audit.robustness._evaluate import default_eps, evaluate
@@ -24,9 +26,9 @@ from audit.robustness._report import AdversarialExample, Curve, RobustnessReport
 from audit.robustness._smoothing import SmoothingCertificate, certify_smoothed, class_counts, predict_smoothed
 from audit.robustness._square import square
 
-__all__ = ["ATTACKS", "AdversarialExample", "AdversarialTraining", "AdversarialTrainingReport", "AttackSpec",
+__all__ = ["ATTACKS", "AdversarialExample", "AdversarialTraining", "AdversarialTrainingReport", "AttackSpec", "AutoAttackInfo",
            "CertificationReport", "Curve", "Domain", "ExplanationStabilityReport", "RobustnessReport", "SmoothingCertificate",
-           "adversarial_training", "apgd", "attack_smoothed", "box_domain", "certify", "certify_smoothed",
+           "adversarial_training", "apgd", "autoattack", "cw_l2", "attack_smoothed", "box_domain", "certify", "certify_smoothed",
            "class_counts", "default_eps", "domain_for", "eps_name", "evaluate", "explanation_stability", "fgsm", "ibp_bounds",
            "ibp_margins", "interval_function", "layer_ops", "minimal_perturbation", "noise", "pgd",
            "predict_smoothed", "square"]
