@@ -55,6 +55,8 @@ ANALYZERS: dict[str, AnalyzerSpec] = {spec.name: spec for spec in (
     AnalyzerSpec("explain", "Explanations", "audit.explain:analyze", "audit.explain:ExplanationReport"),
     AnalyzerSpec("robustness", "Adversarial robustness", "audit.robustness:evaluate",
                  "audit.robustness:RobustnessReport", needs_gradients=True),
+    AnalyzerSpec("corruptions", "Common corruptions", "audit.robustness:corruptions",
+                 "audit.robustness:CorruptionReport"),
     AnalyzerSpec("certify", "Certified robustness (IBP, randomized smoothing)", "audit.robustness:certify",
                  "audit.robustness:CertificationReport", needs_gradients=True),
     AnalyzerSpec("explanation_stability", "Explanation stability under attack",

@@ -1,5 +1,7 @@
 """Adversarial robustness: attacks (FGSM, PGD, APGD, Square), minimal perturbations,
 robust-accuracy evaluation with intervals, and sanity checks against gradient masking.
+Stronger and wider: C&W L2, AutoAttack (APGD-CE, APGD-T, FAB-T, Square), transfer attacks from a
+trained surrogate, and accuracy under common corruptions.
 
 Attacks are pure functions `attack(apply_fn, params, x, y, *, eps, ..., key)` on a model's
 apply function, usable inside `jit` (adversarial training); `evaluate(model, data)` runs
@@ -12,6 +14,8 @@ from audit.robustness._adversarial_training import (AdversarialTraining, Adversa
                                                     adversarial_training)
 from audit.robustness._apgd import apgd
 from audit.robustness._autoattack import AutoAttackInfo, autoattack
+from audit.robustness._corruption_report import CorruptionReport, GroupCorruption, corruptions
+from audit.robustness._corruptions import IMAGE_CORRUPTIONS, TABULAR_CORRUPTIONS, Corrupter
 from audit.robustness._cw import cw_l2
 from audit.robustness._certify import CertificationReport, attack_smoothed, certify
 from audit.robustness._domain import Domain, box_domain, domain_for
@@ -26,9 +30,9 @@ from audit.robustness._report import AdversarialExample, Curve, RobustnessReport
 from audit.robustness._smoothing import SmoothingCertificate, certify_smoothed, class_counts, predict_smoothed
 from audit.robustness._square import square
 
-__all__ = ["ATTACKS", "AdversarialExample", "AdversarialTraining", "AdversarialTrainingReport", "AttackSpec", "AutoAttackInfo",
+__all__ = ["ATTACKS", "CorruptionReport", "Corrupter", "GroupCorruption", "IMAGE_CORRUPTIONS", "TABULAR_CORRUPTIONS", "AdversarialExample", "AdversarialTraining", "AdversarialTrainingReport", "AttackSpec", "AutoAttackInfo",
            "CertificationReport", "Curve", "Domain", "ExplanationStabilityReport", "RobustnessReport", "SmoothingCertificate",
            "adversarial_training", "apgd", "autoattack", "cw_l2", "attack_smoothed", "box_domain", "certify", "certify_smoothed",
-           "class_counts", "default_eps", "domain_for", "eps_name", "evaluate", "explanation_stability", "fgsm", "ibp_bounds",
+           "class_counts", "corruptions", "default_eps", "domain_for", "eps_name", "evaluate", "explanation_stability", "fgsm", "ibp_bounds",
            "ibp_margins", "interval_function", "layer_ops", "minimal_perturbation", "noise", "pgd",
            "predict_smoothed", "square"]
