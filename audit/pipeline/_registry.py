@@ -70,6 +70,8 @@ ANALYZERS: dict[str, AnalyzerSpec] = {spec.name: spec for spec in (
                  "audit.fairness:FairnessMitigation", needs_sensitive=True, retrains=True),
     AnalyzerSpec("imbalance_mitigation", "Imbalance mitigations (retrained)", "audit.imbalance:compare_mitigations",
                  "audit.imbalance:MitigationComparison", retrains=True),
+    AnalyzerSpec("transfer", "Transfer attacks from a surrogate (retrained)", "audit.robustness:transfer",
+                 "audit.robustness:TransferReport", retrains=True),
     AnalyzerSpec("adversarial_training", "Adversarial training (retrained)", "audit.robustness:adversarial_training",
                  "audit.robustness:AdversarialTrainingReport", needs_gradients=True, retrains=True),
 )}

@@ -29,10 +29,11 @@ from audit.robustness._registry import ATTACKS, AttackSpec
 from audit.robustness._report import AdversarialExample, Curve, RobustnessReport, eps_name
 from audit.robustness._smoothing import SmoothingCertificate, certify_smoothed, class_counts, predict_smoothed
 from audit.robustness._square import square
+from audit.robustness._transfer import TRANSFER_ATTACKS, TransferReport, mifgsm, transfer
 
-__all__ = ["ATTACKS", "CorruptionReport", "Corrupter", "GroupCorruption", "IMAGE_CORRUPTIONS", "TABULAR_CORRUPTIONS", "AdversarialExample", "AdversarialTraining", "AdversarialTrainingReport", "AttackSpec", "AutoAttackInfo",
+__all__ = ["ATTACKS", "CorruptionReport", "Corrupter", "GroupCorruption", "IMAGE_CORRUPTIONS", "TABULAR_CORRUPTIONS", "TRANSFER_ATTACKS", "TransferReport", "AdversarialExample", "AdversarialTraining", "AdversarialTrainingReport", "AttackSpec", "AutoAttackInfo",
            "CertificationReport", "Curve", "Domain", "ExplanationStabilityReport", "RobustnessReport", "SmoothingCertificate",
            "adversarial_training", "apgd", "autoattack", "cw_l2", "attack_smoothed", "box_domain", "certify", "certify_smoothed",
            "class_counts", "corruptions", "default_eps", "domain_for", "eps_name", "evaluate", "explanation_stability", "fgsm", "ibp_bounds",
-           "ibp_margins", "interval_function", "layer_ops", "minimal_perturbation", "noise", "pgd",
-           "predict_smoothed", "square"]
+           "ibp_margins", "interval_function", "layer_ops", "mifgsm", "minimal_perturbation", "noise", "pgd",
+           "predict_smoothed", "square", "transfer"]
