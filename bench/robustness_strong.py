@@ -108,6 +108,7 @@ def bench_autoattack(model, data, clf, x, y, *, eps, steps, queries):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer examples, smaller budgets")
+    parser.add_argument("--part", choices=("all", "cw", "autoattack"), default="all")
     args = parser.parse_args(argv)
     import torch
 
@@ -119,9 +120,10 @@ def main(argv=None):
     clf, threads, diff = _classifier(model, data, x)
     print(f"jax {jax.__version__}, torch {torch.__version__} (threads {threads}), cpus {os.cpu_count()}, "
           f"logits max |torch - jax| = {diff:.2e}")
-    bench_cw(model, data, clf, x, y, search_steps=5 if args.quick else 9, steps=50 if args.quick else 100,
-             budgets=(0.5, 1.0, 1.5))
-    for eps in ((0.1,) if args.quick else (0.05, 0.1)):
+    if args.part in ("all", "cw"):
+        bench_cw(model, data, clf, x, y, search_steps=5 if args.quick else 9, steps=50 if args.quick else 100,
+                 budgets=(0.5, 1.0, 1.5))
+    for eps in () if args.part == "cw" else (0.1,) if args.quick else (0.05, 0.1):
         bench_autoattack(model, data, clf, x, y, eps=eps, steps=20 if args.quick else 50,
                          queries=200 if args.quick else 1000)
 

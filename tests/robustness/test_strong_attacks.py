@@ -74,7 +74,7 @@ def test_cw_bad_settings(linear_model, kwargs, match):
         cw_l2(linear_model.apply, linear_model.params, x, np.array([0, 1]), **kwargs)
 
 
-@pytest.mark.parametrize("norm, eps", [("linf", 0.1), ("l2", 1.0)])
+@pytest.mark.parametrize("norm, eps", [("linf", 0.1), pytest.param("l2", 1.0, marks=pytest.mark.slow)])
 def test_autoattack_never_weaker_than_its_parts(digits, digits_cnn, norm, eps):
     part = digits.part("test")
     x, y = part.X[:48], part.y[:48]
