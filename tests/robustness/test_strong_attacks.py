@@ -134,3 +134,16 @@ def test_evaluate_runs_autoattack_and_cw_from_the_registry(digits, digits_cnn):
     assert m["robust_accuracy@1"] <= min(m["robust_accuracy:autoattack@1"], m["robust_accuracy:cw@1"])
     with pytest.raises(AuditInputError, match="norms"):
         evaluate(digits_cnn, digits, n=8, norm="linf", attacks=("cw",))
+
+
+def test_autoattack_from_a_config_with_a_policy(credit_small, credit_model):
+    from audit.pipeline import AuditConfig, run
+
+    cfg = AuditConfig(analyzers={"robustness": {"attacks": ["autoattack"], "n": 40, "eps": [0.1], "steps": 4,
+                                                "square_queries": 20, "bootstrap": 0, "min_perturbation_n": 0,
+                                                "impute_k": [], "sanity": False}},
+                      policy=[{"metric": "robustness.robust_accuracy:autoattack@0.1", "min": 0.0}])
+    report = run(credit_model, credit_small, cfg, progress=False)
+    value = report.metrics()["robustness.robust_accuracy:autoattack@0.1"]
+    assert 0.0 <= value <= report.metrics()["robustness.clean_accuracy"]
+    assert report.passed
