@@ -109,6 +109,7 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer examples, smaller budgets")
     parser.add_argument("--part", choices=("all", "cw", "autoattack"), default="all")
+    parser.add_argument("--cw-n", type=int, default=64, help="rows for C&W (ART's C&W runs at ~1 row/s)")
     args = parser.parse_args(argv)
     import torch
 
@@ -121,7 +122,7 @@ def main(argv=None):
     print(f"jax {jax.__version__}, torch {torch.__version__} (threads {threads}), cpus {os.cpu_count()}, "
           f"logits max |torch - jax| = {diff:.2e}")
     if args.part in ("all", "cw"):
-        bench_cw(model, data, clf, x, y, search_steps=5 if args.quick else 9, steps=50 if args.quick else 100,
+        bench_cw(model, data, clf, x[:args.cw_n], y[:args.cw_n], search_steps=5 if args.quick else 9, steps=50 if args.quick else 100,
                  budgets=(0.5, 1.0, 1.5))
     for eps in () if args.part == "cw" else (0.1,) if args.quick else (0.05, 0.1):
         bench_autoattack(model, data, clf, x, y, eps=eps, steps=20 if args.quick else 50,

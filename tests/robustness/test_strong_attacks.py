@@ -8,8 +8,7 @@ import numpy as np
 import pytest
 
 from audit.errors import AuditInputError
-from audit.robustness import (ATTACKS, apgd, autoattack, box_domain, cw_l2, domain_for, evaluate,
-                              minimal_perturbation)
+from audit.robustness import ATTACKS, autoattack, cw_l2, domain_for, evaluate, minimal_perturbation
 
 KEY = jax.random.key(0)
 W = np.array([1.5, -2.0, 0.5, 0.0, 3.0], np.float32)
@@ -74,76 +73,72 @@ def test_cw_bad_settings(linear_model, kwargs, match):
         cw_l2(linear_model.apply, linear_model.params, x, np.array([0, 1]), **kwargs)
 
 
-@pytest.mark.parametrize("norm, eps", [("linf", 0.1), pytest.param("l2", 1.0, marks=pytest.mark.slow)])
-def test_autoattack_never_weaker_than_its_parts(digits, digits_cnn, norm, eps):
-    part = digits.part("test")
-    x, y = part.X[:48], part.y[:48]
-    dom = domain_for(digits)
-    common = dict(eps=eps, norm=norm, domain=dom, key=KEY, steps=10, n_target_classes=3, square_queries=100)
-    full, info = autoattack(digits_cnn.apply, digits_cnn.params, x, y, return_info=True, **common)
+def _never_weaker(model, x, y, dom, norm, eps, **budget):
+    common = dict(eps=eps, norm=norm, domain=dom, key=KEY, **budget)
+    full, info = autoattack(model.apply, model.params, x, y, return_info=True, **common)
     full = np.asarray(full)
-    fooled = digits_cnn.predict(full) != y
+    fooled = model.predict(full) != y
     clean = info.clean
     # in the ball and the domain; unbroken rows unchanged
     size = np.abs(full - x).reshape(len(x), -1).max(axis=1) if norm == "linf" else _l2(full - x)
     assert (size <= eps * (1 + 1e-5)).all()
-    assert full.min() >= 0.0 and full.max() <= 1.0
+    lower, upper = np.minimum(np.asarray(dom.lower), x), np.maximum(np.asarray(dom.upper), x)
+    assert (full >= lower - 1e-6).all() and (full <= upper + 1e-6).all()
     np.testing.assert_array_equal(full[~fooled], x[~fooled])
     # the shares add up to the attack success rate, and name the stage that broke each row
     assert sum(info.share.values()) == pytest.approx((fooled & clean).sum() / clean.sum())
     assert set(info.by[fooled & clean]) <= set(info.share)
+    assert fooled[clean].any()
     for stage in info.share:
-        alone = np.asarray(autoattack(digits_cnn.apply, digits_cnn.params, x, y, stages=(stage,), **common))
-        alone_fooled = digits_cnn.predict(alone) != y
+        alone = np.asarray(autoattack(model.apply, model.params, x, y, stages=(stage,), **common))
+        alone_fooled = model.predict(alone) != y
         assert fooled.sum() >= alone_fooled.sum(), stage
         if stage in ("apgd-ce", "fab-t"):  # same rows and key (APGD-CE first), or deterministic (FAB)
             assert (fooled | ~alone_fooled).all(), stage
 
 
-def test_autoattack_at_least_as_strong_as_apgd(digits, digits_cnn):
+def test_autoattack_never_weaker_than_its_parts_two_classes(credit_small, credit_model):
+    """The credit MLP (two classes: one target for APGD-T and FAB-T), inside the tabular domain."""
+    part = credit_small.part("test")
+    _never_weaker(credit_model, part.X[:64], part.y[:64], domain_for(credit_small), "linf", 0.3, steps=8,
+                  square_queries=40)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("norm, eps", [("linf", 0.1), ("l2", 1.0)])
+def test_autoattack_never_weaker_than_its_parts_images(digits, digits_cnn, norm, eps):
     part = digits.part("test")
-    x, y = part.X[:48], part.y[:48]
-    dom = domain_for(digits)
-    full = autoattack(digits_cnn.apply, digits_cnn.params, x, y, eps=0.1, domain=dom, key=KEY, steps=10,
-                      n_target_classes=3, square_queries=100)
-    single = apgd(digits_cnn.apply, digits_cnn.params, x, y, eps=0.1, domain=dom, key=jax.random.key(5), steps=10)
-    assert (digits_cnn.predict(np.asarray(full)) == y).mean() <= (digits_cnn.predict(np.asarray(single)) == y).mean()
+    _never_weaker(digits_cnn, part.X[:48], part.y[:48], domain_for(digits), norm, eps, steps=10,
+                  n_target_classes=3, square_queries=100)
 
 
-def test_autoattack_two_classes_and_bad_stages(linear_model):
-    rng = np.random.default_rng(1)
-    x = rng.uniform(0.1, 0.9, (16, 5)).astype(np.float32)
-    y = (x @ W + 0.25 > 0).astype(np.int32)
-    dom = box_domain((5,))
-    adv = np.asarray(autoattack(linear_model.apply, linear_model.params, x, y, eps=0.3, domain=dom, key=KEY,
-                                steps=10, square_queries=50))
-    z = x @ W + 0.25
-    reachable = np.abs(z) < 0.3 * np.abs(W).sum() * 0.5  # well inside the reach of the L-inf ball
-    assert (linear_model.predict(adv)[reachable] != y[reachable]).all()
+def test_autoattack_bad_settings(linear_model):
+    x = np.full((4, 5), 0.5, np.float32)
+    y = np.array([0, 1, 0, 1])
     with pytest.raises(AuditInputError, match="stages"):
         autoattack(linear_model.apply, linear_model.params, x, y, eps=0.1, key=KEY, stages=("pgd",))
+    with pytest.raises(AuditInputError, match="n_target_classes"):
+        autoattack(linear_model.apply, linear_model.params, x, y, eps=0.1, key=KEY, n_target_classes=0)
+    with pytest.raises(AuditInputError, match="square_queries"):
+        autoattack(linear_model.apply, linear_model.params, x, y, eps=0.1, key=KEY, square_queries=0)
 
 
-def test_evaluate_runs_autoattack_and_cw_from_the_registry(digits, digits_cnn):
-    assert {"autoattack", "cw"} <= set(ATTACKS)
-    rep = evaluate(digits_cnn, digits, n=32, eps=(0.0, 1.0), norm="l2", attacks=("pgd", "autoattack", "cw"),
-                   steps=8, square_queries=50, bootstrap=0, min_perturbation_n=0, batch_size=32, sanity=False)
-    m = rep.metrics()
-    assert {"robust_accuracy:autoattack@1", "robust_accuracy:cw@1"} <= set(m)
-    assert m["robust_accuracy:autoattack@0"] == m["clean_accuracy"]
-    assert m["robust_accuracy@1"] <= min(m["robust_accuracy:autoattack@1"], m["robust_accuracy:cw@1"])
-    with pytest.raises(AuditInputError, match="norms"):
-        evaluate(digits_cnn, digits, n=8, norm="linf", attacks=("cw",))
-
-
-def test_autoattack_from_a_config_with_a_policy(credit_small, credit_model):
+def test_autoattack_and_cw_from_a_config_with_a_policy(credit_small, credit_model):
+    """`attacks: [autoattack, cw]` in a config: the registry runs them inside evaluate, their curves
+    give `robustness.robust_accuracy:<attack>@<eps>` metrics a policy can gate on."""
     from audit.pipeline import AuditConfig, run
 
-    cfg = AuditConfig(analyzers={"robustness": {"attacks": ["autoattack"], "n": 40, "eps": [0.1], "steps": 4,
-                                                "square_queries": 20, "bootstrap": 0, "min_perturbation_n": 0,
-                                                "impute_k": [], "sanity": False}},
-                      policy=[{"metric": "robustness.robust_accuracy:autoattack@0.1", "min": 0.0}])
+    assert {"autoattack", "cw"} <= set(ATTACKS)
+    cfg = AuditConfig(analyzers={"robustness": {"attacks": ["pgd", "autoattack", "cw"], "norm": "l2", "n": 32,
+                                                "eps": [0.0, 1.0], "steps": 4, "bootstrap": 0,
+                                                "min_perturbation_n": 0, "impute_k": [], "sanity": False}},
+                      policy=[{"metric": "robustness.robust_accuracy:autoattack@1", "min": 0.0}])
     report = run(credit_model, credit_small, cfg, progress=False)
-    value = report.metrics()["robustness.robust_accuracy:autoattack@0.1"]
-    assert 0.0 <= value <= report.metrics()["robustness.clean_accuracy"]
+    m = report.metrics()
+    assert {"robustness.robust_accuracy:autoattack@1", "robustness.robust_accuracy:cw@1"} <= set(m)
+    assert m["robustness.robust_accuracy:autoattack@0"] == m["robustness.clean_accuracy"]
+    assert m["robustness.robust_accuracy@1"] <= min(m["robustness.robust_accuracy:autoattack@1"],
+                                                    m["robustness.robust_accuracy:cw@1"])
     assert report.passed
+    with pytest.raises(AuditInputError, match="norms"):
+        evaluate(credit_model, credit_small, n=8, norm="linf", attacks=("cw",))
