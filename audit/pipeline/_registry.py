@@ -52,6 +52,7 @@ ANALYZERS: dict[str, AnalyzerSpec] = {spec.name: spec for spec in (
     AnalyzerSpec("explain", "Explanations", explain.analyze, explain.ExplanationReport),
     AnalyzerSpec("robustness", "Adversarial robustness", robustness.evaluate,
                  robustness.RobustnessReport, needs_gradients=True),
+    AnalyzerSpec("corruptions", "Common corruptions", robustness.corruptions, robustness.CorruptionReport),
     AnalyzerSpec("certify", "Certified robustness (IBP, randomized smoothing)", robustness.certify,
                  robustness.CertificationReport, needs_gradients=True),
     AnalyzerSpec("explanation_stability", "Explanation stability under attack",
@@ -66,6 +67,8 @@ ANALYZERS: dict[str, AnalyzerSpec] = {spec.name: spec for spec in (
                  needs_architecture=True),
     AnalyzerSpec("imbalance_mitigation", "Imbalance mitigations (retrained)", imbalance.compare_mitigations,
                  imbalance.MitigationComparison, retrains=True, needs_architecture=True),
+    AnalyzerSpec("transfer", "Transfer attacks from a surrogate (retrained)", robustness.transfer,
+                 robustness.TransferReport, retrains=True),
     AnalyzerSpec("adversarial_training", "Adversarial training (retrained)", robustness.adversarial_training,
                  robustness.AdversarialTrainingReport, needs_gradients=True, retrains=True),
 )}

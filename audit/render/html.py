@@ -22,6 +22,8 @@ SECTION_FIGURES: dict[str, str] = {
     "imbalance_mitigation": "audit.render.figures.imbalance:mitigation_figures",
     "fairness_mitigation": "audit.render.figures.fairness:mitigation_figures",
     "certify": "audit.render.figures.certify:certify_figures",
+    "corruptions": "audit.render.figures.corruptions:corruption_figures",
+    "transfer": "audit.render.figures.transfer:transfer_figures",
     "adversarial_training": "audit.render.figures.certify:adversarial_training_figures",
     "explanation_stability": "audit.render.figures.certify:explanation_stability_figures",
 }

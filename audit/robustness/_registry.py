@@ -5,7 +5,12 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Callable, Mapping
 
+import jax.numpy as jnp
+
 from audit.robustness._apgd import apgd
+from audit.robustness._autoattack import autoattack
+from audit.robustness._cw import cw_l2
+from audit.robustness._domain import broadcast_eps, project
 from audit.robustness._pgd import fgsm, pgd
 from audit.robustness._square import square
 
@@ -43,6 +48,18 @@ def _square(apply_fn, params, x, y, *, eps, norm, domain, key, settings):
     return square(apply_fn, params, x, y, eps=eps, domain=domain, key=key, queries=settings["square_queries"])
 
 
+def _autoattack(apply_fn, params, x, y, *, eps, norm, domain, key, settings):
+    return autoattack(apply_fn, params, x, y, eps=eps, norm=norm, domain=domain, key=key,
+                      steps=settings["apgd_steps"], square_queries=settings["square_queries"])
+
+
+def _cw(apply_fn, params, x, y, *, eps, norm, domain, key, settings):
+    """C&W's closest adversarial, pulled into the eps ball (unchanged when it lies inside)."""
+    adv, _, _ = cw_l2(apply_fn, params, x, y, steps=settings["apgd_steps"], domain=domain)
+    x = jnp.asarray(x, jnp.float32)
+    return project(x, adv, broadcast_eps(eps, x), "l2", domain)
+
+
 ATTACKS: dict[str, AttackSpec] = {
     "fgsm": AttackSpec("fgsm", _fgsm, True, False, ("linf", "l2"), paper="Goodfellow et al. 2015"),
     "pgd": AttackSpec("pgd", _pgd, True, True, ("linf", "l2"), paper="Madry et al. 2018"),
@@ -50,4 +67,6 @@ ATTACKS: dict[str, AttackSpec] = {
     "apgd_dlr": AttackSpec("apgd_dlr", _apgd("dlr"), True, True, ("linf", "l2"), min_classes=3,
                            paper="Croce & Hein 2020"),
     "square": AttackSpec("square", _square, False, True, ("linf",), paper="Andriushchenko et al. 2020"),
+    "autoattack": AttackSpec("autoattack", _autoattack, True, True, ("linf", "l2"), paper="Croce & Hein 2020"),
+    "cw": AttackSpec("cw", _cw, True, False, ("l2",), paper="Carlini & Wagner 2017"),
 }

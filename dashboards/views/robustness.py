@@ -93,3 +93,30 @@ elif result is not None and result.examples:
     pick = st.select_slider("eps", options=eps_saved, key="rob_saved_eps")
     st.pyplot(rfig.adversarial_examples(dataclasses.replace(
         result, examples=tuple(e for e in result.examples if float(e.eps) == pick))))
+
+corrupted = report.sections.get("corruptions")
+if corrupted is not None and corrupted.result is not None:
+    from audit.render.figures import corruptions as cfig
+
+    cres = corrupted.result
+    st.subheader("Common corruptions")
+    st.markdown(f"{cres.n} test examples, clean accuracy **{cres.clean_accuracy:.1%}**, mean corruption error "
+                f"**{cres.mean_corruption_error:.1%}** (relative: {cres.relative_corruption_error:.1%}).")
+    attrs = list(dict.fromkeys(g.attribute for g in cres.groups))
+    grid_by = st.radio("Corruption grid by", ["severity", "class"] + (["group"] if attrs else []), horizontal=True,
+                       key="rob_corr_by")
+    if grid_by == "severity":
+        st.pyplot(cfig.corruption_grid(cres))
+    elif grid_by == "class":
+        st.pyplot(cfig.corruption_by_class(cres))
+    else:
+        st.pyplot(cfig.corruption_by_group(cres, st.selectbox("Sensitive attribute", attrs, key="rob_corr_attr")))
+    _widgets.findings_list(cres.findings, empty="No corruption findings.")
+
+transferred = report.sections.get("transfer")
+if transferred is not None and transferred.result is not None:
+    from audit.render.figures import transfer as tfig
+
+    st.subheader("Transfer attacks (black-box attacker with a surrogate)")
+    st.pyplot(tfig.transfer_curves(transferred.result))
+    _widgets.findings_list(transferred.result.findings, empty="No transfer findings.")
