@@ -3,6 +3,7 @@ package and native JAX), gradient saliency (gradient, Gradient x Input, Integrat
 SmoothGrad), permutation importance, explanation quality and `analyze()` for JAX models."""
 
 from audit.explain._background import background
+from audit.explain._counterfactuals import CounterfactualResult, counterfactuals
 from audit.explain._players import Players
 from audit.explain._attribution import Attribution
 from audit.explain._importance import PermutationImportance, permutation_importance
@@ -19,4 +20,6 @@ __all__ = ["Players", "ShapResult", "background", "compute_shap", "global_import
            "Agreement", "Attribution", "Curves", "ExplanationReport", "PermutationImportance", "Stability",
            "analyze", "faithfulness_curves", "gradient", "gradient_x_input", "integrated_gradients",
            "lime_image", "lime_native", "lime_tabular", "permutation_importance", "rank_agreement",
-           "smoothgrad", "spearman", "stability", "top_k_overlap"]
+           "smoothgrad", "spearman", "stability", "top_k_overlap",
+           # counterfactuals (#16)
+           "CounterfactualResult", "counterfactuals"]
