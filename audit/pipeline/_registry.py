@@ -64,6 +64,8 @@ ANALYZERS: dict[str, AnalyzerSpec] = {spec.name: spec for spec in (
                  needs_sensitive=True),
     AnalyzerSpec("imbalance", "Class balance, thresholds and calibration", "audit.imbalance:evaluate",
                  "audit.imbalance:ImbalanceReport"),
+    AnalyzerSpec("recourse", "Recourse: what it takes to change a decision, per group", "audit.recourse:evaluate",
+                 "audit.recourse:RecourseReport", needs_sensitive=True, kinds=("tabular",)),
     AnalyzerSpec("fairness_mitigation", "Fairness mitigations (retrained)", "audit.fairness:mitigate",
                  "audit.fairness:FairnessMitigation", needs_sensitive=True, retrains=True),
     AnalyzerSpec("imbalance_mitigation", "Imbalance mitigations (retrained)", "audit.imbalance:compare_mitigations",
