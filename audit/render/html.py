@@ -23,6 +23,13 @@ SECTION_FIGURES: dict[str, str] = {
     "certify": "audit.render.figures.certify:certify_figures",
     "adversarial_training": "audit.render.figures.certify:adversarial_training_figures",
     "explanation_stability": "audit.render.figures.certify:explanation_stability_figures",
+    "recourse": "audit.render.figures.recourse:report_figures",
+}
+
+# Section name -> "module:function" returning tables [{caption, columns, rows: [(label, [(text, marked)])]}];
+# cells are plain text (escaped by the template), `marked` cells are highlighted.
+SECTION_TABLES: dict[str, str] = {
+    "recourse": "audit.render.figures.recourse:example_tables",
 }
 
 
@@ -33,6 +40,14 @@ def _section_figures(name: str, result: Any) -> list[tuple[str, str]]:
     module, attribute = spec.split(":")
     make: Callable[[Any], list[tuple[str, Figure]]] = getattr(importlib.import_module(module), attribute)
     return [(caption, figure_to_data_uri(fig)) for caption, fig in make(result)]
+
+
+def _section_tables(name: str, result: Any) -> list[dict[str, Any]]:
+    spec = SECTION_TABLES.get(name)
+    if spec is None or result is None:
+        return []
+    module, attribute = spec.split(":")
+    return getattr(importlib.import_module(module), attribute)(result)
 
 
 def _fmt(value: Any) -> str:
@@ -60,7 +75,8 @@ def render_report(report) -> str:
         sections.append({"name": name, "title": section.title, "skipped": section.skipped,
                          "seconds": section.seconds, "findings": own,
                          "metrics": sorted(section.metrics().items()),
-                         "figures": _section_figures(name, section.result)})
+                         "figures": _section_figures(name, section.result),
+                         "tables": _section_tables(name, section.result)})
     counts = {s: sum(f.status == s for f in report.findings) for s in ("pass", "warn", "fail")}
     meta = report.metadata
     template = _ENV.get_template("report.html.j2")
