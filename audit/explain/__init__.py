@@ -3,6 +3,7 @@ package and native JAX), gradient saliency (gradient, Gradient x Input, Integrat
 SmoothGrad), permutation importance, explanation quality and `analyze()` for JAX models."""
 
 from audit.explain._background import background
+from audit.explain._counterfactuals import CounterfactualResult, counterfactuals
 from audit.explain._players import Players
 from audit.explain._attribution import Attribution
 from audit.explain._importance import PermutationImportance, permutation_importance
@@ -26,4 +27,6 @@ __all__ = ["Players", "ShapResult", "background", "compute_shap", "global_import
            "lime_image", "lime_native", "lime_tabular", "permutation_importance", "rank_agreement",
            "smoothgrad", "spearman", "stability", "top_k_overlap",
            # more ways to ask why (#18)
-           "InteractionResult", "SurrogateResult", "deeplift", "grad_cam", "lrp", "shap_interactions", "surrogate_tree"]
+           "InteractionResult", "SurrogateResult", "deeplift", "grad_cam", "lrp", "shap_interactions", "surrogate_tree",
+           # counterfactuals (#16)
+           "CounterfactualResult", "counterfactuals"]

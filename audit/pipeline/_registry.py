@@ -14,7 +14,7 @@ import dataclasses
 import inspect
 from typing import Any, Callable, Mapping
 
-from audit import explain, fairness, imbalance, robustness
+from audit import explain, fairness, imbalance, recourse, robustness
 from audit.errors import AuditInputError
 
 
@@ -62,6 +62,8 @@ ANALYZERS: dict[str, AnalyzerSpec] = {spec.name: spec for spec in (
                  needs_sensitive=True),
     AnalyzerSpec("imbalance", "Class balance, thresholds and calibration", imbalance.evaluate,
                  imbalance.ImbalanceReport),
+    AnalyzerSpec("recourse", "Recourse: what it takes to change a decision, per group", recourse.evaluate,
+                 recourse.RecourseReport, needs_sensitive=True, kinds=("tabular",)),
     AnalyzerSpec("fairness_mitigation", "Fairness mitigations (retrained)", fairness.mitigate,
                  fairness.FairnessMitigation, needs_sensitive=True, retrains=True,
                  needs_architecture=True),

@@ -26,6 +26,13 @@ SECTION_FIGURES: dict[str, str] = {
     "transfer": "audit.render.figures.transfer:transfer_figures",
     "adversarial_training": "audit.render.figures.certify:adversarial_training_figures",
     "explanation_stability": "audit.render.figures.certify:explanation_stability_figures",
+    "recourse": "audit.render.figures.recourse:report_figures",
+}
+
+# Section name -> "module:function" returning tables [{caption, columns, rows: [(label, [(text, marked)])]}];
+# cells are plain text (escaped by the template), `marked` cells are highlighted.
+SECTION_TABLES: dict[str, str] = {
+    "recourse": "audit.render.figures.recourse:example_tables",
 }
 
 
@@ -45,6 +52,14 @@ def _declared(metric: str) -> tuple[str, str, str]:
         return "", "", "undeclared"
     better = {"higher": "higher", "lower": "lower", "info": "neither"}[spec.direction]
     return better, spec.title_for(metric.split(".", 1)[1]), spec.meaning
+
+
+def _section_tables(name: str, result: Any) -> list[dict[str, Any]]:
+    spec = SECTION_TABLES.get(name)
+    if spec is None or result is None:
+        return []
+    module, attribute = spec.split(":")
+    return getattr(importlib.import_module(module), attribute)(result)
 
 
 def _fmt(value: Any) -> str:
@@ -73,7 +88,8 @@ def render_report(report) -> str:
                          "failed": getattr(section, "failed", None),
                          "seconds": section.seconds, "findings": own,
                          "metrics": [(k, v, *_declared(f"{name}.{k}")) for k, v in sorted(section.metrics().items())],
-                         "figures": _section_figures(name, section.result)})
+                         "figures": _section_figures(name, section.result),
+                         "tables": _section_tables(name, section.result)})
     counts = {s: sum(f.status == s for f in report.findings) for s in ("pass", "warn", "fail")}
     meta = report.metadata
     template = _ENV.get_template("report.html.j2")
