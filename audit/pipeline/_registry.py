@@ -68,6 +68,8 @@ ANALYZERS: dict[str, AnalyzerSpec] = {spec.name: spec for spec in (
                  "audit.fairness:FairnessMitigation", needs_sensitive=True, retrains=True),
     AnalyzerSpec("imbalance_mitigation", "Imbalance mitigations (retrained)", "audit.imbalance:compare_mitigations",
                  "audit.imbalance:MitigationComparison", retrains=True),
+    AnalyzerSpec("ood", "Out-of-distribution detection and abstention", "audit.ood:evaluate",
+                 "audit.ood:OodReport"),
     AnalyzerSpec("adversarial_training", "Adversarial training (retrained)", "audit.robustness:adversarial_training",
                  "audit.robustness:AdversarialTrainingReport", needs_gradients=True, retrains=True),
 )}

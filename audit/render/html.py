@@ -23,6 +23,7 @@ SECTION_FIGURES: dict[str, str] = {
     "certify": "audit.render.figures.certify:certify_figures",
     "adversarial_training": "audit.render.figures.certify:adversarial_training_figures",
     "explanation_stability": "audit.render.figures.certify:explanation_stability_figures",
+    "ood": "audit.render.figures.ood:report_figures",
 }
 
 

@@ -138,3 +138,17 @@ def test_bad_settings_are_named():
     with pytest.raises(AuditInputError, match="coverage"):
         ood._evaluate._check(None, type("D", (), {"kind": "tabular", "train": range(100)})(), ["msp"],
                              (), 100, 10, 10, 0.95, 1.5, 30, 100)
+
+
+def test_ood_runs_from_a_config_into_the_html_report(tmp_path, credit_small, credit_model):
+    from audit import run
+    from audit.pipeline import AuditConfig, AuditReport
+
+    config = AuditConfig(name="ood", analyzers={"ood": {"n": 150, "autoencoder_epochs": 2, "n_bootstrap": 20,
+                                                        "detectors": ["msp", "energy", "knn"]}},
+                         policy=[{"metric": "ood.auroc:knn@out_of_range", "min": 0.5}])
+    report = run(credit_model, credit_small, config, progress=False)
+    path = report.to_json(str(tmp_path / "r.json"))
+    assert AuditReport.load(path).sections["ood"].result == report.sections["ood"].result
+    html = open(report.to_html(str(tmp_path / "r.html"))).read()
+    assert "AUROC of each detector on each shift" in html and "Selective prediction" in html
