@@ -70,6 +70,7 @@ ANALYZERS: dict[str, AnalyzerSpec] = {spec.name: spec for spec in (
                  "audit.imbalance:MitigationComparison", retrains=True),
     AnalyzerSpec("ood", "Out-of-distribution detection and abstention", "audit.ood:evaluate",
                  "audit.ood:OodReport"),
+    AnalyzerSpec("drift", "Data drift", "audit.ood:drift", "audit.ood:DriftReport"),
     AnalyzerSpec("adversarial_training", "Adversarial training (retrained)", "audit.robustness:adversarial_training",
                  "audit.robustness:AdversarialTrainingReport", needs_gradients=True, retrains=True),
 )}

@@ -24,6 +24,7 @@ SECTION_FIGURES: dict[str, str] = {
     "adversarial_training": "audit.render.figures.certify:adversarial_training_figures",
     "explanation_stability": "audit.render.figures.certify:explanation_stability_figures",
     "ood": "audit.render.figures.ood:report_figures",
+    "drift": "audit.render.figures.ood:drift_figures",
 }
 
 

@@ -57,3 +57,14 @@ if ctx.live:
                 share = float(np.mean(result.inlier_scores[name] < score))
                 col.metric(f"{name} score", f"{score:.3f}", help="higher = more unusual")
                 col.caption(f"more unusual than {share:.0%} of the audited test inputs")
+
+drift = report.sections.get("drift")
+if drift is not None and drift.result is not None:
+    d = drift.result
+    st.subheader(f"Drift: training rows vs {d.current}")
+    _widgets.findings_list(d.findings)
+    if d.columns:
+        st.pyplot(ofig.drift_psi(d))
+        st.dataframe(pd.DataFrame([{"column": c.column, "test": c.test, "statistic": c.statistic,
+                                    "p (Holm)": c.p_adjusted, "PSI": c.psi, "drifted": c.p_adjusted < d.alpha}
+                                   for c in d.columns]), hide_index=True, width="stretch")

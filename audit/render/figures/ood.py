@@ -74,3 +74,27 @@ def report_figures(report) -> list[tuple[str, Figure]]:
             (f"Score distributions on the hardest shift, '{hardest}'.", score_histograms(report, shift=hardest)),
             ("Selective prediction: error of the answered rows as the model abstains on its most unusual inputs.",
              risk_coverage_curves(report))]
+
+
+def drift_psi(report) -> Figure:
+    """PSI per raw column, drifted columns (Holm-adjusted p < alpha) in red, the 0.1 / 0.25 rules of thumb dashed."""
+    cols = sorted(report.columns, key=lambda c: c.psi)
+    fig = Figure(figsize=(6.0, 0.9 + 0.3 * len(cols)))
+    ax = fig.subplots()
+    colours = ["#c0392b" if c.p_adjusted < report.alpha else "#7f8c8d" for c in cols]
+    ax.barh([c.column for c in cols], [c.psi for c in cols], color=colours)
+    for x in (0.1, 0.25):
+        ax.axvline(x, ls="--", lw=0.8, color="#555")
+    ax.set_xlabel("population stability index (red: drifted)")
+    ax.set_title(f"Drift of each column: training rows vs {report.current}")
+    ax.tick_params(labelsize=8)
+    ax.spines[["top", "right"]].set_visible(False)
+    fig.tight_layout()
+    return fig
+
+
+def drift_figures(report) -> list[tuple[str, Figure]]:
+    if not report.columns:
+        return []
+    return [("Which columns moved: population stability index per raw column (red: significant after Holm's "
+             "correction; dashed: 0.1 and 0.25, the usual 'some' and 'major' shift marks).", drift_psi(report))]
