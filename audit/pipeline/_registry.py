@@ -71,6 +71,8 @@ ANALYZERS: dict[str, AnalyzerSpec] = {spec.name: spec for spec in (
     AnalyzerSpec("ood", "Out-of-distribution detection and abstention", "audit.ood:evaluate",
                  "audit.ood:OodReport"),
     AnalyzerSpec("drift", "Data drift", "audit.ood:drift", "audit.ood:DriftReport"),
+    AnalyzerSpec("adversarial_detection", "Adversarial-input detection (with adaptive attacks)",
+                 "audit.ood:detect_adversarial", "audit.ood:AdversarialDetectionReport", needs_gradients=True),
     AnalyzerSpec("adversarial_training", "Adversarial training (retrained)", "audit.robustness:adversarial_training",
                  "audit.robustness:AdversarialTrainingReport", needs_gradients=True, retrains=True),
 )}

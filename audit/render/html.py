@@ -25,6 +25,7 @@ SECTION_FIGURES: dict[str, str] = {
     "explanation_stability": "audit.render.figures.certify:explanation_stability_figures",
     "ood": "audit.render.figures.ood:report_figures",
     "drift": "audit.render.figures.ood:drift_figures",
+    "adversarial_detection": "audit.render.figures.ood:detection_figures",
 }
 
 

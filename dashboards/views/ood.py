@@ -68,3 +68,12 @@ if drift is not None and drift.result is not None:
         st.dataframe(pd.DataFrame([{"column": c.column, "test": c.test, "statistic": c.statistic,
                                     "p (Holm)": c.p_adjusted, "PSI": c.psi, "drifted": c.p_adjusted < d.alpha}
                                    for c in d.columns]), hide_index=True, width="stretch")
+
+detection = report.sections.get("adversarial_detection")
+if detection is not None and detection.result is not None:
+    r = detection.result
+    st.subheader("Adversarial-input detection")
+    st.caption("A detector's rate on plain PGD examples means little without its rate against an attack that "
+               "also lowers the detector's score; both are shown.")
+    _widgets.findings_list(r.findings)
+    st.pyplot(ofig.detection_bars(r))

@@ -98,3 +98,28 @@ def drift_figures(report) -> list[tuple[str, Figure]]:
         return []
     return [("Which columns moved: population stability index per raw column (red: significant after Holm's "
              "correction; dashed: 0.1 and 0.25, the usual 'some' and 'major' shift marks).", drift_psi(report))]
+
+
+def detection_bars(report) -> Figure:
+    """Detection rate of each detector on PGD examples and on the adaptive attack, side by side."""
+    names = [d.detector for d in report.detections]
+    x = np.arange(len(names))
+    fig = Figure(figsize=(max(4.5, 1.3 * len(names) + 1.5), 3.2))
+    ax = fig.subplots()
+    ax.bar(x - 0.2, [d.pgd_detected for d in report.detections], 0.4, label="PGD", color="#7f8c8d")
+    ax.bar(x + 0.2, [d.adaptive_detected for d in report.detections], 0.4, label="adaptive attack", color="#c0392b")
+    ax.axhline(report.fpr, ls="--", lw=0.8, color="#555")
+    ax.set_xticks(x, names, fontsize=8)
+    ax.set_ylim(0, 1)
+    ax.set_ylabel(f"detected (at {report.fpr:.0%} false alarms)")
+    ax.set_title(f"Adversarial-input detection, eps {report.eps:g}")
+    ax.legend(frameon=False, fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    ax.spines[["top", "right"]].set_visible(False)
+    fig.tight_layout()
+    return fig
+
+
+def detection_figures(report) -> list[tuple[str, Figure]]:
+    return [("Share of successful adversarial examples each detector flags: plain PGD (grey) and an attack that "
+             "also lowers the detector's score (red); dashed: the false-alarm rate on clean rows.",
+             detection_bars(report))]
