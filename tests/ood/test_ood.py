@@ -39,12 +39,22 @@ def test_mahalanobis_equals_scikit_learn_shared_covariance():
     rng = np.random.default_rng(2)
     f, y = rng.normal(size=(300, 6)), rng.integers(0, 3, 300)
     f += y[:, None] * 2.0
-    m = ood.Mahalanobis.fit(f, y, 3)
+    m = ood.Mahalanobis.fit(f, y, 3, ridge=0.0)
     centred = f - np.stack([f[y == c].mean(0) for c in range(3)])[y]
     cov = EmpiricalCovariance(assume_centered=True).fit(centred)
     q = rng.normal(size=(20, 6))
     ref = np.min([cov.mahalanobis(q - f[y == c].mean(0)) for c in range(3)], axis=0)
     np.testing.assert_allclose(m.score(q), ref, rtol=1e-9)
+
+
+def test_mahalanobis_ridge_makes_dead_features_count():
+    rng = np.random.default_rng(4)
+    f, y = rng.normal(size=(300, 4)), rng.integers(0, 2, 300)
+    f[:, 3] = 0.0  # a unit that never fires in training
+    lit = np.zeros((1, 4))
+    lit[0, 3] = 1.0
+    assert ood.Mahalanobis.fit(f, y, 2, ridge=0.0).score(lit)[0] < 5.0  # invisible to the pseudo-inverse
+    assert ood.Mahalanobis.fit(f, y, 2).score(lit)[0] > 1e5
 
 
 def test_knn_equals_nearest_neighbours_on_normalised_features():
