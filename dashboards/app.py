@@ -49,6 +49,7 @@ PAGES = {
     "robustness": st.Page("views/robustness.py", title="Robustness", icon=":material/shield:"),
     "fairness": st.Page("views/fairness.py", title="Fairness", icon=":material/balance:"),
     "imbalance": st.Page("views/imbalance.py", title="Imbalance", icon=":material/bar_chart:"),
+    "ood": st.Page("views/ood.py", title="Out of distribution", icon=":material/travel_explore:"),
 }
 page = st.navigation(list(PAGES.values()))
 if first_run and have_report and page is PAGES["start"]:

@@ -14,7 +14,7 @@ import dataclasses
 import inspect
 from typing import Any, Callable, Mapping
 
-from audit import explain, fairness, imbalance, recourse, robustness
+from audit import explain, fairness, imbalance, ood, recourse, robustness
 from audit.errors import AuditInputError
 
 
@@ -64,6 +64,10 @@ ANALYZERS: dict[str, AnalyzerSpec] = {spec.name: spec for spec in (
                  imbalance.ImbalanceReport),
     AnalyzerSpec("recourse", "Recourse: what it takes to change a decision, per group", recourse.evaluate,
                  recourse.RecourseReport, needs_sensitive=True, kinds=("tabular",)),
+    AnalyzerSpec("ood", "Out-of-distribution detection and abstention", ood.evaluate, ood.OodReport),
+    AnalyzerSpec("drift", "Data drift", ood.drift, ood.DriftReport),
+    AnalyzerSpec("adversarial_detection", "Adversarial-input detection (with adaptive attacks)",
+                 ood.detect_adversarial, ood.AdversarialDetectionReport, needs_gradients=True),
     AnalyzerSpec("fairness_mitigation", "Fairness mitigations (retrained)", fairness.mitigate,
                  fairness.FairnessMitigation, needs_sensitive=True, retrains=True,
                  needs_architecture=True),

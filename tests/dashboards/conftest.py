@@ -28,7 +28,9 @@ def credit_report(tmp_path_factory, credit_small, credit_model):
         {"dataset": "credit", "options": {"n": 3000}},
         {"imbalance": {}, "fairness": {"n_bootstrap": 50, "proxies": False},
          "robustness": {"n": 40, "eps": [0.1, 0.5], "attacks": ["fgsm", "pgd"], "steps": 5,
-                        "min_perturbation_n": 0, "bootstrap": 50, "impute_k": []}},
+                        "min_perturbation_n": 0, "bootstrap": 50, "impute_k": []},
+         "ood": {"n": 200, "autoencoder_epochs": 3, "n_bootstrap": 50,
+                 "detectors": ["msp", "energy", "mahalanobis", "knn"]}},
         policy=({"metric": "fairness.disparate_impact:sex", "min": 0.8},))
     report = run(credit_model, credit_small, config, progress=False)
     return report.to_json(os.path.join(folder, "report.json"))

@@ -104,6 +104,17 @@ def test_imbalance_threshold_slider_moves_precision_and_recall(credit_report):
     assert not at.exception
 
 
+def test_ood_page_shows_separation_and_scores_a_picked_row(credit_report):
+    from audit.pipeline import AuditReport
+
+    result = AuditReport.load(credit_report).sections["ood"].result
+    at = open_page(credit_report, "ood")
+    table = at.dataframe[0].value
+    assert len(table) == len(result.separations)
+    assert float(table["AUROC"].iloc[0]) == pytest.approx(result.separations[0].auroc)
+    assert "msp score" in metrics(at) and "energy score" in metrics(at)
+
+
 def test_explanations_example_picker_changes_the_explanation(credit_report):
     at = open_page(credit_report, "explanations")
     fx = lambda: [c.value for c in at.caption if c.value.startswith("f(x)")]
