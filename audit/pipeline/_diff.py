@@ -14,21 +14,22 @@ import math
 import re
 from typing import Any
 
-from audit.pipeline._meaning import is_interval_bound, spec_of
+from audit.pipeline._meaning import is_interval_bound, spec_in, spec_of
 
 _STATUS_RANK = {"pass": 0, "warn": 1, "fail": 2}
 _SIGN = {"higher": 1, "lower": -1, "info": 0}
 
 
-def direction(metric: str, rules=()) -> int:
-    """+1 if higher is better, -1 if lower is better, 0 if neither or undeclared. Policy rules decide first."""
+def direction(metric: str, rules=(), spec=None) -> int:
+    """+1 if higher is better, -1 if lower is better, 0 if neither or undeclared. Policy rules decide
+    first; `spec` (default: the registry's declaration) says the rest."""
     for rule in rules:
         if rule.metric == metric:
             if rule.min is not None and rule.max is None:
                 return 1
             if rule.max is not None and rule.min is None:
                 return -1
-    spec = spec_of(metric)
+    spec = spec_of(metric) if spec is None else spec
     return 0 if spec is None else _SIGN[spec.direction]
 
 
@@ -126,17 +127,18 @@ def diff_reports(old, new, *, tolerance: float = 0.01) -> ReportDiff:
     metrics = []
     for name in sorted(set(a) | set(b)):
         x, y = a.get(name), b.get(name)
+        spec = spec_in(new, name) or spec_in(old, name)
         if x is None or y is None or not (math.isfinite(x) and math.isfinite(y)):
             verdict = "same" if x == y else ("added" if x is None else "removed" if y is None else "changed")
         elif abs(y - x) <= tolerance:
             verdict = "same"
         else:
-            sign = direction(name, rules)
+            sign = direction(name, rules, spec)
             verdict = "changed" if sign == 0 else ("better" if (y - x) * sign > 0 else "worse")
             if collapse and verdict == "better" and name.startswith(("fairness.", "fairness_mitigation.")):
                 verdict = "changed"
         metrics.append(MetricChange(name, x, y, verdict, policy=name in ruled,
-                                    bound=is_interval_bound(spec_of(name))))
+                                    bound=is_interval_bound(spec)))
     warnings = []
     if collapse:
         acc = [k for k in ("imbalance.accuracy", "robustness.clean_accuracy") if k in a and k in b]

@@ -10,19 +10,27 @@ from __future__ import annotations
 from audit.results import MetricSpec, metric_spec
 
 
-def spec_of(metric: str) -> MetricSpec | None:
-    """The declared spec of "<section>.<metric>" (None when the analyzer or metric is undeclared)."""
+def spec_of(metric: str, registry=None) -> MetricSpec | None:
+    """The declared spec of "<section>.<metric>" (None when the analyzer or metric is undeclared);
+    `registry` defaults to `audit.pipeline.ANALYZERS`."""
     from audit.pipeline._registry import ANALYZERS
 
     section, _, name = metric.partition(".")
-    analyzer = ANALYZERS.get(section)
+    analyzer = (ANALYZERS if registry is None else registry).get(section)
     if analyzer is None or not name:
         return None
-    try:
-        result = analyzer.load_result()
-    except (ImportError, AttributeError):
-        return None
-    return metric_spec(getattr(result, "METRICS", ()), name)
+    return metric_spec(getattr(analyzer.result, "METRICS", ()), name)
+
+
+def spec_in(report, metric: str) -> MetricSpec | None:
+    """The spec of "<section>.<metric>" as the report's own section result declares it (so reports
+    made with a custom registry are read right), else as the default registry declares it."""
+    section, _, name = metric.partition(".")
+    found = getattr(report, "sections", {}).get(section)
+    declared = getattr(type(getattr(found, "result", None)), "METRICS", None)
+    if declared:
+        return metric_spec(declared, name)
+    return spec_of(metric)
 
 
 def is_interval_bound(spec: MetricSpec | None) -> bool:

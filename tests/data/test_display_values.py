@@ -61,7 +61,7 @@ def test_waterfall_and_lime_label_raw_values(frame):
                                 input_shape=(data.X.shape[1],), class_names=("no", "yes"))
     test = data.test
     zero = int(np.flatnonzero(test.raw[:, 1] == 0)[0])
-    result = compute_shap(model, test.X[zero:zero + 1], data.part("train").X[:20], data=data, class_index=1)
+    result = compute_shap(model, test.X[zero:zero + 1], data.part("train").X[:20], data=data, target=1)
     labels = [t.get_text() for t in shapfig.waterfall(result, 0).axes[0].get_yticklabels()]
     row = frame.iloc[data.splits["test"][zero]]
     assert f"income = {int(row.income)}" in labels and "late_payments = 0" in labels

@@ -1,8 +1,10 @@
 import json
 
 import numpy as np
+import pytest
 
 from audit import AuditConfig, AuditReport, run
+from audit.errors import AuditInputError
 from audit.pipeline._diff import diff_reports
 
 
@@ -31,11 +33,9 @@ def test_policy_verdicts(credit_model, credit_small, registry):
     assert "accuracy:accuracy" in {f.id for f in failing.findings}  # the analyzer's own finding, namespaced
 
 
-def test_missing_metric_is_reported_with_a_suggestion(credit_model, credit_small, registry):
-    report = run(credit_model, credit_small, AuditConfig(analyzers={"accuracy": {}}, registry=registry,
-                 policy=[{"metric": "accuracy.acuracy", "min": 0.5}]), progress=False)
-    assert not report.passed
-    assert "Did you mean accuracy.accuracy" in report.findings[0].message
+def test_missing_metric_is_refused_at_load_with_a_suggestion(registry):
+    with pytest.raises(AuditInputError, match="Did you mean accuracy.accuracy"):
+        AuditConfig(analyzers={"accuracy": {}}, registry=registry, policy=[{"metric": "accuracy.acuracy", "min": 0.5}])
 
 
 def test_json_round_trip_with_sidecar(tmp_path, credit_model, credit_small, registry):
