@@ -37,7 +37,7 @@ def _direct(model, data, rows, **kw):
     predict = lambda r: model.predict_proba(space.encode(r))
     out = []
     for row in rows:
-        label = int(model.predict(space.encode(row[None]))[0])
+        label = 1  # the default explained class of a two-class model: the positive one
         ex.random_state.seed(_lime._row_seed(0, row))  # the wrapper's per-row seeding
         e = ex.explain_instance(row, predict, labels=(label,), num_features=space.n_columns)
         w = np.zeros(space.n_columns)
