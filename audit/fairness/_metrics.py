@@ -32,8 +32,9 @@ def _binary(values: Any, pos_label: Any, name: str, n: int | None = None) -> np.
     return (arr == pos_label).astype(np.float64)
 
 
-def _groups(sensitive_features: Any, n: int) -> tuple[np.ndarray, list[str]]:
-    """Group label per row (tuples joined for several columns) and the column names."""
+def _groups(sensitive_features: Any, n: int) -> tuple[np.ndarray, list[str], list[str]]:
+    """Group code per row (one code per combination for several columns), the group labels
+    (values joined by ',') indexed by code, and the column names."""
     if sensitive_features is None:
         raise AuditInputError("sensitive_features is required: one column of group labels per row, "
                               "or a DataFrame of several (intersected).")
@@ -42,7 +43,7 @@ def _groups(sensitive_features: Any, n: int) -> tuple[np.ndarray, list[str]]:
     if isinstance(sensitive_features, pd.Series):
         columns, names = [sensitive_features.to_numpy()], [str(sensitive_features.name or "sensitive_feature_0")]
     elif isinstance(sensitive_features, pd.DataFrame):
-        columns = [sensitive_features[c].to_numpy() for c in sensitive_features.columns]
+        columns = [sensitive_features.iloc[:, j].to_numpy() for j in range(sensitive_features.shape[1])]
         names = [str(c) for c in sensitive_features.columns]
     else:
         arr = np.asarray(sensitive_features)
@@ -55,20 +56,44 @@ def _groups(sensitive_features: Any, n: int) -> tuple[np.ndarray, list[str]]:
     for c in columns:
         if len(c) != n:
             raise AuditInputError(f"sensitive_features has {len(c)} rows; y_true has {n}.")
-    if len(columns) == 1:
-        return np.asarray(columns[0]).astype(str), names
-    return np.array([",".join(map(str, row)) for row in zip(*columns)]), names
+    codes = np.zeros(n, dtype=np.int64)
+    levels: list[np.ndarray] = []
+    for c in columns:  # factorize each column, then combine the codes (no per-row Python loop)
+        try:  # hashing, not sorting rows
+            inverse, values = pd.factorize(c, sort=True)
+        except TypeError:  # mixed types that do not sort: compare them as text
+            inverse, values = pd.factorize(np.asarray(c).astype(str), sort=True)
+        values = np.asarray(values)
+        codes = codes * len(values) + inverse
+        levels.append(values)
+    used, codes = np.unique(codes, return_inverse=True)
+    labels = []
+    for combined in used:
+        parts = []
+        for values in reversed(levels):
+            combined, k = divmod(int(combined), len(values))
+            parts.append(str(values[k]))
+        labels.append(",".join(reversed(parts)))
+    return codes, labels, names
 
 
-def _rates(y_true: np.ndarray, y_pred: np.ndarray, w: np.ndarray) -> dict[str, float]:
+def _rates(y_true: np.ndarray, y_pred: np.ndarray, w: np.ndarray, codes: np.ndarray, k: int) -> dict[str, np.ndarray]:
+    """Weighted rates per group code (k groups) in one pass each (np.bincount), and overall
+    (the last entry)."""
+    def sums(values):
+        per = np.bincount(codes, weights=values, minlength=k)
+        return np.append(per, values.sum())
+
     def ratio(num, den):
-        return float(num / den) if den > 0 else float("nan")
-    pos, neg = y_true == 1, y_true == 0
-    return {"selection_rate": ratio((w * y_pred).sum(), w.sum()),
-            "true_positive_rate": ratio((w * y_pred * pos).sum(), (w * pos).sum()),
-            "false_positive_rate": ratio((w * y_pred * neg).sum(), (w * neg).sum()),
-            "accuracy": ratio((w * (y_pred == y_true)).sum(), w.sum()),
-            "count": float(len(y_true))}
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(den > 0, num / np.where(den > 0, den, 1), np.nan)
+    neg = 1.0 - y_true
+    total = sums(w)
+    return {"selection_rate": ratio(sums(w * y_pred), total),
+            "true_positive_rate": ratio(sums(w * y_pred * y_true), sums(w * y_true)),
+            "false_positive_rate": ratio(sums(w * y_pred * neg), sums(w * neg)),
+            "accuracy": ratio(sums(w * (y_pred == y_true)), total),
+            "count": np.append(np.bincount(codes, minlength=k), len(codes)).astype(np.float64)}
 
 
 def _prepare(y_true, y_pred, sensitive_features, sample_weight, pos_label):
@@ -77,17 +102,16 @@ def _prepare(y_true, y_pred, sensitive_features, sample_weight, pos_label):
     w = np.ones(len(t)) if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
     if w.shape != t.shape or not np.all(np.isfinite(w)) or (w < 0).any():
         raise AuditInputError(f"sample_weight must be {len(t)} finite non-negative numbers.")
-    groups, names = _groups(sensitive_features, len(t))
-    return t, p, w, groups, names
+    codes, labels, names = _groups(sensitive_features, len(t))
+    return t, p, w, codes, labels, names
 
 
 def by_group(y_true, y_pred, *, sensitive_features, sample_weight=None, pos_label=1) -> pd.DataFrame:
     """Selection rate, TPR, FPR, accuracy and row count per group (rows: groups; for several
     sensitive columns, their intersections), like fairlearn's `MetricFrame.by_group`."""
-    t, p, w, groups, names = _prepare(y_true, y_pred, sensitive_features, sample_weight, pos_label)
-    levels = sorted(np.unique(groups))
-    table = pd.DataFrame([_rates(t[groups == g], p[groups == g], w[groups == g]) for g in levels],
-                         index=pd.Index(levels, name=",".join(names)))
+    t, p, w, codes, labels, names = _prepare(y_true, y_pred, sensitive_features, sample_weight, pos_label)
+    rates = _rates(t, p, w, codes, len(labels))
+    table = pd.DataFrame({m: v[:-1] for m, v in rates.items()}, index=pd.Index(labels, name=",".join(names)))
     table["count"] = table["count"].astype(int)
     return table
 
@@ -97,16 +121,16 @@ def _aggregate(metric: str, kind: str) -> Callable[..., float]:
            pos_label=1) -> float:
         if method not in METHODS:
             raise AuditInputError(f"method={method!r} must be one of {list(METHODS)}.")
-        t, p, w, groups, _ = _prepare(y_true, y_pred, sensitive_features, sample_weight, pos_label)
+        t, p, w, codes, labels, _ = _prepare(y_true, y_pred, sensitive_features, sample_weight, pos_label)
         metrics = [metric] if metric != "equalized_odds" else ["true_positive_rate", "false_positive_rate"]
+        rates = _rates(t, p, w, codes, len(labels))
         results = []
         for m in metrics:
-            values = np.array([_rates(t[groups == g], p[groups == g], w[groups == g])[m] for g in np.unique(groups)])
+            values, overall = rates[m][:-1], rates[m][-1]
             if method == "between_groups":
                 hi, lo = np.nanmax(values), np.nanmin(values)
                 results.append(hi - lo if kind == "difference" else (lo / hi if hi > 0 else float("nan")))
             else:
-                overall = _rates(t, p, w)[m]
                 results.append(np.nanmax(np.abs(values - overall)) if kind == "difference" else
                                np.nanmin(np.where(values > overall, overall / values, values / overall)))
         return float(max(results) if kind == "difference" else min(results))
