@@ -101,14 +101,17 @@ def _call_factory(fn, *, options: Mapping[str, Any], input_shape, class_names, s
                               f"{sorted({**kwargs, **options})} failed: {exc}") from None
 
 
+def _zoo(arch: Mapping[str, Any], seed: int):
+    return zoo.build(arch["name"], {k: v for k, v in arch["config"].items() if k != "name"}, seed=seed)
+
+
 def build(architecture: Mapping[str, Any], *, input_shape, class_names, seed: int = 0) -> Model:
     """A freshly initialised Model from a recorded architecture: a zoo one (`{"name", "config"}`)
     or a factory (`{"factory", "options", "python_path", "output"}`). Seeded: the same seed gives
     the same initial weights. This is the one place that rebuilds an architecture."""
     arch = dict(architecture)
     if "factory" not in arch:
-        module = zoo.build(arch["name"], {k: v for k, v in arch["config"].items() if k != "name"}, seed=seed)
-        apply, params = split_nnx(module)
+        apply, params = split_nnx(_zoo(arch, seed))
         return Model(apply=apply, params=params, input_shape=input_shape, class_names=class_names,
                      architecture=dict(architecture))
     output = check_output(arch.get("output", "logits"))
@@ -152,7 +155,7 @@ def module_of(model: Model, *, seed: int = 0):
     if not arch:
         return None
     if "factory" not in arch:
-        return zoo.build(arch["name"], {k: v for k, v in arch["config"].items() if k != "name"}, seed=seed)
+        return _zoo(arch, seed)
     fn = import_object(arch["factory"], python_path=arch.get("python_path") or ())
     made = _call_factory(fn, options=arch.get("options") or {}, input_shape=model.input_shape,
                          class_names=model.class_names, seed=seed)
