@@ -153,8 +153,8 @@ def path_design(n_players: int, budget: int, seed: int, n_designs: int):
         orders = np.concatenate([rng.permutation(p)[orders0] for _ in range(n_blocks)])
         ranks = np.argsort(orders, axis=1)  # ranks[o, player] = position of player in order o
         designs[d, 1] = True
-        for size in range(1, p):
-            designs[d, 2 + np.arange(n_orders) * (p - 1) + size - 1] = ranks < size
+        prefixes = ranks[:, None, :] < np.arange(1, p)[None, :, None]  # (orders, sizes 1..P-1, P)
+        designs[d, 2:2 + n_orders * (p - 1)] = prefixes.reshape(-1, p)
         first, second = orders[order_of, pos], orders[order_of, pos + 1]
         swap = ranks[order_of] < pos[:, None]
         swap[np.arange(n_pairs), second] = True
