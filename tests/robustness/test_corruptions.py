@@ -8,7 +8,6 @@ import jax
 import numpy as np
 import pytest
 
-from audit import datasets
 from audit.errors import AuditInputError
 from audit.pipeline import AuditConfig, run
 from audit.results import metric_spec
