@@ -19,6 +19,7 @@ def quick_settings(name: str, kind: str) -> dict:
     """Small settings that finish in seconds to a minute on two CPU cores."""
     return {"robustness": {"n": 100, "steps": 10, "min_perturbation_n": 20, "bootstrap": 200},
             "fairness": {"n_bootstrap": 200},
+            "corruptions": {"n": 200, "severities": [1, 3, 5]},
             "explain": {"n_examples": 4, "stability_samples": 1, "permutation_repeats": 3},
             "imbalance_mitigation": {"train_options": {"epochs": 5}},
             "fairness_mitigation": {"train_options": {"epochs": 5}}}.get(name, {})

@@ -1,12 +1,13 @@
 """Carlini & Wagner L2: the smallest L2 change that flips the decision, by optimisation.
 
 Carlini & Wagner, "Towards evaluating the robustness of neural networks" (IEEE S&P 2017).
-Minimises `||x' - x||_2^2 + c * max(z_y - max_{j != y} z_j + confidence, 0)` with Adam, and per example
-a binary search over the trade-off constant `c`: success halves towards the last failure, failure
-multiplies `c` by ten until a success brackets it. Immutable inputs never change. Difference from the paper: x' is kept in the domain's box by
-projecting each Adam iterate onto it, not by the tanh change of variables; tanh saturates at the
-box's faces (an 8x8 digit or MNIST image is mostly exact 0s), where its gradient is ~1e-6 and
-Adam needs hundreds of steps to move a pixel at all (measured on the digits CNN, 6 x 50 steps:
+Minimises `||x' - x||_2^2 + c * max(z_y - max_{j != y} z_j + confidence, 0)` with Adam, and per
+example a binary search over the trade-off constant `c`: success halves towards the last failure,
+failure multiplies `c` by ten until a success brackets it. Immutable inputs never change.
+Difference from the paper: x' is kept in the domain's box by projecting each Adam iterate onto
+it, not by the tanh change of variables; tanh saturates at the box's faces (an 8x8 digit or MNIST
+image is mostly exact 0s), where its gradient is ~1e-6 and Adam needs hundreds of steps to move
+a pixel at all (measured on the digits CNN, 6 x 50 steps:
 tanh broke 56% of the rows at median L2 0.78, projection all of them at 0.49). Every example
 of the batch is optimised together (the objective separates over rows, and Adam is elementwise).
 """
@@ -24,7 +25,6 @@ from audit.errors import AuditInputError
 from audit.robustness import _core
 from audit.robustness._check import attack_inputs
 from audit.robustness._domain import Domain
-
 
 
 class _Static(NamedTuple):

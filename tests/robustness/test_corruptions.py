@@ -8,7 +8,6 @@ import jax
 import numpy as np
 import pytest
 
-from audit import datasets
 from audit.errors import AuditInputError
 from audit.pipeline import AuditConfig, run
 from audit.results import metric_spec
@@ -180,3 +179,17 @@ def test_pipeline_and_report(credit_small, credit_model, tmp_path):
     from audit.pipeline import AuditReport
 
     assert AuditReport.load(report.to_json(tmp_path / "r.json")).sections["corruptions"].result == section.result
+
+
+def test_corruption_figures_draw_the_report(digits_corruptions):
+    from audit.render.figures import corruptions as cfig
+
+    rep = digits_corruptions
+    figs = cfig.corruption_figures(rep)
+    assert len(figs) == 2  # digits have no sensitive attributes: grid and per class
+    grid = cfig.corruption_grid(rep).axes[0].images[0].get_array()
+    np.testing.assert_allclose(grid[:, 0], rep.clean_accuracy)
+    np.testing.assert_allclose(grid[:, 1:], rep.accuracy)
+    by_class = cfig.corruption_by_class(rep).axes[0].images[0].get_array()
+    present = rep.class_counts > 0
+    np.testing.assert_allclose(by_class, rep.class_accuracy[:, :, present].mean(axis=1))
