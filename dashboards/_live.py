@@ -207,3 +207,15 @@ def deletion_scores(_model, _data, key: str, row: int, methods: tuple[str, ...],
                                 seed=seed)
         out[m] = f"deletion AUC {c.deletion_auc[0]:.3f} (random {c.deletion_auc_random[0]:.3f})"
     return out
+
+
+# ---- counterfactuals -----------------------------------------------------------------------
+@st.cache_data(max_entries=32, show_spinner=False)
+def counterfactual_example(_model, _data, key: str, row: int, immutable: tuple[str, ...],
+                           monotone: tuple[tuple[str, str], ...], k: int, seed: int = 0):
+    """Up to k counterfactuals for test row `row` toward the other class most likely after its prediction."""
+    from audit.explain import counterfactuals
+
+    test = split_of(_data)
+    return counterfactuals(_model, _data, test.X[row:row + 1], target="other", k=k, immutable=immutable,
+                           monotone=dict(monotone), seed=seed)

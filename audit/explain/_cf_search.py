@@ -170,7 +170,7 @@ def gradient_search(model, space: Space, raw0: np.ndarray, target: np.ndarray, *
     consts = {key: jnp.asarray(v, dtype=jnp.int32 if key == "col" else (bool if key == "integer" else jnp.float32))
               for key, v in consts.items()}
     fn = _search_fn(model.apply, space.blocks, int(steps))
-    size = min(batch_rows, n)
+    size = min(batch_rows, 1 << (n - 1).bit_length())  # a few padded sizes: each compiles once
     pad = (-n) % size
     onehot0 = space.encode(raw0) * (space.level_of_input >= 0)
     arrays = [np.concatenate([a, np.repeat(a[-1:], pad, axis=0)]) if pad else a

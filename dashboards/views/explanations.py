@@ -97,6 +97,11 @@ else:
         st.caption("Red pushes towards the explained class, blue away from it. Quality scores (deletion AUC: "
                    "lower is more faithful than a random order).")
 
+if ctx.live and kind == "tabular":
+    from dashboards.views import _what_would_change
+
+    _what_would_change.show(model, data, row)
+
 st.subheader("Global importance")
 global_shap = saved.shap if saved is not None and saved.kind == "tabular" else None
 if global_shap is None and ctx.live and ctx.data.kind == "tabular":
