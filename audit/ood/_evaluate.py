@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
+from scipy.special import softmax
 
+from audit.data import attribute_groups
 from audit.errors import AuditInputError
 from audit.ood._features import feature_function
 from audit.ood._report import Abstention, OodReport, Separation
 from audit.ood._scores import DETECTORS, fit_detectors
 from audit.ood._shifts import IMAGE_SHIFTS, image_shifts, tabular_shifts
 from audit.ood._stats import auroc, bootstrap_auroc, fpr_at_tpr, risk_coverage
+from audit.ood._uncertainty import UNCERTAINTY, ensemble_members, entropy, mc_dropout_probs, mutual_information
+from audit.imbalance import reliability
 from audit.results import Finding, Provenance, timer
 
 _SEPARATES = 0.7  # below this best-detector AUROC a shift is "not separated" (a finding)
@@ -41,7 +45,8 @@ def _check(model, data, detectors, shifts, n, k, n_bootstrap, confidence, covera
 def evaluate(model, data, *, detectors: Sequence[str] | None = None, shifts: Sequence[str] | None = None,
              n: int = 1000, k: int = 10, autoencoder_epochs: int = 20, n_bootstrap: int = 200,
              confidence: float = 0.95, coverage: float = 0.8, min_group_size: int = 30, max_train: int = 5000,
-             seed: int = 0) -> OodReport:
+             uncertainty: Sequence[str] = (), mc_samples: int = 20, ensemble_size: int = 3,
+             ensemble_train_options: Mapping[str, Any] | None = None, seed: int = 0) -> OodReport:
     """Fit each detector on up to `max_train` training rows; score `n` test rows (inliers) and the same
     rows under each shift (outliers); AUROC / FPR95 per detector and shift with bootstrap intervals;
     selective prediction (risk-coverage, AURC) per detector and abstention per sensitive group.
@@ -49,10 +54,19 @@ def evaluate(model, data, *, detectors: Sequence[str] | None = None, shifts: Seq
     Detectors: msp, energy, mahalanobis, knn, autoencoder and (tabular) isolation_forest (all by
     default). Shifts: `audit.ood` makes them (see `_shifts`); images default to all image shifts,
     tabular data to every numeric column's covariate shift, shuffled columns and out-of-range values.
+    `uncertainty`: "mc_dropout" (`mc_samples` passes with the model's dropout on) and / or
+    "ensemble" (`ensemble_size` retrained copies) add predictive-entropy and mutual-information
+    detectors (`<method>_entropy`, `<method>_mi`) and the calibration (ECE) of their mean prediction.
     """
     detectors = tuple(detectors) if detectors is not None else tuple(
         d for d in DETECTORS if not (d == "isolation_forest" and data.kind == "image"))
     _check(model, data, detectors, shifts or (), n, k, n_bootstrap, confidence, coverage, min_group_size, max_train)
+    bad = [u for u in uncertainty if u not in UNCERTAINTY]
+    if bad or len(set(uncertainty)) != len(tuple(uncertainty)):
+        raise AuditInputError(f"ood uncertainty {list(uncertainty)} must name each of {list(UNCERTAINTY)} at most once.")
+    for name, value in (("mc_samples", mc_samples), ("ensemble_size", ensemble_size)):
+        if not isinstance(value, int) or isinstance(value, bool) or value < 2:
+            raise AuditInputError(f"ood setting {name} must be an integer >= 2, got {value!r}.")
     rng = np.random.default_rng(seed)
     with timer() as t:
         train, test = data.train, data.test
@@ -75,42 +89,72 @@ def evaluate(model, data, *, detectors: Sequence[str] | None = None, shifts: Seq
                     raise AuditInputError(f"ood shifts {unknown} are unknown here; choose from {sorted(shifted)}.")
                 shifted = {s: shifted[s] for s in shifts}
 
-        def scores_of(x):
-            logits, f = model.logits(x), features(x)
-            return {d: fitted.score(d, x, logits, f) for d in detectors}, logits
+        members, skipped = {}, {}
+        if "mc_dropout" in uncertainty:
+            try:
+                mc_dropout_probs(model, x_test[:1], samples=2, seed=seed)
+                members["mc_dropout"] = lambda x: mc_dropout_probs(model, x, samples=mc_samples, seed=seed)
+            except AuditInputError as exc:
+                skipped["mc_dropout"] = str(exc)
+        if "ensemble" in uncertainty:
+            try:
+                copies = ensemble_members(model, data, size=ensemble_size, seed=seed,
+                                          train_options=ensemble_train_options)
+                members["ensemble"] = lambda x: np.stack([m.predict_proba(x) for m in copies]).astype(np.float64)
+            except AuditInputError as exc:
+                skipped["ensemble"] = str(exc)
+        used = detectors + tuple(f"{u}_{kind}" for u in members for kind in ("entropy", "mi"))
+        calibration: dict[str, float] = {}
 
-        inlier, logits = scores_of(x_test)
+        def scores_of(x, labels=None):
+            logits, f = model.logits(x), features(x)
+            out = {d: fitted.score(d, x, logits, f) for d in detectors}
+            for u, probs_of in members.items():
+                probs = probs_of(x)
+                out[f"{u}_entropy"], out[f"{u}_mi"] = entropy(probs.mean(axis=0)), mutual_information(probs)
+                if labels is not None:
+                    calibration[u] = reliability(labels, probs.mean(axis=0), n_bins=15).ece
+            return out, logits
+
+        inlier, logits = scores_of(x_test, y_test)
+        calibration["model"] = reliability(y_test, softmax(logits.astype(np.float64), axis=1), n_bins=15).ece
         outlier, separations = {}, []
         for shift, xs in shifted.items():
             outlier[shift], _ = scores_of(xs)
-            for d in detectors:
+            for d in used:
                 a, b = inlier[d], outlier[shift][d]
                 low, high = bootstrap_auroc(a, b, n_bootstrap=n_bootstrap, confidence=confidence, rng=rng) \
                     if n_bootstrap else (np.nan, np.nan)
                 separations.append(Separation(d, shift, auroc(a, b), low, high, fpr_at_tpr(a, b)))
         error = (logits.argmax(axis=1) != y_test).astype(np.float64)
-        abstention = tuple(_abstention(d, inlier[d], error, test, test_rows, coverage) for d in detectors)
+        full_rows = np.asarray(data.splits["test"])[test_rows] if len(data.splits.get("test", ())) else test_rows
+        abstention = tuple(_abstention(d, inlier[d], error, data, full_rows, coverage) for d in used)
     report_findings = _findings(separations, tuple(shifted), abstention, coverage, min_group_size, source)
-    return OodReport(detectors=detectors, shifts=tuple(shifted), features=source, n_inliers=len(test_rows),
+    report_findings += tuple(Finding(f"uncertainty:{u}", "warn", f"{u} was not run", why) for u, why in skipped.items())
+    return OodReport(detectors=used, calibration=calibration, shifts=tuple(shifted), features=source,
+                     n_inliers=len(test_rows),
                      separations=tuple(separations), inlier_scores=inlier, outlier_scores=outlier,
                      abstention=abstention, coverage=float(coverage), min_group_size=min_group_size,
                      findings=report_findings,
                      provenance=Provenance("ood", {"detectors": list(detectors), "n": n, "k": k,
                                                    "autoencoder_epochs": autoencoder_epochs,
                                                    "n_bootstrap": n_bootstrap, "confidence": confidence,
-                                                   "coverage": coverage, "max_train": max_train},
+                                                   "coverage": coverage, "max_train": max_train,
+                                                   "uncertainty": list(uncertainty), "mc_samples": mc_samples,
+                                                   "ensemble_size": ensemble_size},
                                            seed=seed, seconds=t[0]))
 
 
-def _abstention(detector, score, error, test, rows, coverage) -> Abstention:
-    from audit.fairness._groups import make_grouping
+def _abstention(detector, score, error, data, rows, coverage) -> Abstention:
+    """Risk-coverage of one score; per sensitive group (the data layer's grouping, as in every
+    section) the share of `rows` rejected at `coverage`."""
 
     grid, risk, aurc = risk_coverage(score, error)
     threshold = np.quantile(score, coverage)
     rejected = score > threshold
     rates, sizes = {}, {}
-    for attribute, values in test.sensitive.items():
-        grouping = make_grouping(np.asarray(values)[rows], attribute)
+    for attribute in data.sensitive:
+        grouping = attribute_groups(data, attribute, rows)
         rates[attribute] = {g: float(rejected[grouping.codes == i].mean()) if np.any(grouping.codes == i) else float("nan")
                             for i, g in enumerate(grouping.labels)}
         sizes[attribute] = {g: int(s) for g, s in zip(grouping.labels, grouping.sizes)}

@@ -51,6 +51,9 @@ class OodReport(Result):
                    "Over all shifts, the lowest best-detector AUROC: the shift the model is most silently wrong on."),
         MetricSpec("aurc:<detector>", "lower", "Area under the risk-coverage curve, <detector>",
                    "Mean error rate of the kept test rows over all coverages when abstaining on <detector>'s score."),
+        MetricSpec("ece:<method>", "lower", "Calibration error, <method>",
+                   "Expected calibration error (15 bins, top label) of the mean prediction of <method> "
+                   "(model: the audited model alone) on the inlier test rows."),
         MetricSpec("rejection_gap:<attribute>", "lower", "Abstention gap across <attribute> groups",
                    "At the report's coverage with the MSP score, the largest minus the smallest rejection rate "
                    "among groups large enough to judge."),
@@ -68,6 +71,7 @@ class OodReport(Result):
     min_group_size: int
     findings: tuple[Finding, ...]
     provenance: Provenance
+    calibration: dict[str, float] = dataclasses.field(default_factory=dict)
 
     def separation(self, detector: str, shift: str) -> Separation:
         return next(s for s in self.separations if s.detector == detector and s.shift == shift)
@@ -84,6 +88,7 @@ class OodReport(Result):
             out[f"best_auroc@{shift}"] = self.best(shift).auroc
         if self.shifts:
             out["min_best_auroc"] = min(self.best(shift).auroc for shift in self.shifts)
+        out.update({f"ece:{m}": v for m, v in self.calibration.items()})
         for a in self.abstention:
             out[f"aurc:{a.detector}"] = a.aurc
             if a.detector == "msp":
