@@ -24,7 +24,10 @@ def section_result(report, name: str):
         st.info(f"This audit did not run the {name!r} analyzer; add it under `analyzers:` in the config.")
         return None
     if section.result is None:
-        st.info(f"{section.title} was skipped: {section.skipped}.")
+        if getattr(section, "failed", None):
+            st.error(f"{section.title} failed, so this report is incomplete: {section.failed}")
+        else:
+            st.info(f"{section.title} was skipped: {section.skipped}.")
         return None
     return section.result
 

@@ -46,7 +46,9 @@ with right:
 st.subheader("Sections")
 for name, section in report.sections.items():
     c1, c2 = st.columns([3, 1])
-    if section.result is None:
+    if getattr(section, "failed", None):
+        c1.markdown(f"**{section.title}**: :red[failed, the report is incomplete] ({section.failed})")
+    elif section.result is None:
         c1.markdown(f"**{section.title}**: skipped ({section.skipped})")
     else:
         n = sum(f.id.startswith(f"{name}:") for f in report.findings)

@@ -113,3 +113,23 @@ def test_single_file_export_loads_without_the_sidecar(credit_report, tmp_path, m
         assert "array file" in str(exc)
     else:
         raise AssertionError("loaded without its sidecar")
+
+
+def test_a_failed_section_shows_as_failed_in_the_dashboard(credit_report, tmp_path):
+    import dataclasses
+
+    from audit import AuditReport
+    from audit.pipeline import Section
+
+    report = AuditReport.load(credit_report)
+    sections = {**report.sections, "robustness": Section(name="robustness", title="Adversarial robustness",
+                                                          failed="FloatingPointError: NaN loss")}
+    path = dataclasses.replace(report, sections=sections).to_json(tmp_path / "half" / "report.json")
+    for page, where in (("overview", "markdown"), ("robustness", "error")):
+        at = AppTest.from_file(APP, default_timeout=180)
+        at.session_state["report_path"] = str(path)
+        at.run()
+        at.switch_page(f"views/{page}.py").run()
+        assert not at.exception, [e.value for e in at.exception]
+        shown = " ".join(e.value for e in getattr(at, where))
+        assert "FloatingPointError: NaN loss" in shown and ("incomplete" in shown)
