@@ -45,7 +45,9 @@ def project(tmp_path_factory):
     import dash_user_net
 
     net = dash_user_net.make((27,), nnx.Rngs(3))
-    ocp.StandardCheckpointer().save(str(folder / "weights"), nnx.state(net, nnx.Param))
+    checkpointer = ocp.StandardCheckpointer()
+    checkpointer.save(str(folder / "weights"), nnx.state(net, nnx.Param))
+    checkpointer.wait_until_finished()  # Orbax saves asynchronously
     (folder / "audit.yaml").write_text(textwrap.dedent("""
         name: byom-dashboard
         data: {dataset: credit, options: {n: 600, include_sensitive: true}}

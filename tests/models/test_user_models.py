@@ -200,7 +200,9 @@ def test_config_factory_paths_relative_to_the_config(tmp_path, credit, user_pack
     folder = tmp_path / "project"
     shutil.copytree(user_package, folder / "code")
     module = NnxResidual(27, 2, rngs=nnx.Rngs(1))
-    ocp.StandardCheckpointer().save(str(folder / "weights"), nnx.state(module, nnx.Param))
+    checkpointer = ocp.StandardCheckpointer()
+    checkpointer.save(str(folder / "weights"), nnx.state(module, nnx.Param))
+    checkpointer.wait_until_finished()  # Orbax saves asynchronously
     (folder / "audit.yaml").write_text(textwrap.dedent("""
         data: {dataset: credit, options: {n: 600, include_sensitive: true}}
         model: {factory: "user_factories:nnx_residual", python_path: [code], checkpoint: weights}
