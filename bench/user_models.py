@@ -13,10 +13,10 @@ beside every table):
   1 torch thread and at all threads (the faster is the peer's best).
 - IG, 50 steps: `audit.explain.integrated_gradients` against PAIR saliency's IntegratedGradients
   fed the jitted input gradient (its best), floor = 50 batched gradient calls.
-- Exact SHAP (12 players, 100 background rows) against shap's ExactExplainer and its floor.
-- LIME, 5000 samples per row: native per-row LIME against lime with `discretize_continuous=False`
-  (the estimator it reproduces; same jitted predict) and native discretising mode against lime's
-  default (quartiles), when the native function offers one.
+- Exact SHAP (12 players, 100 background rows) against shap's ExactExplainer and its floor
+  (2^12 x 100 rows through the jitted model in the library's chunk size).
+LIME on equal work (lime with `discretize_continuous=False`, same jitted predict) is measured by
+bench/explain_lime_ig.py on the zoo MLP.
 """
 
 from __future__ import annotations

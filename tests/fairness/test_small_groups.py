@@ -119,9 +119,11 @@ def test_fewer_than_two_judged_groups_leave_no_headline():
 def test_new_fields_round_trip_through_json():
     import json
 
+    from audit.results import to_jsonable
+
     y, pred, g = _three_groups()
     report = _report(assess(y, pred, g, name="g", n_bootstrap=20))
-    back = FairnessReport.from_dict(json.loads(json.dumps(report.to_dict())))
+    back = FairnessReport.from_dict(json.loads(json.dumps(to_jsonable(report.to_dict()))))
     a, b = report.attribute("g"), back.attribute("g")
     assert a.disparities == b.disparities  # values, all-groups values, gaps, small groups
     for name in ("ci_low", "ci_high", "too_small"):
