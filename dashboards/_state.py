@@ -209,7 +209,7 @@ def _context(config_json: str, report_path: str | None, data_fp: str | None, mod
 def _factory_context(config, data_fp: str | None, model_fp: str | None) -> Context:
     """A user's model, rebuilt from the factory and checkpoint its config names (importing that
     code, as the audit itself did)."""
-    from audit.models._factory import from_config
+    from audit.models._retrain import from_config
     from audit.pipeline import load_data
 
     if not config.model.get("checkpoint"):

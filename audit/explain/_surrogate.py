@@ -202,7 +202,7 @@ def surrogate_tree(model, data, *, max_depth: int = 3, min_samples_leaf: int = 2
     with fewer than `min_group_size` test rows are reported but never judged."""
     from sklearn.tree import DecisionTreeClassifier
 
-    from audit.fairness import make_grouping  # lazy: fairness itself uses explain lazily (proxies)
+    from audit.data import attribute_groups  # the data layer's grouping, as every section uses
 
     if data.kind != "tabular":
         raise AuditInputError(f"surrogate rules need tabular data; {data.name!r} is {data.kind!r}. "
@@ -225,9 +225,9 @@ def surrogate_tree(model, data, *, max_depth: int = 3, min_samples_leaf: int = 2
                                       random_state=seed).fit(features[train], pred[train])
         agree = tree.predict(features) == pred
         groups = []
-        for attribute, values in data.sensitive.items():
-            g = make_grouping(values, attribute)
-            codes = g.codes[test]
+        for attribute in data.sensitive:
+            g = attribute_groups(data, attribute, test)
+            codes = g.codes
             for k, label in enumerate(g.labels):
                 rows = codes == k
                 if rows.any():

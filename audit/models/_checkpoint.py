@@ -22,7 +22,9 @@ from flax import serialization
 
 from audit._versions import library_versions
 from audit.errors import AuditInputError
-if TYPE_CHECKING:  # Model calls this module (and _factory, which builds Models, is imported where used)
+from audit.models import zoo
+
+if TYPE_CHECKING:  # Model calls this module and passes its class in, so no circle at run time
     from audit.models._model import Model
 
 FORMAT, VERSION = "flax-audit-checkpoint", 1
@@ -124,21 +126,20 @@ def _read_manifest(directory: str) -> dict[str, Any]:
     return manifest
 
 
-def _template(manifest: dict[str, Any], like: Model | None, directory: str) -> Model:
+def _template(manifest: dict[str, Any], like: Model | None, directory: str, model_cls: type[Model]) -> Model:
     if like is not None:
         return like
-    from audit.models._factory import build
-
     arch = manifest.get("architecture")
     if not arch or "factory" in arch:
         named = f" built by the factory {arch['factory']!r}" if arch else ""
         raise AuditInputError(f"checkpoint {directory!r} holds a custom model{named}; load it with "
                               "Model.load(path, like=model) where `model` has the same structure, or name it "
                               "in a config (model: {factory: ..., checkpoint: ...}).")
-    return build(arch, input_shape=manifest["input_shape"], class_names=manifest["class_names"])
+    return zoo.rebuild(arch, model_cls=model_cls, input_shape=manifest["input_shape"],
+                       class_names=manifest["class_names"])
 
 
-def load(directory: str | os.PathLike, *, like: Model | None = None) -> Model:
+def load(directory: str | os.PathLike, *, model_cls: type[Model], like: Model | None = None) -> Model:
     """Read a checkpoint written by `save`, verifying its checksum and parameter shapes.
 
     Zoo models are rebuilt from the manifest; for other models pass `like`, a Model with the
@@ -160,7 +161,7 @@ def load(directory: str | os.PathLike, *, like: Model | None = None) -> Model:
         flat = serialization.msgpack_restore(payload)
     except Exception as exc:  # msgpack raises several unrelated types on bad bytes
         raise AuditInputError(f"checkpoint {directory!r}: cannot decode parameters ({exc}).") from None
-    template = _template(manifest, like, directory)
+    template = _template(manifest, like, directory, model_cls)
     leaves_with_path, treedef = jax.tree_util.tree_flatten_with_path(template.params)
     leaves = []
     for key_path, leaf in leaves_with_path:

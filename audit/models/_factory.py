@@ -111,9 +111,7 @@ def build(architecture: Mapping[str, Any], *, input_shape, class_names, seed: in
     the same initial weights. This is the one place that rebuilds an architecture."""
     arch = dict(architecture)
     if "factory" not in arch:
-        apply, params = split_nnx(_zoo(arch, seed))
-        return Model(apply=apply, params=params, input_shape=input_shape, class_names=class_names,
-                     architecture=dict(architecture))
+        return zoo.rebuild(arch, model_cls=Model, input_shape=input_shape, class_names=class_names, seed=seed)
     output = check_output(arch.get("output", "logits"))
     fn = import_object(arch["factory"], python_path=arch.get("python_path") or ())
     made = _call_factory(fn, options=arch.get("options") or {}, input_shape=input_shape,
@@ -244,25 +242,3 @@ def resolve_config_paths(section: Mapping[str, Any], base: str) -> dict[str, Any
         paths = [out["python_path"]] if isinstance(out["python_path"], str) else list(out["python_path"])
         out["python_path"] = [os.path.normpath(os.path.join(base, p)) for p in paths]
     return out
-
-
-def from_config(section: Mapping[str, Any], data, *, seed: int = 0, train_settings=None,
-                progress: bool = False) -> Model:
-    """The Model a config's `model: {factory: ...}` section names, for `data` (its input shape and
-    classes); trained with `audit.models.train` when the section has `train:` and no checkpoint."""
-    python_path = section.get("python_path") or []
-    python_path = [python_path] if isinstance(python_path, str) else list(python_path)
-    common = dict(options=section.get("options") or {}, python_path=python_path,
-                  output=section.get("output", "logits"), retrain=section.get("retrain"), seed=seed)
-    if section.get("checkpoint"):
-        return from_factory(section["factory"], input_shape=data.input_shape, class_names=data.class_names,
-                            checkpoint=section["checkpoint"], format=section.get("format", "auto"),
-                            step=section.get("step"), **common)
-    from audit.models._retrain import retrainer
-
-    untrained = from_factory(section["factory"], input_shape=data.input_shape, class_names=data.class_names,
-                             **common)
-    settings = dict(train_settings or {})
-    class_weight = settings.pop("class_weight", None)
-    fit, _ = retrainer(untrained, train_options=settings, seed=seed)
-    return fit(data, progress=progress, class_weight=class_weight)

@@ -187,8 +187,8 @@ class Model:
         from audit.models import _checkpoint, _orbax
 
         if _orbax.is_orbax_checkpoint(directory):
-            return _orbax.load(directory, like=like)
-        return _checkpoint.load(directory, like=like)
+            return _orbax.load(directory, model_cls=cls, like=like)
+        return _checkpoint.load(directory, model_cls=cls, like=like)
 
     # ---- misc --------------------------------------------------------------------------
     def replace(self, **changes) -> "Model":

@@ -103,3 +103,25 @@ def retrainer(model, *, architecture: Any = None, train_options: Mapping[str, An
         return trained
 
     return fit, options
+
+
+def from_config(section: Mapping[str, Any], data, *, seed: int = 0, train_settings=None,
+                progress: bool = False) -> Model:
+    """The Model a config's `model: {factory: ...}` section names, for `data` (its input shape and
+    classes); trained with `audit.models.train` when the section has `train:` and no checkpoint."""
+    python_path = section.get("python_path") or []
+    python_path = [python_path] if isinstance(python_path, str) else list(python_path)
+    common = dict(options=section.get("options") or {}, python_path=python_path,
+                  output=section.get("output", "logits"), retrain=section.get("retrain"), seed=seed)
+    from audit.models._factory import from_factory
+
+    if section.get("checkpoint"):
+        return from_factory(section["factory"], input_shape=data.input_shape, class_names=data.class_names,
+                            checkpoint=section["checkpoint"], format=section.get("format", "auto"),
+                            step=section.get("step"), **common)
+    untrained = from_factory(section["factory"], input_shape=data.input_shape, class_names=data.class_names,
+                             **common)
+    settings = dict(train_settings or {})
+    class_weight = settings.pop("class_weight", None)
+    fit, _ = retrainer(untrained, train_options=settings, seed=seed)
+    return fit(data, progress=progress, class_weight=class_weight)

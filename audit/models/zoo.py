@@ -121,3 +121,11 @@ def for_data(data, *, seed: int = 0, **config) -> nnx.Module:
         return build("cnn", {"input_shape": data.input_shape, "n_classes": data.n_classes, **config}, seed=seed)
     return build("mlp", {"in_features": int(jnp.prod(jnp.array(data.input_shape))),
                          "n_classes": data.n_classes, **config}, seed=seed)
+
+
+def rebuild(architecture: Mapping[str, Any], *, model_cls, input_shape, class_names, seed: int = 0):
+    """A freshly initialised `model_cls` (audit.Model) of a recorded zoo architecture
+    (`{"name", "config"}`): the one rule that `_factory.build` and checkpoint loading share."""
+    arch = dict(architecture)
+    module = build(arch["name"], {k: v for k, v in arch["config"].items() if k != "name"}, seed=seed)
+    return model_cls.from_nnx(module, input_shape=input_shape, class_names=class_names, architecture=arch)

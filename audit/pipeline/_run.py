@@ -128,7 +128,7 @@ def load_model(config: AuditConfig, data, *, progress: bool = True):
 
     m = dict(config.model)
     if "factory" in m:  # the user's own architecture (importing it is the config author's choice)
-        from audit.models._factory import from_config
+        from audit.models._retrain import from_config
 
         _log(f"building the model from the factory {m['factory']} ...", progress)
         settings = {k: v for k, v in dict(m.get("train") or {}).items() if k != "arch"}
