@@ -163,7 +163,9 @@ class AdversarialTrainingReport(Result):
                    "Worst-case robust accuracy on the group's sampled rows, model <model> adversarial "
                    "training."),
         MetricSpec("robust_accuracy:<model>@<eps>", "higher", "Robust accuracy, <model> training, eps <eps>",
-                   "Worst-case robust accuracy on the sampled rows, model <model> adversarial training."),
+                   "Worst case over this section's evaluation attacks (FGSM and PGD) on its sampled rows, model "
+                   "<model> adversarial training; the robustness section adds APGD and Square on the same "
+                   "nested rows, so its number can be lower."),
         MetricSpec("clean_accuracy_drop", "lower", "Clean accuracy lost",
                    "Clean accuracy before minus after adversarial training."),
         MetricSpec("robust_accuracy_gain@<eps>", "higher", "Robust accuracy gained at eps <eps>",

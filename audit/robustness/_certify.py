@@ -52,8 +52,10 @@ class CertificationReport(Result):
                    "Empirical worst-case robust accuracy minus certified accuracy: how loose the certificate"
                    " is."),
         MetricSpec("robust_accuracy@<eps>", "higher", "Robust accuracy at eps <eps>",
-                   "Share of the sample still correct under the strongest attack at <eps> (an upper bound on"
-                   " the certified)."),
+                   "Share of the certified sample still correct under the strongest of this section's attacks "
+                   "(setting `attacks`, default FGSM and PGD) at <eps>, an upper bound on the certified. The "
+                   "sample is the first n rows of the robustness section's (same seed), which adds APGD and "
+                   "Square, so its robust accuracy can only be lower."),
         MetricSpec("robust_accuracy:<attack>@<eps>", "higher", "Robust accuracy, <attack> at eps <eps>",
                    "Share of the sample still correct under <attack> at <eps>."),
         MetricSpec("smoothed_accuracy", "higher", "Smoothed classifier accuracy",
