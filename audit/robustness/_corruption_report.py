@@ -10,6 +10,7 @@ from typing import Sequence
 import jax
 import numpy as np
 
+from audit.data import attribute_groups
 from audit.errors import AuditInputError
 from audit.results import Finding, MetricSpec, Provenance, Result, timer
 from audit.robustness._corruptions import Corrupter, levels
@@ -212,11 +213,10 @@ def corruptions(model, data, *, split: str = "test", n: int = 1000, corruptions:
             class_acc[:, :, k] = correct[:, :, y == k].mean(axis=2)
             class_clean[k] = clean[y == k].mean()
         groups = []
-        from audit.fairness import make_grouping  # a peer analyzer's public grouping rule
-
+        full_rows = np.asarray(data.splits[split])[rows] if split in data.splits else rows
         for attr in sorted(data.sensitive):
-            grouping = make_grouping(data.sensitive[attr], attr)
-            codes = grouping.codes[np.asarray(data.splits[split])[rows]] if split in data.splits else grouping.codes[rows]
+            grouping = attribute_groups(data, attr)  # the data layer's grouping, as in every section
+            codes = grouping.codes[full_rows]
             for g, label in enumerate(grouping.labels):
                 r = codes == g
                 if r.any():
