@@ -11,7 +11,7 @@ uses); "sampled" draws Walecki path blocks per background row (see `_interaction
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Mapping, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
