@@ -170,7 +170,7 @@ def sampled_values(model, flat, cls, bg_flat, owner, n_players, *, budget, seed,
 
 def shap_interactions(model, X: Any, background: Any, *, method: str = "auto", n_samples: int | None = None,
                       players: str | None = None, patch: int | None = None,
-                      class_index: int | Sequence[int] | None = None, output: str = "probability",
+                      target: int | Sequence[int] | None = None, output: str = "probability",
                       seed: int = 0, data=None) -> InteractionResult:
     """SHAP interaction values (Lundberg et al. 2020) of `model` on rows `X` against `background`.
 
@@ -179,7 +179,7 @@ def shap_interactions(model, X: Any, background: Any, *, method: str = "auto", n
     method: "exact" (all 2^P coalitions, the "auto" choice up to 12 players), or "sampled"
     (`n_samples` coalitions per background row, default 2048, drawn as blocks of player orders
     in which every pair is adjacent once; each background row draws its own). players, patch,
-    class_index, output and data as for `shap_values`. Same seed, same values.
+    target, output and data as for `shap_values` (one name and default for the explained class). Same seed, same values.
     """
     method = _choice("method", method, METHODS)
     output = _choice("output", output, OUTPUTS)
@@ -188,7 +188,7 @@ def shap_interactions(model, X: Any, background: Any, *, method: str = "auto", n
     bg = _as_rows("background", background, model)
     pl = _players.resolve(model, data, players, patch, "exact")
     method = _resolve_method(method, pl.n, n_samples)
-    requested_class = _class_setting(class_index, len(x), model)
+    requested_class = _class_setting(target, len(x), model)
     with timer() as t:
         flat, bg_flat = x.reshape(len(x), -1), bg.reshape(len(bg), -1)
         if requested_class is not None:
@@ -205,7 +205,7 @@ def shap_interactions(model, X: Any, background: Any, *, method: str = "auto", n
             inter, phi, v0, fx = sampled_values(model, flat, cls, bg_flat, pl.owner(), pl.n, budget=budget,
                                                 seed=seed, output=output)
         values, _ = player_data(pl, x, data)
-    settings = {"players": pl.kind, "n_players": pl.n, "n_samples": budget, "class_index": requested_class,
+    settings = {"players": pl.kind, "n_players": pl.n, "n_samples": budget, "target": requested_class,
                 "output": output, "background_rows": len(bg)}
     if pl.kind == "patches":
         settings["patch"] = int(patch) if patch is not None else _players.default_patch(pl.input_shape)

@@ -116,7 +116,7 @@ def test_exact_equals_the_definition(output):
     rng = np.random.default_rng(1)
     X = rng.normal(size=(2, 5)).astype(np.float32)
     bg = rng.normal(size=(6, 5)).astype(np.float32)
-    res = explain.shap_interactions(model, X, bg, method="exact", class_index=2, output=output)
+    res = explain.shap_interactions(model, X, bg, method="exact", target=2, output=output)
     assert res.values.shape == (2, 5, 5)
     for i in range(2):
         np.testing.assert_allclose(res.values[i], brute_force(model, X[i], bg, 2, output), atol=2e-6)
@@ -215,7 +215,7 @@ def test_result_round_trips_json_and_declares_its_metrics(credit_small, credit_m
 @pytest.mark.parametrize("kwargs, match", [
     ({"method": "kernel"}, "method"), ({"method": "exact", "n_samples": 100}, "no n_samples"),
     ({"method": "sampled", "n_samples": 3}, "at least"), ({"seed": -1}, "seed"),
-    ({"class_index": 7}, "class_index")])
+    ({"target": 7}, "target")])
 def test_bad_arguments_raise_one_clear_error(kwargs, match):
     model = mlp()
     X = np.zeros((2, 5), np.float32)
