@@ -62,10 +62,9 @@ model:
   path: {model}
   train: {{arch: mlp, epochs: 10, batch_size: 32, widths: [16]}}
 analyzers:
-  imbalance: {{}}
   slices: {{min_size: 15}}
 policy:
-  - {{metric: imbalance.accuracy, min: 0.5}}
+  - {{metric: slices.error, max: 0.5}}
   - {{metric: slices.worst_error_ratio, max: 1.5}}
 """
 
@@ -78,8 +77,8 @@ def test_cli_writes_junit_and_summary(tmp_path, capsys):
                      "--summary-md", str(md)])
     assert code == 1  # the planted cohort breaks the slices rule
     cases = {c.get("name"): c for c in ET.parse(junit).getroot().iter("testcase")}
-    assert set(cases) == {"imbalance.accuracy", "slices.worst_error_ratio"}
-    assert cases["imbalance.accuracy"].find("failure") is None
+    assert set(cases) == {"slices.error", "slices.worst_error_ratio"}
+    assert cases["slices.error"].find("failure") is None
     failure = cases["slices.worst_error_ratio"].find("failure")
     assert "threshold: 1.5" in failure.text and "measured" in failure.get("message")
     text = md.read_text()
