@@ -131,3 +131,13 @@ def test_bad_settings_are_one_clear_error(planted):
         slices.evaluate(model, d, correction="bonferroni-ish")
     with pytest.raises(AuditInputError, match="max_order"):
         slices.evaluate(model, d, max_order=4)
+
+
+def test_columns_and_sensitive_attributes_can_be_chosen(planted):
+    d, model = planted
+    report = slices.evaluate(model, d, columns=["sector", "income"], include_sensitive=True, max_order=2)
+    assert report.columns == ("sector", "income", "age", "sex")
+    used = {cond.split(" ")[0] if "<=" not in cond else cond.split(" ")[2]
+            for c in report.cohorts for cond in c.conditions}
+    assert used <= {"sector", "income", "age", "sex"} and "housing" not in used
+    assert all(len(c.conditions) <= 2 for c in report.cohorts)
