@@ -10,7 +10,7 @@ from audit import datasets, slices
 from audit.data import _credit
 from audit.errors import AuditInputError
 from audit.models import train
-from audit.results import to_jsonable
+from audit.results import metric_spec, to_jsonable
 from audit.slices import _conditions
 from audit.slices._search import search
 from audit.slices._stats import benjamini_hochberg, fisher_greater, holm
@@ -112,6 +112,7 @@ def test_the_planted_cohort_is_found_first(planted):
     assert report.metrics()["worst_error_ratio"] == pytest.approx(top.error_ratio)
     again = type(report).from_dict(json.loads(json.dumps(to_jsonable(report.to_dict()))))
     assert again == report
+    assert all(metric_spec(report.METRICS, name) is not None for name in report.metrics())
 
 
 def test_without_the_plant_the_cohort_is_not_flagged():
