@@ -6,7 +6,6 @@ Pure functions: they read the result only (no model calls, no pyplot state).
 
 from __future__ import annotations
 
-import textwrap
 from typing import Any
 
 import numpy as np
@@ -17,7 +16,7 @@ def cohort_chart(report, *, top: int = 8) -> Figure:
     """The `top` ranked cohorts' error (dot) with its 95% Wilson interval (bar), red when significantly
     worse than the rest, and each cohort's rest-of-split error (tick); the split's error as a line."""
     cohorts = report.cohorts[:top]
-    labels = ["\n".join(textwrap.wrap(c.name, 46)) for c in cohorts]
+    labels = [c.name if len(c.name) <= 34 else " and\n".join(c.conditions) for c in cohorts]
     rows = max(len(cohorts), 1)
     fig = Figure(figsize=(7.5, 0.9 + 0.55 * rows + 0.12 * sum(label.count("\n") for label in labels)))
     ax = fig.subplots()
@@ -31,10 +30,11 @@ def cohort_chart(report, *, top: int = 8) -> Figure:
     ax.set_yticks(y, labels, fontsize=8)
     ax.set_ylim(-0.7, rows - 0.3)
     ax.set_xlim(0, min(1.0, max([c.error_high for c in cohorts] + [report.error]) * 1.1 + 0.02))
-    ax.set_xlabel("error rate (dot: cohort, bar: 95% Wilson interval, tick: rest of the split, "
-                  "dotted: whole split)", fontsize=8)
-    ax.set_title(f"{len(report.significant)} of {report.n_tried} cohorts tried significantly worse "
-                 f"({report.correction} correction, alpha {report.alpha:g}); red: significant", fontsize=9)
+    ax.set_xlabel("error rate (dot: cohort; bar: 95% Wilson interval;\n"
+                  "tick: rest of the split; dotted line: whole split)", fontsize=8)
+    correction = {"holm": "Holm", "bh": "Benjamini-Hochberg"}.get(report.correction, report.correction)
+    ax.set_title(f"{len(report.significant)} of {report.n_tried} cohorts tried significantly worse\n"
+                 f"(red; {correction} correction, alpha {report.alpha:g})", fontsize=9)
     ax.spines[["top", "right"]].set_visible(False)
     fig.tight_layout()
     return fig
