@@ -22,7 +22,7 @@ def _report():
         Finding(id="slices.slices.cohort:1", status="warn", title="Cohort with a higher error",
                 message="sector = retail and housing = rent: error 0.49 vs 0.07."),
     )
-    sections = {"ood": Section(name="ood", title="OOD", failed="ValueError: <boom>")}
+    sections = {"ood": Section(name="ood", title="OOD", failed="ValueError: <boom>\x00")}
     return AuditReport(name="ci <unit>", sections=sections, findings=findings, metadata={})
 
 
@@ -44,10 +44,10 @@ def test_junit_has_one_case_per_rule_and_failures_carry_value_and_threshold():
 
 def test_summary_markdown_gives_verdict_failed_rules_and_warnings():
     md = summary_markdown(_report())
-    assert md.splitlines()[0] == "## flax-audit: ci <unit>: **FAILED**"
+    assert md.splitlines()[0] == "## flax-audit: ci &lt;unit&gt;: **FAILED**"  # no raw HTML in a PR comment
     assert "1 of 3 policy rules passed; 1 failed, 2 warnings." in md
-    assert "| fairness.gap:sex = 0.31 (breaks <= 0.1) | 0.31 | 0.1 |" in md
-    assert "**Incomplete:** `ood` failed" in md
+    assert "| fairness.gap:sex = 0.31 (breaks &lt;= 0.1) | 0.31 | 0.1 |" in md  # renders as <=
+    assert "**Incomplete:** `ood` failed (ValueError: &lt;boom&gt;" in md
     assert "- **Cohort with a higher error**: sector = retail and housing = rent" in md
     assert "Gap" not in md  # a failed rule's long message is not repeated: the table says it
 

@@ -2,14 +2,24 @@
 
 Pure functions of an `AuditReport`: `junit_xml(report)` for CI test-report viewers (GitLab, Jenkins,
 GitHub test-report actions), `summary_markdown(report)` for a pull-request comment. Both are written
-with the standard library (xml.etree escapes every value; Markdown table cells escape "|").
+with the standard library (xml.etree escapes every value; Markdown text is HTML-escaped, "|" escaped in tables).
 """
 
 from __future__ import annotations
 
+import html
+import re
 import xml.etree.ElementTree as ET
 
 from audit.results import Finding
+
+
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+
+
+def _x(text) -> str:
+    """Text safe inside XML 1.0 (ElementTree escapes <, & and quotes; characters XML cannot hold are dropped)."""
+    return _NOT_XML.sub("", str(text))
 
 
 def _policy(report) -> list[Finding]:
@@ -27,24 +37,25 @@ def junit_xml(report) -> bytes:
     stopped with an error is an <error> test case, so an incomplete audit never reads as green."""
     cases = []
     for f in _policy(report):
-        case = ET.Element("testcase", classname=f"flax-audit.{report.name}.policy", name=f.metric or f.id)
+        case = ET.Element("testcase", classname=_x(f"flax-audit.{report.name}.policy"), name=_x(f.metric or f.id))
         if f.status == "fail":
-            failure = ET.SubElement(case, "failure", type="policy", message=_measured(f))
-            failure.text = (f"{f.message}\nmeasured: {'not measured' if f.value is None else repr(f.value)}\n"
-                            f"threshold: {f.threshold!r}")
+            failure = ET.SubElement(case, "failure", type="policy", message=_x(_measured(f)))
+            failure.text = _x(f"{f.message}\nmeasured: {'not measured' if f.value is None else repr(f.value)}\n"
+                              f"threshold: {f.threshold!r}")
         elif f.status == "warn":
-            ET.SubElement(case, "system-out").text = f"warning: {_measured(f)}. {f.message}"
+            ET.SubElement(case, "system-out").text = _x(f"warning: {_measured(f)}. {f.message}")
         cases.append(case)
     for name, section in report.sections.items():
         if section.failed:
-            case = ET.Element("testcase", classname=f"flax-audit.{report.name}.analyzers", name=name)
-            ET.SubElement(case, "error", type="analyzer", message=f"section {name!r} failed").text = section.failed
+            case = ET.Element("testcase", classname=_x(f"flax-audit.{report.name}.analyzers"), name=_x(name))
+            ET.SubElement(case, "error", type="analyzer", message=_x(f"section {name!r} failed")).text = \
+                _x(section.failed)
             cases.append(case)
     failures = sum(c.find("failure") is not None for c in cases)
     errors = sum(c.find("error") is not None for c in cases)
     root = ET.Element("testsuites", name="flax-audit", tests=str(len(cases)), failures=str(failures),
                       errors=str(errors))
-    suite = ET.SubElement(root, "testsuite", name=f"flax-audit: {report.name}", tests=str(len(cases)),
+    suite = ET.SubElement(root, "testsuite", name=_x(f"flax-audit: {report.name}"), tests=str(len(cases)),
                           failures=str(failures), errors=str(errors), skipped="0")
     suite.extend(cases)
     ET.indent(root)
@@ -52,7 +63,8 @@ def junit_xml(report) -> bytes:
 
 
 def _cell(text: str) -> str:
-    return str(text).replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ")
+    """Text for Markdown: HTML escaped (a PR comment renders inline HTML), "|" escaped, one line."""
+    return html.escape(str(text), quote=False).replace("|", "\\|").replace("\n", " ")
 
 
 def summary_markdown(report, *, max_warnings: int = 5) -> str:
