@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-_CHUNK = 256  # parent cohorts per matmul: bounds memory to n * _CHUNK floats
+_CHUNK = 64  # parent cohorts per matmul: bounds memory to n * _CHUNK floats (25 MB at 100k rows)
 
 
 def search(masks: np.ndarray, column: np.ndarray, wrong: np.ndarray, *, max_order: int,
