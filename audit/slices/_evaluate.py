@@ -50,6 +50,20 @@ def _columns(data, rows: np.ndarray, columns: Sequence[str] | None, include_sens
     return out
 
 
+def cohort_rows(data, conditions: Sequence[str], *, split: str = "test", n_bins: int = 4) -> np.ndarray:
+    """Boolean mask over the split's rows of a cohort named by its conditions (as in `Cohort.conditions`),
+    rebuilt with the bins `evaluate` used (same data and `n_bins`; bins are per column)."""
+    rows = data.splits[split]
+    conds = _conditions.build(_columns(data, rows, None, True), n_bins=n_bins)
+    mask = np.ones(len(rows), bool)
+    for text in conditions:
+        if text not in conds.texts:
+            raise AuditInputError(f"slices: no condition {text!r} on {data.name}'s {split} split with n_bins={n_bins}; "
+                                  f"conditions there: {list(conds.texts)}.")
+        mask &= conds.masks[:, conds.texts.index(text)]
+    return mask
+
+
 def _message(c: Cohort, *, correction: str, n_tried: int) -> str:
     return (f"{c.name}: error {c.error:.2f} (95% interval {c.error_low:.2f} to {c.error_high:.2f}) on {c.size} "
             f"rows vs {c.rest_error:.2f} on the rest, {c.error_ratio:.1f} times as high "

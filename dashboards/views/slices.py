@@ -8,6 +8,7 @@ import pandas as pd
 import streamlit as st
 
 from audit.render.figures import slices as sfig
+from audit import slices as slices_api
 from audit.slices import wilson_interval
 from dashboards import _live, _state, _widgets
 
@@ -50,8 +51,13 @@ if rows.encoding is None or rows.raw is None:
 proba = _live.probabilities(model, data, _live.key_of(model, data), result.split)
 wrong = proba.argmax(1) != rows.y
 names = list(rows.encoding.raw_names)
-picked = st.multiselect("Filter on raw columns", names, key="slices_columns")
+start = st.selectbox("Start from", ["the whole split"] + [c.name for c in result.cohorts], key="slices_start")
 mask = np.ones(len(rows.y), bool)
+if start != "the whole split":
+    cohort = next(c for c in result.cohorts if c.name == start)
+    mask = slices_api.cohort_rows(data, cohort.conditions, split=result.split,
+                                  n_bins=int(result.provenance.settings.get("n_bins", 4)))
+picked = st.multiselect("Narrow it with filters on raw columns", names, key="slices_columns")
 for name in picked:
     j = names.index(name)
     column, values = rows.encoding.columns[j], rows.raw[:, j]

@@ -49,3 +49,9 @@ def test_cohort_table_and_builder(slices_report, credit_small, credit_model):
     assert metric["Rows"] == str(int(retail.sum()))
     assert metric["Error"] == f"{wrong[retail].mean():.3f}"
     assert metric["Rest's error"] == f"{wrong[~retail].mean():.3f}"
+    # start from the top cohort the audit found: its rows and error, as the report says
+    top = result.cohorts[0]
+    at.multiselect(key="slices_columns").set_value([]).run()
+    at.selectbox(key="slices_start").set_value(top.name).run()
+    metric = {m.label: m.value for m in at.metric}
+    assert metric["Rows"] == str(top.size) and metric["Error"] == f"{top.error:.3f}"

@@ -105,6 +105,10 @@ def test_the_planted_cohort_is_found_first(planted):
     assert top.size == int(_credit.hidden_cohort_mask(frame)[rows].sum())
     wrong = model.predict(d.X[rows]) != d.y[rows]
     assert top.errors == int(wrong[_credit.hidden_cohort_mask(frame)[rows]].sum())
+    np.testing.assert_array_equal(slices.cohort_rows(d, top.conditions), _credit.hidden_cohort_mask(frame)[rows])
+    for c in report.cohorts[:10]:  # every cohort's rows can be rebuilt from its words
+        mask = slices.cohort_rows(d, c.conditions)
+        assert mask.sum() == c.size and wrong[mask].sum() == c.errors
     assert top.error > 3 * top.rest_error and top.error_low <= top.error <= top.error_high
     headline = report.findings[0]
     assert headline.status == "fail" and headline.metric == "worst_error_ratio"
