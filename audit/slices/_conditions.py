@@ -26,6 +26,8 @@ def numeric_conditions(name: str, values: np.ndarray, *, n_bins: int,
     most `n_bins` distinct values gets one condition per value instead. `display` rounds an edge to the
     column's precision, and the masks use the rounded edge, so the text says exactly which rows are in."""
     finite = values[np.isfinite(values)]
+    if len(finite) == 0:  # a column with no values on these rows has no conditions
+        return []
     distinct = np.unique(finite)
     if len(distinct) <= n_bins:
         return [(f"{name} = {format_value(display(v))}", values == v) for v in distinct]

@@ -26,6 +26,8 @@ def _columns(data, rows: np.ndarray, columns: Sequence[str] | None, include_sens
     enc = data.encoding
     by_name = {c.name: j for j, c in enumerate(enc.columns)}
     names = list(enc.raw_names) if columns is None else list(columns)
+    if not names and not (include_sensitive and data.sensitive):
+        raise AuditInputError("slices: `columns` is empty; name at least one raw column, or leave it out for all.")
     unknown = [c for c in names if c not in by_name and c not in data.sensitive]
     if unknown:
         raise AuditInputError(f"slices: {data.name} has no column(s) {unknown}; raw columns are "

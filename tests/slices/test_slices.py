@@ -134,6 +134,8 @@ def test_bad_settings_are_one_clear_error(planted):
         slices.evaluate(model, d, columns=["nope"])
     with pytest.raises(AuditInputError, match="correction"):
         slices.evaluate(model, d, correction="bonferroni-ish")
+    with pytest.raises(AuditInputError, match="is empty"):
+        slices.evaluate(model, d, columns=[])
     with pytest.raises(AuditInputError, match="max_order"):
         slices.evaluate(model, d, max_order=4)
 
