@@ -62,6 +62,17 @@ def _write_outputs(report, out: str) -> tuple[str, str]:
     return json_path, html_path
 
 
+def _write_ci_outputs(report, *, junit: str | None, summary_md: str | None) -> None:
+    """--junit (each policy rule a test case) and --summary-md (a verdict for a pull-request comment)."""
+    from audit.pipeline._report import write_atomic
+    from audit.render.ci import junit_xml, summary_markdown
+
+    if junit:
+        write_atomic(junit, junit_xml(report))
+    if summary_md:
+        write_atomic(summary_md, summary_markdown(report).encode())
+
+
 def _compile_cache(setting: str | None) -> str | None:
     """Turn on JAX's persistent compilation cache for `audit run` / `audit demo`, so an audit run
     again (the usual loop: retrain, re-audit) reuses the compiled attacks and explainers instead
@@ -90,10 +101,14 @@ def _compile_cache(setting: str | None) -> str | None:
 def _run(args: argparse.Namespace) -> int:
     from audit.pipeline import AuditConfig, run_config
 
+    for flag, path in (("--junit", args.junit), ("--summary-md", args.summary_md)):
+        if path and os.path.isdir(path):
+            raise AuditInputError(f"{flag} {path} is a folder; give a file name, e.g. {flag} results.xml.")
     _compile_cache(args.compile_cache)
     config = AuditConfig.from_yaml(args.config)
     report, _, _ = run_config(config, progress=not args.quiet)
     json_path, html_path = _write_outputs(report, args.out or os.path.join("reports", "out", config.name))
+    _write_ci_outputs(report, junit=args.junit, summary_md=args.summary_md)
     print(_summary(report))
     print(f"report written to {os.path.abspath(html_path)} (and {os.path.basename(json_path)})")
     if report.incomplete:
@@ -262,6 +277,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("config", help="audit config (YAML), e.g. reports/credit.yaml")
     p.add_argument("--out", help="output folder (default reports/out/<config name>)")
     p.add_argument("--quiet", action="store_true", help="no progress output")
+    p.add_argument("--junit", metavar="XML", help="also write the policy as JUnit XML (one test case per rule)")
+    p.add_argument("--summary-md", metavar="MD", help="also write a short Markdown verdict (for a PR comment)")
     p.add_argument("--compile-cache", metavar="DIR", help="keep compiled programs here for the next run "
                    "(default $AUDIT_COMPILE_CACHE or ~/.cache/flax-audit/xla; 'off' to disable)")
     p.set_defaults(handler=_run)

@@ -50,6 +50,7 @@ PAGES = {
     "fairness": st.Page("views/fairness.py", title="Fairness", icon=":material/balance:"),
     "imbalance": st.Page("views/imbalance.py", title="Imbalance", icon=":material/bar_chart:"),
     "ood": st.Page("views/ood.py", title="Out of distribution", icon=":material/travel_explore:"),
+    "slices": st.Page("views/slices.py", title="Error analysis", icon=":material/troubleshoot:"),
 }
 page = st.navigation(list(PAGES.values()))
 if first_run and have_report and page is PAGES["start"]:

@@ -15,6 +15,12 @@ and analyzers can check:
 - ``IRRELEVANT`` columns (``housing``, ``purpose``, ``n_dependents``, ``loan_amount``) are
   independent noise.
 - ``sex`` and ``age`` are sensitive attributes, kept out of the model inputs by default.
+- ``HIDDEN_COHORT`` (only with ``hidden_cohort=True``; off by default, which leaves every row as
+  above): applicants with ``sector == "retail"`` and ``housing == "rent"`` (about 7% of rows) get
+  label noise, their label flipped with probability 0.4, so any model errs on roughly 40% of them
+  against about 6% elsewhere. Neither column affects the label otherwise and no sensitive attribute
+  names this cohort: it is the planted truth for error analysis (``audit.slices``), which should
+  rank it first.
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ SENSITIVE = ("sex", "age")
 BIAS = {"attribute": "sex", "group": "female", "logit_shift": 1.5}
 POSITIVE_RATE = 0.10
 CATEGORICAL = ("employment", "housing", "purpose", "sector")
+HIDDEN_COHORT = {"sector": "retail", "housing": "rent", "flip_probability": 0.4}
 
 _SECTORS = ("care", "education", "retail", "construction", "engineering", "transport")
 _SECTOR_P = {"female": (0.32, 0.25, 0.2, 0.05, 0.08, 0.10), "male": (0.05, 0.08, 0.17, 0.3, 0.22, 0.18)}
@@ -38,8 +45,17 @@ def _sigmoid(z: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-z))
 
 
-def credit_frame(n: int = 20_000, *, seed: int = 0) -> pd.DataFrame:
-    """The raw credit table: `n` applicants with a `default` column ("yes"/"no")."""
+def hidden_cohort_mask(frame: pd.DataFrame) -> np.ndarray:
+    """Rows of a credit table in the planted `HIDDEN_COHORT` (whether or not its noise was added)."""
+    return ((frame["sector"] == HIDDEN_COHORT["sector"])
+            & (frame["housing"] == HIDDEN_COHORT["housing"])).to_numpy()
+
+
+def credit_frame(n: int = 20_000, *, seed: int = 0, hidden_cohort: bool = False) -> pd.DataFrame:
+    """The raw credit table: `n` applicants with a `default` column ("yes"/"no").
+
+    `hidden_cohort=True` flips labels in the planted `HIDDEN_COHORT` (see the module docstring),
+    drawn from a separate random stream, so every other row and label is the same as without."""
     rng = np.random.default_rng(seed)
     sex = rng.choice(["female", "male"], size=n)
     age = rng.integers(21, 76, size=n)
@@ -67,6 +83,10 @@ def credit_frame(n: int = 20_000, *, seed: int = 0) -> pd.DataFrame:
         mid = (lo + hi) / 2
         lo, hi = (mid, hi) if _sigmoid(logit + mid).mean() < POSITIVE_RATE else (lo, mid)
     default = rng.random(n) < _sigmoid(logit + (lo + hi) / 2)
+    if hidden_cohort:
+        noise = np.random.default_rng([seed, 21]).random(n) < HIDDEN_COHORT["flip_probability"]
+        cohort = (sector == HIDDEN_COHORT["sector"]) & (housing == HIDDEN_COHORT["housing"])
+        default = np.where(cohort & noise, ~default, default)
     return pd.DataFrame({
         "age": age, "sex": sex, "income": income, "debt_ratio": debt_ratio,
         "credit_history_years": history, "late_payments": late, "loan_amount": loan,

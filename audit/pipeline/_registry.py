@@ -14,7 +14,7 @@ import dataclasses
 import inspect
 from typing import Any, Callable, Mapping
 
-from audit import explain, fairness, imbalance, ood, recourse, robustness
+from audit import explain, fairness, imbalance, ood, recourse, robustness, slices
 from audit.errors import AuditInputError
 
 
@@ -64,6 +64,8 @@ ANALYZERS: dict[str, AnalyzerSpec] = {spec.name: spec for spec in (
                  imbalance.ImbalanceReport),
     AnalyzerSpec("recourse", "Recourse: what it takes to change a decision, per group", recourse.evaluate,
                  recourse.RecourseReport, needs_sensitive=True, kinds=("tabular",)),
+    AnalyzerSpec("slices", "Error analysis: cohorts worse than the rest", slices.evaluate, slices.SliceReport,
+                 stochastic=False, kinds=("tabular",)),
     AnalyzerSpec("ood", "Out-of-distribution detection and abstention", ood.evaluate, ood.OodReport),
     AnalyzerSpec("drift", "Data drift", ood.drift, ood.DriftReport),
     AnalyzerSpec("adversarial_detection", "Adversarial-input detection (with adaptive attacks)",

@@ -30,12 +30,14 @@ SECTION_FIGURES: dict[str, str] = {
     "ood": "audit.render.figures.ood:report_figures",
     "drift": "audit.render.figures.ood:drift_figures",
     "adversarial_detection": "audit.render.figures.ood:detection_figures",
+    "slices": "audit.render.figures.slices:report_figures",
 }
 
 # Section name -> "module:function" returning tables [{caption, columns, rows: [(label, [(text, marked)])]}];
 # cells are plain text (escaped by the template), `marked` cells are highlighted.
 SECTION_TABLES: dict[str, str] = {
     "recourse": "audit.render.figures.recourse:example_tables",
+    "slices": "audit.render.figures.slices:cohort_tables",
 }
 
 
