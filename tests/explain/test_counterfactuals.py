@@ -187,6 +187,9 @@ def test_json_round_trip(credit_cfs):
     d = json.loads(json.dumps(res.to_dict(), default=lambda o: o.tolist() if isinstance(o, np.ndarray) else o))
     back = CounterfactualResult.from_dict(d)
     assert back == res and back.metrics() == pytest.approx(res.metrics(), nan_ok=True)
+    from audit.results import metric_spec
+
+    assert all(metric_spec(CounterfactualResult.METRICS, name) is not None for name in res.metrics())
 
 
 def test_bad_input_is_one_clear_error(credit_sens):

@@ -106,6 +106,11 @@ def test_json_round_trip(credit_recourse):
                               default=lambda o: o.tolist() if isinstance(o, np.ndarray) else o))
     back = RecourseReport.from_dict(d)
     assert back == credit_recourse
+    from audit.results import metric_spec
+
+    for name in credit_recourse.metrics():  # every metric is declared with its direction and meaning
+        assert metric_spec(RecourseReport.METRICS, name) is not None, name
+    assert metric_spec(RecourseReport.METRICS, "burden_ratio:sex").direction == "lower"
 
 
 def test_registry_and_pipeline(linear_groups):
