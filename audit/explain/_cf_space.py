@@ -211,9 +211,11 @@ def raw_rows(space: Space, data, X: Any) -> np.ndarray:
     X = np.asarray(X, dtype=np.float32)
     if X.ndim == 1:
         X = X[None]
-    if X.ndim != 2 or X.shape[1] != len(space.col_of_input) or len(X) == 0:
+    if X.ndim == 2 and len(X) == 0:
+        raise AuditInputError("no rows to explain (X is empty); pass at least one row.")
+    if X.ndim != 2 or X.shape[1] != len(space.col_of_input):
         raise AuditInputError(f"rows have shape {X.shape}; expected (n, {len(space.col_of_input)}) model "
-                              "inputs (like data.X) with n >= 1, or a DataFrame of raw columns.")
+                              "inputs (like data.X), or a DataFrame of raw columns.")
     if not np.isfinite(X).all():
         raise AuditInputError("rows contain NaN or infinite values; impute them first.")
     return space.decode(X)

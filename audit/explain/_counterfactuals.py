@@ -255,7 +255,8 @@ def counterfactuals(model, data, X: Any, *, target: int | str | Sequence[int | s
             raise AuditInputError("method='gradient' needs a differentiable model; this one is marked "
                                   "differentiable=False: use method='growing_spheres' (or 'auto').")
         use = ("gradient" if model.differentiable else "growing_spheres") if method == "auto" else method
-        cf, found = search.growing_spheres(margin, space, raw0, tgt, k=k, samples=samples, shells=shells,
+        # 2k sampled candidates: spares for the distinct k after sparsifying makes some coincide
+        cf, found = search.growing_spheres(margin, space, raw0, tgt, k=2 * k, samples=samples, shells=shells,
                                            seed=seed)
         if use == "gradient":  # the gradient search, pooled with the sampled candidates
             g_cf, g_found = search.gradient_search(model, space, raw0, tgt, k=k, steps=steps,

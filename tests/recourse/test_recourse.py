@@ -106,6 +106,11 @@ def test_json_round_trip(credit_recourse):
                               default=lambda o: o.tolist() if isinstance(o, np.ndarray) else o))
     back = RecourseReport.from_dict(d)
     assert back == credit_recourse
+    from audit.results import metric_spec
+
+    for name in credit_recourse.metrics():  # every metric is declared with its direction and meaning
+        assert metric_spec(RecourseReport.METRICS, name) is not None, name
+    assert metric_spec(RecourseReport.METRICS, "burden_ratio:sex").direction == "lower"
 
 
 def test_registry_and_pipeline(linear_groups):
@@ -122,11 +127,24 @@ def test_registry_and_pipeline(linear_groups):
     assert report.metrics()["recourse.burden_ratio:group"] > 1.05
 
 
-def test_bad_input(linear_groups, digits, digits_cnn):
+def test_bad_input(linear_groups):
     data, model = linear_groups
     with pytest.raises(AuditInputError, match="sensitive attribute"):
         evaluate(model, data, attributes=["age"])
     with pytest.raises(AuditInputError, match="tabular"):
-        evaluate(digits_cnn, digits)
+        images, cnn = _tiny_images()
+        evaluate(cnn, images)
     with pytest.raises(AuditInputError, match="max_ratio"):
         evaluate(model, data, max_ratio=0.5)
+
+
+def _tiny_images():
+    """A 4x4 one-channel image data set and a linear model on it (image input is refused)."""
+    from audit.data import Dataset
+
+    rng = np.random.default_rng(0)
+    X = rng.random((20, 4, 4, 1)).astype(np.float32)
+    images = Dataset(X=X, y=np.arange(20) % 2, feature_names=(), class_names=("a", "b"), kind="image")
+    model = Model.from_function(lambda p, x: jnp.stack([x.sum((1, 2, 3)), -x.sum((1, 2, 3))], axis=1), {},
+                                input_shape=(4, 4, 1), class_names=("a", "b"))
+    return images, model
