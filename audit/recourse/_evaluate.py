@@ -18,7 +18,7 @@ import numpy as np
 from audit.errors import AuditInputError
 from audit.explain import counterfactuals
 from audit.explain._counterfactuals import favourable_class
-from audit.fairness import make_grouping
+from audit.data import attribute_groups
 from audit.recourse._report import RecourseAttribute, RecourseGroup, RecourseReport
 from audit.results import Finding, Provenance, timer
 
@@ -153,7 +153,7 @@ def evaluate(model, data, *, split: str = "test", attributes: Sequence[str] | No
             costs, feasible = result.cheapest()
         results = []
         for name in names:
-            grouping = make_grouping(data.sensitive[name], name, n_bins=n_bins)
+            grouping = attribute_groups(data, name, n_bins=n_bins)  # the data layer's grouping
             split_codes = grouping.codes[rows]
             results.append(_attribute(name, split_codes[denied], grouping.labels, grouping.rule, split_codes,
                                       np.nan_to_num(costs), feasible, n_bootstrap=n_bootstrap,
