@@ -31,6 +31,12 @@ SETTINGS = {
     "fairness": {"n_bootstrap": 20, "attributes": ["sex"], "intersections": False},
     "imbalance": {},
     "slices": {"max_order": 2, "min_size": 20},
+    "corruptions": {"n": 100, "severities": [1, 3]},
+    "recourse": {"max_rows": 20, "n_bootstrap": 20},
+    "ood": {"n": 100, "autoencoder_epochs": 1, "n_bootstrap": 10, "detectors": ["msp", "energy", "mahalanobis", "knn"]},
+    "drift": {"n_permutations": 20, "max_rows": 100},
+    "adversarial_detection": {"n": 30, "steps": 3, "detectors": ["energy", "msp"]},
+    "transfer": {"epochs": 1, "n": 60, "steps": 3, "eps": [0.1]},
     "fairness_mitigation": {"attribute": "sex", "methods": ["reweighing"], "train_options": {"epochs": 2},
                             "n_bootstrap": 20},
     "imbalance_mitigation": {"methods": ["none", "class_weight"], "train_options": {"epochs": 2}},
@@ -131,8 +137,10 @@ def test_report_file_round_trips_every_section(reports, retrains, tmp_path):
 def test_every_attack_round_trips(digits_cnn, digits, attack):
     """Each attack's robustness result on images (10 classes, so every attack applies), with
     adversarial examples inside, comes back equal."""
-    result = evaluate(digits_cnn, digits, attacks=(attack,), n=24, eps=(0.0, 0.3), steps=3, square_queries=30,
-                      min_perturbation_n=4, search_steps=2, bootstrap=10, seed=1)
+    norm = "linf" if "linf" in ATTACKS[attack].norms else ATTACKS[attack].norms[0]
+    eps = (0.0, 0.3) if norm == "linf" else (0.0, 2.0)  # L2 budgets are larger for the same effect
+    result = evaluate(digits_cnn, digits, attacks=(attack,), n=24, eps=eps, steps=3, square_queries=30,
+                      min_perturbation_n=4, search_steps=2, bootstrap=10, seed=1, norm=norm)
     assert result.attacks == (attack,)
     back = RobustnessReport.from_dict(_through_json(result.to_dict()))
     assert back == result and _same_metrics(back.metrics(), result.metrics())

@@ -311,6 +311,13 @@ SMALL = {
     "explanation_stability": {"n": 8, "attack_steps": 2, "attack_samples": 2},
     "fairness": {"n_bootstrap": 20},
     "imbalance": {},
+    "slices": {"max_order": 2, "min_size": 20},
+    "corruptions": {"n": 100, "severities": [1, 3]},
+    "recourse": {"max_rows": 20, "n_bootstrap": 20},
+    "ood": {"n": 100, "autoencoder_epochs": 1, "n_bootstrap": 10, "detectors": ["msp", "energy", "mahalanobis", "knn"]},
+    "drift": {"n_permutations": 20, "max_rows": 100},
+    "adversarial_detection": {"n": 30, "steps": 3, "detectors": ["energy", "msp"]},
+    "transfer": {"epochs": 1, "n": 60, "steps": 3, "eps": [0.1]},
     "fairness_mitigation": {"train_options": {"epochs": 1}, "n_bootstrap": 20},
     "imbalance_mitigation": {"methods": ["none", "class_weight"], "train_options": {"epochs": 1}},
     "adversarial_training": {"epochs": 1, "n": 40, "eval_steps": 3, "bootstrap": 0, "steps": 2,
@@ -339,7 +346,7 @@ def test_every_analyzer_runs_on_user_models(name, kind, user_models, credit):
         settings["attribute"] = "sex"
     check_settings(name, settings, lambda key: key)
     assert ANALYZERS[name].applies_to(model, credit) is None
-    result = run_analyzer(name, model, credit, settings=settings, seed=0, progress=False)
+    result = run_analyzer(ANALYZERS[name], model, credit, settings=settings, seed=0, progress=False)
     metrics = result.metrics()
     assert metrics and all(np.isfinite(v) or np.isnan(v) for v in metrics.values())
     assert type(result).from_dict(result.to_dict()).metrics().keys() == metrics.keys()
