@@ -12,12 +12,15 @@ from audit.errors import AuditInputError
 NAMES = ("credit", "breast_cancer", "digits", "mnist")
 
 
-def _credit_data(*, n: int = 20_000, seed: int = 0, include_sensitive: bool = False) -> Dataset:
-    frame = _credit.credit_frame(n, seed=seed)
+def _credit_data(*, n: int = 20_000, seed: int = 0, include_sensitive: bool = False,
+                 missing: str | None = None, imputation: dict | None = None) -> Dataset:
+    frame = _credit.credit_frame(n, seed=seed, missing=missing)
+    if missing is not None and imputation is None:
+        imputation = {"strategy": "median"}
     return from_pandas(frame, target="default", sensitive=list(_credit.SENSITIVE),
                        categorical=list(_credit.CATEGORICAL) + (["sex"] if include_sensitive else []),
                        include_sensitive=include_sensitive, class_names=("no", "yes"),
-                       seed=seed, name="credit")
+                       seed=seed, name="credit", missing=imputation)
 
 
 def _breast_cancer(*, seed: int = 0) -> Dataset:
@@ -57,7 +60,9 @@ def load(name: str, *, seed: int = 0, **options) -> Dataset:
     """Load a bundled dataset by name: "credit", "breast_cancer", "digits" or "mnist".
 
     `seed` fixes the train/val/test split (and, for credit, the generated rows). Credit also
-    takes `n` (rows, default 20,000) and `include_sensitive` (feed sex and age to the model).
+    takes `n` (rows, default 20,000), `include_sensitive` (feed sex and age to the model),
+    `missing` ("mnar" / "mcar": planted missing incomes, see `audit.data._credit`) and
+    `imputation` (the `missing=` option of `from_pandas`; default median).
     """
     loaders = {"credit": _credit_data, "breast_cancer": _breast_cancer, "digits": _digits,
                "mnist": _mnist}

@@ -54,6 +54,9 @@ class Dataset:
     # rows per categorical column whose level the encoding never saw (encoded all-zero); the
     # audit reports them as a finding
     unknown_levels: Mapping[str, int] = dataclasses.field(default_factory=dict)
+    # (n, n_raw_columns) bool, True where the raw value was missing (before imputation); None when
+    # nothing was missing. `raw` and `X` hold the imputed values.
+    missing_mask: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         X = np.asarray(self.X)
@@ -165,6 +168,7 @@ class Dataset:
             self, X=self.X[rows], y=self.y[rows],
             sensitive={k: v[rows] for k, v in self.sensitive.items()},
             raw=None if self.raw is None else self.raw[rows],
+            missing_mask=None if self.missing_mask is None else self.missing_mask[rows],
             splits={"train": np.arange(len(rows)), "val": np.arange(0), "test": np.arange(0)},
             name=name or self.name)
 
