@@ -107,7 +107,7 @@ def from_pandas(df: pd.DataFrame, *, target: str, sensitive: Sequence[str] = (),
              and c not in categorical and c not in sensitive]
     if holes and missing is None and (encoding is None or encoding.imputation is None):
         raise AuditInputError(
-            f"{name}: column(s) {holes} have missing values ({', '.join(f'{c}: {int(df[c].isna().sum())} rows' for c in holes)}); "
+            f"{name}: column(s) {holes} have missing values ({', '.join(f'{c}: {int(df[c].isna().sum())} rows, first at row {int(np.flatnonzero(df[c].isna())[0])}' for c in holes)}); "
             "say how the model's pipeline fills them with missing={'strategy': 'mean' | 'median' | "
             "'most_frequent' | 'knn' | 'iterative' | 'indicator' | 'drop', 'indicators': True/False} "
             "(the config's data section takes the same 'missing' mapping).")
