@@ -30,6 +30,7 @@ SETTINGS = {
                               "attack_steps": 3, "attack_samples": 2, "batch_size": 16},
     "fairness": {"n_bootstrap": 20, "attributes": ["sex"], "intersections": False},
     "imbalance": {},
+    "missing": {"rates": [0.2]},
     "fairness_mitigation": {"attribute": "sex", "methods": ["reweighing"], "train_options": {"epochs": 2},
                             "n_bootstrap": 20},
     "imbalance_mitigation": {"methods": ["none", "class_weight"], "train_options": {"epochs": 2}},
