@@ -103,3 +103,16 @@ def test_pipeline_registry_json_and_bad_input(mnar):
     assert not report.passed  # the planted gap (~0.28) breaks the rule
     with pytest.raises(audit.AuditInputError, match="increasing shares"):
         evaluate(_linear(mnar), mnar, rates=(0.4, 0.2))
+
+
+def test_html_report_draws_the_missing_section(mnar, tmp_path):
+    from audit.render.figures.missing import report_figures
+
+    report = audit.run(_linear(mnar), mnar, audit.AuditConfig(name="m", analyzers={"missing": {"rates": [0.2, 0.4]}}),
+                       progress=False)
+    figures = report_figures(report.sections["missing"].result)
+    assert len(figures) == 2
+    assert figures[1][1].axes[0].lines[0].get_ydata().shape == (3,)  # rate 0 and the two injected rates
+    report.to_html(tmp_path / "r.html")
+    html = (tmp_path / "r.html").read_text()
+    assert "Missing rate per sensitive group" in html and "data:image/png;base64" in html
