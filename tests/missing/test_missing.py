@@ -116,3 +116,22 @@ def test_html_report_draws_the_missing_section(mnar, tmp_path):
     report.to_html(tmp_path / "r.html")
     html = (tmp_path / "r.html").read_text()
     assert "Missing rate per sensitive group" in html and "data:image/png;base64" in html
+
+
+def test_config_data_section_takes_missing(tmp_path):
+    from audit.data import _credit
+    from audit.pipeline._run import load_data
+
+    path = tmp_path / "credit.csv"
+    _credit.credit_frame(600, missing="mcar").to_csv(path, index=False)
+    config = audit.AuditConfig.from_dict({"data": {"csv": str(path), "target": "default", "sensitive": ["sex", "age"],
+                                                   "categorical": ["employment", "housing", "purpose", "sector"],
+                                                   "missing": {"strategy": "knn", "indicators": True}}})
+    data = load_data(config)
+    assert data.encoding.imputation.strategy == "knn" and "income__missing" in data.feature_names
+    with pytest.raises(audit.AuditInputError, match=r"data\.missing.*strategy is 'zero'"):
+        audit.AuditConfig.from_dict({"data": {"csv": str(path), "target": "default", "missing": {"strategy": "zero"}}})
+    bare = audit.AuditConfig.from_dict({"data": {"csv": str(path), "target": "default", "sensitive": ["sex", "age"],
+                                                 "categorical": ["employment", "housing", "purpose", "sector"]}})
+    with pytest.raises(audit.AuditInputError, match=r"\['income'\] have missing values.*missing="):
+        load_data(bare)
