@@ -123,7 +123,9 @@ def _point(rate, correct, positive, groupings, *, confidence, min_group_size) ->
 
 def _findings(report_parts, minority, *, max_drop) -> tuple[Finding, ...]:
     columns, attributes, curve = report_parts
-    out = []
+    out = [] if columns else [Finding(
+        id="missing.none", status="pass", title="No missing values",
+        message="The data has no missing values; only robustness to values missing at prediction time is measured.")]
     for a in attributes:
         if a.unequal:
             high = next(g for g in a.groups if g.label == a.high_group)

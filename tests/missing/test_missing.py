@@ -135,3 +135,15 @@ def test_config_data_section_takes_missing(tmp_path):
                                                  "categorical": ["employment", "housing", "purpose", "sector"]}})
     with pytest.raises(audit.AuditInputError, match=r"\['income'\] have missing values.*missing="):
         load_data(bare)
+
+
+def test_complete_data_and_every_metric_is_declared(mnar):
+    from audit.results import metric_spec
+
+    complete = audit.datasets.load("credit", n=2000)
+    report = evaluate(_linear(complete), complete, rates=(0.2,))
+    assert report.columns == () and report.findings[0].id == "missing.none"
+    assert "mean" in report.imputer and set(report.metrics()) == {"accuracy@0.2", "accuracy_drop@0.2",
+                                                                 "minority_recall@0.2"}
+    for r in (report, evaluate(_linear(mnar), mnar, rates=(0.2,))):
+        assert all(metric_spec(MissingReport.METRICS, name) is not None for name in r.metrics())
