@@ -156,8 +156,9 @@ class TabularEncoding(Result):
 
     @property
     def categorical_mask(self) -> np.ndarray:
-        """Boolean per model input: True where the input belongs to a one-hot block."""
-        return np.array([c.kind == "categorical" for c in self.columns for _ in range(c.width)])
+        """Boolean per model input: True where the input is discrete, a one-hot entry or a 0/1
+        missingness mask (attacks and noise leave them alone)."""
+        return np.array([c.kind == "categorical" or k > 0 for c in self.columns for k in range(c.width)])
 
     def raw_matrix(self, frame: pd.DataFrame, *, handle_unknown: str = "ignore") -> np.ndarray:
         """Raw columns as floats: numeric values as they are, categoricals as integer codes.

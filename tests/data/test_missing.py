@@ -105,3 +105,12 @@ def test_credit_mnar_plants_the_documented_missingness():
     assert abs(mcar[women].mean() - mcar[~women].mean()) < 0.02
     data = audit.datasets.load("credit", n=2000, missing="mnar")
     assert data.encoding.imputation.strategy == "median" and np.isfinite(data.X).all()
+
+
+def test_mask_inputs_are_discrete_and_attributed_to_their_column():
+    df = _frame()
+    data = audit.data.from_pandas(df, target="y", categorical=["kind"], missing={"strategy": "indicator"})
+    assert data.encoding.categorical_mask.tolist()[:5] == [False, True, False, False, True]
+    np.testing.assert_allclose(data.encoding.decode(data.X)[:, 0], data.raw[:, 0], atol=1e-4)
+    # one SHAP player per raw column: the value and its mask move together
+    assert len(data.feature_groups) == len(data.raw_feature_names) == 4

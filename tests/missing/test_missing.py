@@ -147,3 +147,21 @@ def test_complete_data_and_every_metric_is_declared(mnar):
                                                                  "minority_recall@0.2"}
     for r in (report, evaluate(_linear(mnar), mnar, rates=(0.2,))):
         assert all(metric_spec(MissingReport.METRICS, name) is not None for name in r.metrics())
+
+
+def test_shap_of_a_raw_column_includes_its_mask_input():
+    """Linear logit on (a, a__missing, ...): the exact interventional SHAP value of raw column a is
+    w_a * (x_a - mean_a) + w_m * (m - mean_m), value and mask moving as one player."""
+    rng = np.random.default_rng(0)
+    n = 300
+    frame = audit.datasets.credit.credit_frame(n, missing="mnar")[["income", "debt_ratio", "default"]]
+    data = audit.data.from_pandas(frame, target="default", missing={"strategy": "indicator"})
+    assert data.feature_names == ("income", "income__missing", "debt_ratio")
+    w = jnp.asarray(rng.normal(size=(3, 2)), jnp.float32)
+    model = Model.from_function(lambda p, x: x @ p, w, input_shape=(3,), class_names=data.class_names)
+    X, bg = data.X[:6], data.X[100:140]
+    ex = audit.explain.shap_values(model, X, bg, method="exact", output="logit", target=1, data=data)
+    assert ex.values.shape == (6, 2)  # one player per raw column
+    wd = np.asarray(w[:, 1])  # output="logit", target=1: the class-1 logit x @ w[:, 1]
+    expected_income = (X[:, 0] - bg[:, 0].mean()) * wd[0] + (X[:, 1] - bg[:, 1].mean()) * wd[1]
+    np.testing.assert_allclose(ex.values[:, 0], expected_income, atol=1e-4)
