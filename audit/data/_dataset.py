@@ -205,7 +205,7 @@ class Dataset:
         return self.encoding.raw_names if self.encoding is not None else self.feature_names
 
     def fingerprint(self) -> str:
-        """sha256 of inputs, labels, sensitive values and split: identifies the data in reports."""
+        """sha256 of inputs, labels, sensitive values, split and missingness: identifies the data in reports."""
         h = hashlib.sha256()
         h.update(np.ascontiguousarray(self.X).tobytes())
         h.update(np.ascontiguousarray(self.y).tobytes())
@@ -215,6 +215,9 @@ class Dataset:
         for key in sorted(self.splits):
             h.update(key.encode())
             h.update(self.splits[key].tobytes())
+        if self.missing_mask is not None:  # imputed values can hide which were missing
+            h.update(b"missing")
+            h.update(np.packbits(self.missing_mask).tobytes())
         return h.hexdigest()
 
     def summary(self) -> dict[str, Any]:
