@@ -50,6 +50,7 @@ PAGES = {
     "fairness": st.Page("views/fairness.py", title="Fairness", icon=":material/balance:"),
     "imbalance": st.Page("views/imbalance.py", title="Imbalance", icon=":material/bar_chart:"),
     "ood": st.Page("views/ood.py", title="Out of distribution", icon=":material/travel_explore:"),
+    "missing": st.Page("views/missing.py", title="Missing data", icon=":material/grid_off:"),
 }
 page = st.navigation(list(PAGES.values()))
 if first_run and have_report and page is PAGES["start"]:
