@@ -25,7 +25,7 @@ _PUBLIC = {
 
 # Public subpackages, imported on first attribute access (`audit.fairness.assess(...)` works
 # right after `import audit`).
-_SUBPACKAGES = ("data", "datasets", "explain", "fairness", "imbalance", "models", "pipeline",
+_SUBPACKAGES = ("data", "datasets", "explain", "fairness", "imbalance", "missing", "models", "pipeline",
                 "render", "results", "robustness")
 
 __all__ = ["AuditInputError", *_PUBLIC, *(s for s in _SUBPACKAGES if s not in _PUBLIC)]

@@ -51,6 +51,7 @@ PAGES = {
     "imbalance": st.Page("views/imbalance.py", title="Imbalance", icon=":material/bar_chart:"),
     "ood": st.Page("views/ood.py", title="Out of distribution", icon=":material/travel_explore:"),
     "slices": st.Page("views/slices.py", title="Error analysis", icon=":material/troubleshoot:"),
+    "missing": st.Page("views/missing.py", title="Missing data", icon=":material/grid_off:"),
 }
 page = st.navigation(list(PAGES.values()))
 if first_run and have_report and page is PAGES["start"]:

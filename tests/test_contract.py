@@ -37,6 +37,7 @@ SETTINGS = {
     "drift": {"n_permutations": 20, "max_rows": 100},
     "adversarial_detection": {"n": 30, "steps": 3, "detectors": ["energy", "msp"]},
     "transfer": {"epochs": 1, "n": 60, "steps": 3, "eps": [0.1]},
+    "missing": {"rates": [0.2]},
     "fairness_mitigation": {"attribute": "sex", "methods": ["reweighing"], "train_options": {"epochs": 2},
                             "n_bootstrap": 20},
     "imbalance_mitigation": {"methods": ["none", "class_weight"], "train_options": {"epochs": 2}},

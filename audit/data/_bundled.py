@@ -13,12 +13,15 @@ NAMES = ("credit", "breast_cancer", "digits", "mnist")
 
 
 def _credit_data(*, n: int = 20_000, seed: int = 0, include_sensitive: bool = False,
-                 hidden_cohort: bool = False) -> Dataset:
-    frame = _credit.credit_frame(n, seed=seed, hidden_cohort=hidden_cohort)
+                 hidden_cohort: bool = False, missing: str | None = None,
+                 imputation: dict | None = None) -> Dataset:
+    frame = _credit.credit_frame(n, seed=seed, hidden_cohort=hidden_cohort, missing=missing)
+    if missing is not None and imputation is None:
+        imputation = {"strategy": "median"}
     return from_pandas(frame, target="default", sensitive=list(_credit.SENSITIVE),
                        categorical=list(_credit.CATEGORICAL) + (["sex"] if include_sensitive else []),
                        include_sensitive=include_sensitive, class_names=("no", "yes"),
-                       seed=seed, name="credit")
+                       seed=seed, name="credit", missing=imputation)
 
 
 def _breast_cancer(*, seed: int = 0) -> Dataset:
@@ -58,8 +61,10 @@ def load(name: str, *, seed: int = 0, **options) -> Dataset:
     """Load a bundled dataset by name: "credit", "breast_cancer", "digits" or "mnist".
 
     `seed` fixes the train/val/test split (and, for credit, the generated rows). Credit also
-    takes `n` (rows, default 20,000), `include_sensitive` (feed sex and age to the model) and
-    `hidden_cohort` (plant a cohort with label noise, for error analysis; see `audit.datasets.credit`).
+    takes `n` (rows, default 20,000), `include_sensitive` (feed sex and age to the model),
+    `hidden_cohort` (plant a cohort with label noise, for error analysis; see `audit.datasets.credit`),
+    `missing` ("mnar" / "mcar": planted missing incomes, see `audit.data._credit`) and
+    `imputation` (the `missing=` option of `from_pandas`; default median).
     """
     loaders = {"credit": _credit_data, "breast_cancer": _breast_cancer, "digits": _digits,
                "mnist": _mnist}

@@ -21,6 +21,13 @@ and analyzers can check:
   against about 6% elsewhere. Neither column affects the label otherwise and no sensitive attribute
   names this cohort: it is the planted truth for error analysis (``audit.slices``), which should
   rank it first.
+- ``MISSING`` (only with ``missing="mnar"`` or ``"mcar"``; the default has no missing values):
+  ``income`` is blanked AFTER the label is drawn, so the label's dependence on income is unchanged.
+  ``"mnar"`` (missing not at random): the chance that income is missing is 5% for men who repay,
+  x5 for women (25%) and x4 for defaulters (20%; women who default 60%), so missingness is
+  unequal across ``sex`` (worse for ``female``) and informative of ``default``.
+  ``"mcar"`` (missing completely at random): every income is missing with the same chance, the
+  overall rate of the MNAR option on the same rows, independent of sex and of the label.
 """
 
 from __future__ import annotations
@@ -36,6 +43,7 @@ BIAS = {"attribute": "sex", "group": "female", "logit_shift": 1.5}
 POSITIVE_RATE = 0.10
 CATEGORICAL = ("employment", "housing", "purpose", "sector")
 HIDDEN_COHORT = {"sector": "retail", "housing": "rent", "flip_probability": 0.4}
+MISSING = {"column": "income", "base": 0.05, "group": ("sex", "female", 5.0), "label_factor": 4.0}
 
 _SECTORS = ("care", "education", "retail", "construction", "engineering", "transport")
 _SECTOR_P = {"female": (0.32, 0.25, 0.2, 0.05, 0.08, 0.10), "male": (0.05, 0.08, 0.17, 0.3, 0.22, 0.18)}
@@ -51,11 +59,23 @@ def hidden_cohort_mask(frame: pd.DataFrame) -> np.ndarray:
             & (frame["housing"] == HIDDEN_COHORT["housing"])).to_numpy()
 
 
-def credit_frame(n: int = 20_000, *, seed: int = 0, hidden_cohort: bool = False) -> pd.DataFrame:
+def missing_probability(sex: np.ndarray, default: np.ndarray) -> np.ndarray:
+    """The MNAR chance that income is missing: `base` x 5 for women x 4 for defaulters (capped at 0.95)."""
+    p = MISSING["base"] * np.where(sex == MISSING["group"][1], MISSING["group"][2], 1.0)
+    return np.minimum(0.95, p * np.where(default, MISSING["label_factor"], 1.0))
+
+
+def credit_frame(n: int = 20_000, *, seed: int = 0, hidden_cohort: bool = False,
+                 missing: str | None = None) -> pd.DataFrame:
     """The raw credit table: `n` applicants with a `default` column ("yes"/"no").
 
-    `hidden_cohort=True` flips labels in the planted `HIDDEN_COHORT` (see the module docstring),
-    drawn from a separate random stream, so every other row and label is the same as without."""
+    `hidden_cohort=True` flips labels in the planted `HIDDEN_COHORT` and `missing` ("mnar" or
+    "mcar") blanks some incomes, as the module docstring states; each is drawn from its own random
+    stream, so every other row and label is the same as without."""
+    if missing not in (None, "mnar", "mcar"):
+        from audit.errors import AuditInputError
+
+        raise AuditInputError(f"credit option missing={missing!r} must be 'mnar', 'mcar' or None.")
     rng = np.random.default_rng(seed)
     sex = rng.choice(["female", "male"], size=n)
     age = rng.integers(21, 76, size=n)
@@ -87,6 +107,12 @@ def credit_frame(n: int = 20_000, *, seed: int = 0, hidden_cohort: bool = False)
         noise = np.random.default_rng([seed, 21]).random(n) < HIDDEN_COHORT["flip_probability"]
         cohort = (sector == HIDDEN_COHORT["sector"]) & (housing == HIDDEN_COHORT["housing"])
         default = np.where(cohort & noise, ~default, default)
+    if missing is not None:  # drawn from its own stream: the rows are the same with or without it
+        planted = np.random.default_rng([seed, 15])
+        p = missing_probability(sex, default)
+        if missing == "mcar":
+            p = np.full(n, p.mean())
+        income = np.where(planted.random(n) < p, np.nan, income)
     return pd.DataFrame({
         "age": age, "sex": sex, "income": income, "debt_ratio": debt_ratio,
         "credit_history_years": history, "late_payments": late, "loan_amount": loan,

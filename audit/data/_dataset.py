@@ -54,6 +54,9 @@ class Dataset:
     # rows per categorical column whose level the encoding never saw (encoded all-zero); the
     # audit reports them as a finding
     unknown_levels: Mapping[str, int] = dataclasses.field(default_factory=dict)
+    # (n, n_raw_columns) bool, True where the raw value was missing (before imputation); None when
+    # nothing was missing. `raw` and `X` hold the imputed values.
+    missing_mask: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         X = np.asarray(self.X)
@@ -165,6 +168,7 @@ class Dataset:
             self, X=self.X[rows], y=self.y[rows],
             sensitive={k: v[rows] for k, v in self.sensitive.items()},
             raw=None if self.raw is None else self.raw[rows],
+            missing_mask=None if self.missing_mask is None else self.missing_mask[rows],
             splits={"train": np.arange(len(rows)), "val": np.arange(0), "test": np.arange(0)},
             name=name or self.name)
 
@@ -201,7 +205,7 @@ class Dataset:
         return self.encoding.raw_names if self.encoding is not None else self.feature_names
 
     def fingerprint(self) -> str:
-        """sha256 of inputs, labels, sensitive values and split: identifies the data in reports."""
+        """sha256 of inputs, labels, sensitive values, split and missingness: identifies the data in reports."""
         h = hashlib.sha256()
         h.update(np.ascontiguousarray(self.X).tobytes())
         h.update(np.ascontiguousarray(self.y).tobytes())
@@ -211,6 +215,9 @@ class Dataset:
         for key in sorted(self.splits):
             h.update(key.encode())
             h.update(self.splits[key].tobytes())
+        if self.missing_mask is not None:  # imputed values can hide which were missing
+            h.update(b"missing")
+            h.update(np.packbits(self.missing_mask).tobytes())
         return h.hexdigest()
 
     def summary(self) -> dict[str, Any]:

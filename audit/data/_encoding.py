@@ -13,6 +13,7 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
+from audit.data._missing import Imputation
 from audit.errors import AuditInputError
 from audit.results import Result
 
@@ -59,6 +60,7 @@ class Column(Result):
     std: float = 1.0
     categories: tuple[str, ...] = ()
     decimals: int | None = None  # the training values' precision (0: integers); None: unknown
+    indicator: bool = False  # a 0/1 missingness mask input `<name>__missing` follows the value
 
     def display(self, value: float) -> Any:
         """A raw value as the user's data has it: a category's name, an int for an integer
@@ -75,23 +77,37 @@ class Column(Result):
 
     @property
     def width(self) -> int:
-        return len(self.categories) if self.kind == "categorical" else 1
+        return len(self.categories) if self.kind == "categorical" else 1 + self.indicator
 
     def input_names(self) -> list[str]:
         if self.kind == "categorical":
             return [f"{self.name}={c}" for c in self.categories]
-        return [self.name]
+        return [self.name, f"{self.name}__missing"] if self.indicator else [self.name]
 
 
 @dataclasses.dataclass(frozen=True)  # its own eq and hash: no arrays inside
 class TabularEncoding(Result):
-    """Raw columns -> model inputs. `groups[j]` lists the input indices of raw column j."""
+    """Raw columns -> model inputs. `groups[j]` lists the input indices of raw column j (a numeric
+    column's missingness mask input, when there is one, belongs to its group). `imputation` fills
+    missing numeric values (NaN in the raw matrix) the way it was fitted on the training rows."""
 
     columns: tuple[Column, ...]
+    imputation: Imputation | None = None
 
     @classmethod
-    def fit(cls, frame: pd.DataFrame, *, categorical: Sequence[str]) -> "TabularEncoding":
-        """Fit scaling and category lists on `frame` (the training rows)."""
+    def fit(cls, frame: pd.DataFrame, *, categorical: Sequence[str],
+            missing: dict[str, Any] | None = None) -> "TabularEncoding":
+        """Fit scaling and category lists on `frame` (the training rows); with `missing` (checked
+        options, see `audit.data._missing.check_options`) also the imputer, on the same rows, and
+        the scaling on the imputed values."""
+        imputation = None
+        numeric = [c for c in frame.columns if c not in categorical]
+        if missing is not None and missing["strategy"] != "drop" and numeric:
+            imputation = Imputation.fit(frame[numeric], strategy=missing["strategy"],
+                                        indicators=missing["indicators"], n_neighbors=missing["n_neighbors"],
+                                        max_iter=missing["max_iter"], seed=missing["seed"])
+            frame = frame.copy()
+            frame[numeric] = imputation.transform(frame[numeric].to_numpy(dtype=np.float64))
         columns = []
         for name in frame.columns:
             values = frame[name]
@@ -102,8 +118,24 @@ class TabularEncoding(Result):
                 numeric = values.to_numpy(dtype=np.float64)
                 std = float(numeric.std())
                 columns.append(Column(name=str(name), kind="numeric", mean=float(numeric.mean()),
-                                      std=std if std > 0 else 1.0, decimals=precision(numeric)))
-        return cls(columns=tuple(columns))
+                                      std=std if std > 0 else 1.0, decimals=precision(numeric),
+                                      indicator=imputation is not None and str(name) in imputation.masked))
+        return cls(columns=tuple(columns), imputation=imputation)
+
+    def impute(self, raw: np.ndarray) -> np.ndarray:
+        """Raw matrix with NaN in numeric columns -> filled by the stored imputer (a copy). Without
+        an imputation a NaN is an AuditInputError naming the column."""
+        raw = np.array(raw, dtype=np.float64)
+        holes = np.isnan(raw)
+        if not holes.any():
+            return raw
+        if self.imputation is None:
+            j = int(np.flatnonzero(holes.any(axis=0))[0])
+            raise AuditInputError(f"column {self.columns[j].name!r} has missing values and the encoding "
+                                  "has no imputation; load the data with missing={'strategy': ...}.")
+        index = [self.raw_names.index(n) for n in self.imputation.numeric]
+        raw[:, index] = self.imputation.transform(raw[:, index])
+        return raw
 
     @property
     def raw_names(self) -> tuple[str, ...]:
@@ -124,8 +156,9 @@ class TabularEncoding(Result):
 
     @property
     def categorical_mask(self) -> np.ndarray:
-        """Boolean per model input: True where the input belongs to a one-hot block."""
-        return np.array([c.kind == "categorical" for c in self.columns for _ in range(c.width)])
+        """Boolean per model input: True where the input is discrete, a one-hot entry or a 0/1
+        missingness mask (attacks and noise leave them alone)."""
+        return np.array([c.kind == "categorical" or k > 0 for c in self.columns for k in range(c.width)])
 
     def raw_matrix(self, frame: pd.DataFrame, *, handle_unknown: str = "ignore") -> np.ndarray:
         """Raw columns as floats: numeric values as they are, categoricals as integer codes.
@@ -171,6 +204,9 @@ class TabularEncoding(Result):
             raise AuditInputError(
                 f"raw matrix has shape {raw.shape}; expected (n, {len(self.columns)}) with columns "
                 f"{list(self.raw_names)}.")
+        holes = xp.isnan(raw)  # missing values: masks from them, then filled (numpy only)
+        if xp is np:
+            raw = self.impute(raw)
         blocks = []
         for j, c in enumerate(self.columns):
             if c.kind == "categorical":
@@ -180,6 +216,8 @@ class TabularEncoding(Result):
                 blocks.append((onehot & known[:, None]).astype(xp.float32))
             else:
                 blocks.append(((raw[:, j] - c.mean) / c.std)[:, None].astype(xp.float32))
+                if c.indicator:
+                    blocks.append(holes[:, j][:, None].astype(xp.float32))
         return xp.concatenate(blocks, axis=1)
 
     def decode(self, inputs: np.ndarray) -> np.ndarray:

@@ -10,6 +10,7 @@ import pandas as pd
 
 from audit.data._dataset import Dataset, stratified_split
 from audit.data._encoding import TabularEncoding
+from audit.data._missing import check_options
 from audit.errors import AuditInputError
 
 
@@ -30,14 +31,15 @@ def _check_unique(columns: Sequence[str], where: str) -> None:
         seen.add(c)
 
 
-def _check_numeric(df: pd.DataFrame, name: str) -> None:
+def _check_numeric(df: pd.DataFrame, name: str, *, allow_missing: bool = False) -> None:
     values = pd.to_numeric(df[name], errors="coerce")
     bad = np.flatnonzero(values.isna().to_numpy() & df[name].notna().to_numpy())
     if bad.size:
         raise AuditInputError(
             f"column {name!r} row {int(bad[0])}: value {df[name].iloc[bad[0]]!r} is not a number; "
             f"fix it or list {name!r} in categorical=[...].")
-    finite = np.isfinite(values.to_numpy(dtype=np.float64))
+    numbers = values.to_numpy(dtype=np.float64)
+    finite = np.isfinite(numbers) | (allow_missing & np.isnan(numbers))
     if not finite.all():
         row = int(np.flatnonzero(~finite)[0])
         raise AuditInputError(f"column {name!r} row {row}: missing, NaN or infinite value "
@@ -71,7 +73,8 @@ def from_pandas(df: pd.DataFrame, *, target: str, sensitive: Sequence[str] = (),
                 categorical: Sequence[str] = (), drop: Sequence[str] = (),
                 include_sensitive: bool = False, class_names: Sequence[str] | None = None,
                 fractions: Sequence[float] = (0.6, 0.2, 0.2), seed: int = 0,
-                name: str = "dataset", encoding: TabularEncoding | None = None) -> Dataset:
+                name: str = "dataset", encoding: TabularEncoding | None = None,
+                missing: dict | None = None) -> Dataset:
     """A tabular Dataset from a DataFrame.
 
     Every column except `target`, `drop` (and `sensitive`, unless `include_sensitive`) becomes a
@@ -80,7 +83,16 @@ def from_pandas(df: pd.DataFrame, *, target: str, sensitive: Sequence[str] = (),
     A category level missing from the training rows gets one of its rows moved there. Pass the
     `encoding` of the data a model was trained on to encode new data the same way: levels it
     never saw become all-zero one-hots, counted in `Dataset.unknown_levels`.
+
+    Missing numeric values are an AuditInputError naming the columns unless `missing` says how
+    the model's pipeline handles them: `{"strategy": "mean" | "median" | "most_frequent" | "knn" |
+    "iterative" | "indicator" | "drop", "indicators": bool}` (plus `n_neighbors`, `max_iter`,
+    `seed` for knn / iterative). The scikit-learn imputer is fitted on the training rows only,
+    stored in the encoding and applied to every split; "indicator" (or `indicators: True`) adds a
+    0/1 input `<column>__missing` per column with missing training values, grouped with its
+    column; "drop" removes incomplete rows. `Dataset.missing_mask` keeps the raw missingness.
     """
+    missing = check_options(missing)
     if not isinstance(df, pd.DataFrame):
         raise AuditInputError(f"expected a pandas DataFrame, got {type(df).__name__}.")
     if len(df) == 0:
@@ -91,6 +103,18 @@ def from_pandas(df: pd.DataFrame, *, target: str, sensitive: Sequence[str] = (),
     _check_columns(df, categorical, "categorical")
     _check_columns(df, drop, "drop")
     df = df.reset_index(drop=True)
+    holes = [str(c) for c in df.columns if c not in {target, *drop} and df[c].isna().any()
+             and c not in categorical and c not in sensitive]
+    if holes and missing is None and (encoding is None or encoding.imputation is None):
+        raise AuditInputError(
+            f"{name}: column(s) {holes} have missing values ({', '.join(f'{c}: {int(df[c].isna().sum())} rows, first at row {int(np.flatnonzero(df[c].isna())[0])}' for c in holes)}); "
+            "say how the model's pipeline fills them with missing={'strategy': 'mean' | 'median' | "
+            "'most_frequent' | 'knn' | 'iterative' | 'indicator' | 'drop', 'indicators': True/False} "
+            "(the config's data section takes the same 'missing' mapping).")
+    if missing is not None and missing["strategy"] == "drop" and holes:
+        df = df.loc[~df[holes].isna().any(axis=1)].reset_index(drop=True)
+        if len(df) == 0:
+            raise AuditInputError(f"{name}: every row has a missing value; missing strategy 'drop' leaves none.")
     labels = df[target]
     if labels.isna().any():
         raise AuditInputError(f"target column {target!r} row {int(np.flatnonzero(labels.isna())[0])} "
@@ -127,14 +151,15 @@ def from_pandas(df: pd.DataFrame, *, target: str, sensitive: Sequence[str] = (),
                 raise AuditInputError(f"categorical column {col!r} row {row} is missing; fill it "
                                       "(e.g. with 'unknown') first.")
         else:
-            _check_numeric(df, col)
+            _check_numeric(df, col, allow_missing=missing is not None or (
+                encoding is not None and encoding.imputation is not None))
     frame = df[inputs].copy()
     for col in inputs:
         if col not in categorical:
             frame[col] = pd.to_numeric(frame[col])
     if encoding is None:
         splits = _levels_in_train(stratified_split(y, fractions=fractions, seed=seed), frame, categorical)
-        encoding = TabularEncoding.fit(frame.iloc[splits["train"]], categorical=list(categorical))
+        encoding = TabularEncoding.fit(frame.iloc[splits["train"]], categorical=list(categorical), missing=missing)
     else:
         if list(encoding.raw_names) != inputs:
             raise AuditInputError(f"{name}: the given encoding takes columns {list(encoding.raw_names)}, "
@@ -148,9 +173,12 @@ def from_pandas(df: pd.DataFrame, *, target: str, sensitive: Sequence[str] = (),
                                   "is missing; label it (e.g. 'unknown') first.")
         values = df[col].to_numpy()
         groups[col] = values if values.dtype.kind in "iuf" else values.astype(str)
+    mask = np.isnan(raw)
     return Dataset(X=encoding.encode(raw), y=y, feature_names=encoding.input_names,
                    class_names=class_names, kind="tabular", sensitive=groups, splits=splits,
-                   encoding=encoding, raw=raw, name=name, unknown_levels=encoding.unknown_rows(raw))
+                   encoding=encoding, raw=encoding.impute(raw), name=name,
+                   unknown_levels=encoding.unknown_rows(raw),
+                   missing_mask=mask if mask.any() else None)
 
 
 def from_csv(path: str | os.PathLike, **kwargs) -> Dataset:

@@ -125,6 +125,9 @@ def _features(data, X: np.ndarray) -> tuple[np.ndarray, list[tuple[str, str, Any
             if col.kind == "categorical":
                 out[:, idx] = flat[:, idx]
                 meta.append(("categorical", col.name, col.categories[k]))
+            elif k > 0:  # a numeric column's 0/1 missingness mask input
+                out[:, idx] = flat[:, idx]
+                meta.append(("categorical", col.name, "missing"))
             else:
                 out[:, idx] = flat[:, idx] * col.std + col.mean
                 meta.append(("numeric", col.name, None))

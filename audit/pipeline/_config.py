@@ -20,7 +20,7 @@ from audit.pipeline._schema import check_policy, check_values
 
 _TOP = {"name", "seed", "data", "model", "analyzers", "policy"}
 _DATA_BUNDLED = {"dataset", "options"}
-_DATA_CSV = {"csv", "target", "sensitive", "categorical", "drop", "include_sensitive", "class_names"}
+_DATA_CSV = {"csv", "target", "sensitive", "categorical", "drop", "include_sensitive", "class_names", "missing"}
 _MODEL = {"path", "train"} | _factory.CONFIG_KEYS
 def _positive_int(v: Any) -> bool:
     return isinstance(v, int) and not isinstance(v, bool) and v >= 1
@@ -201,6 +201,10 @@ def validate(d: Mapping[str, Any], where: _Where, registry: Registry | None = No
             raise AuditInputError(f"{where('data')} with 'csv' needs 'target' (the label column).")
         if "options" in data:
             _mapping(data["options"], where, "data", "options")
+        if "missing" in data:
+            from audit.data._missing import check_options
+
+            check_options(data["missing"], where("data", "missing"))
     model = _mapping(d.get("model"), where, "model")
     _known(model, _MODEL, where, "model")
     if model and not isinstance(model.get("path", ""), str):

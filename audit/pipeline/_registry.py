@@ -14,7 +14,7 @@ import dataclasses
 import inspect
 from typing import Any, Callable, Mapping
 
-from audit import explain, fairness, imbalance, ood, recourse, robustness, slices
+from audit import explain, fairness, imbalance, missing, ood, recourse, robustness, slices
 from audit.errors import AuditInputError
 
 
@@ -67,6 +67,8 @@ ANALYZERS: dict[str, AnalyzerSpec] = {spec.name: spec for spec in (
     AnalyzerSpec("slices", "Error analysis: cohorts worse than the rest", slices.evaluate, slices.SliceReport,
                  stochastic=False, kinds=("tabular",)),
     AnalyzerSpec("ood", "Out-of-distribution detection and abstention", ood.evaluate, ood.OodReport),
+    AnalyzerSpec("missing", "Missing data: who is missing, and what missing values cost", missing.evaluate,
+                 missing.MissingReport, kinds=("tabular",)),
     AnalyzerSpec("drift", "Data drift", ood.drift, ood.DriftReport),
     AnalyzerSpec("adversarial_detection", "Adversarial-input detection (with adaptive attacks)",
                  ood.detect_adversarial, ood.AdversarialDetectionReport, needs_gradients=True),

@@ -46,7 +46,7 @@ def test_csv_round_trip(tmp_path):
 
 
 @pytest.mark.parametrize("mutate, kwargs, message", [
-    (lambda d: d.assign(x1=d.x1.where(d.index != 7)), {}, r"column 'x1' row 7: missing, NaN"),
+    (lambda d: d.assign(x1=d.x1.where(d.index != 7)), {}, r"\['x1'\] have missing values \(x1: 1 rows, first at row 7\).*missing="),
     (lambda d: d.assign(x1=d.x1.where(d.index != 3, np.inf)), {}, r"column 'x1' row 3"),
     (lambda d: d.assign(x2=d.x2.astype(object).where(d.index != 5, "n/a")), {}, r"column 'x2' row 5: value 'n/a' is not a number"),
     (lambda d: d, {"target": "missing"}, r"target column\(s\) \['missing'\] not found"),
