@@ -35,7 +35,7 @@ def _windows(x: jax.Array, window: tuple[int, ...]) -> jax.Array:
 @functools.partial(jax.custom_vjp, nondiff_argnums=(1,))
 def window_max(x: jax.Array, window: tuple[int, ...]) -> jax.Array:
     """Max over non-overlapping windows (stride = window, VALID padding) of an array of any rank."""
-    return jax.lax.reduce_window(x, jnp.array(-jnp.inf, x.dtype), jax.lax.max, window, window, "VALID")
+    return jax.lax.reduce_window(x, -jnp.inf, jax.lax.max, window, window, "VALID")  # reduce_window_max
 
 
 def _window_max_fwd(x, window):
