@@ -72,7 +72,7 @@ class ExplanationReport(Result):
                    "Mean increase of the loss when <feature> is shuffled."),
         MetricSpec("permutation_baseline_score", "info", "Permutation baseline score",
                    "The model's score (the importance metric) on the unshuffled rows."),
-    )
+    ) + InteractionResult.METRICS + SurrogateResult.METRICS  # their parts' metrics
 
 
     kind: str

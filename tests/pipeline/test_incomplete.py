@@ -9,7 +9,7 @@ import pytest
 from audit import AuditReport, cli
 from audit.pipeline import ANALYZERS, AnalyzerSpec
 
-from tests.pipeline.conftest import AccuracyResult
+from tests.pipeline.conftest import AccuracyResult, accuracy_analyzer
 
 
 def broken_analyzer(model, data, *, seed: int = 0) -> AccuracyResult:
@@ -17,10 +17,12 @@ def broken_analyzer(model, data, *, seed: int = 0) -> AccuracyResult:
 
 
 @pytest.fixture
-def broken():
-    ANALYZERS["broken"] = AnalyzerSpec("broken", "A broken analyzer", broken_analyzer, AccuracyResult)
-    yield
-    ANALYZERS.pop("broken")
+def broken(monkeypatch):
+    """The CLI reads the default registry: the test analyzers join it for this test only."""
+    monkeypatch.setitem(ANALYZERS, "broken", AnalyzerSpec("broken", "A broken analyzer", broken_analyzer,
+                                                          AccuracyResult))
+    monkeypatch.setitem(ANALYZERS, "accuracy", AnalyzerSpec("accuracy", "Accuracy", accuracy_analyzer,
+                                                            AccuracyResult))
 
 
 def test_failed_section_gives_an_incomplete_report_and_exit_2(tmp_path, capsys, broken):
