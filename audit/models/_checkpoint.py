@@ -14,7 +14,7 @@ import json
 import os
 import shutil
 import tempfile
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import jax
 import numpy as np
@@ -24,8 +24,8 @@ from audit._versions import library_versions
 from audit.errors import AuditInputError
 from audit.models import zoo
 
-if TYPE_CHECKING:  # Model calls this module and passes its class in, so no circle at run time
-    from audit.models._model import Model
+# `Model` in annotations is audit.models.Model: Model calls this module and passes its class in,
+# so this module never imports it (no circle, not even for type checkers).
 
 FORMAT, VERSION = "flax-audit-checkpoint", 1
 _LIBRARIES = ("jax", "flax", "optax", "numpy", "flax-audit")
