@@ -219,3 +219,42 @@ def counterfactual_example(_model, _data, key: str, row: int, immutable: tuple[s
     test = split_of(_data)
     return counterfactuals(_model, _data, test.X[row:row + 1], target="other", k=k, immutable=immutable,
                            monotone=dict(monotone), seed=seed)
+
+
+# ---- error analysis: cohorts ---------------------------------------------------------------
+@st.cache_data(max_entries=64, show_spinner=False)
+def cohort_start(_data, key: str, split: str, conditions: tuple[str, ...], n_bins: int) -> np.ndarray:
+    """Mask over `split`'s rows of a cohort the audit found (`audit.slices.cohort_rows`)."""
+    from audit.slices import cohort_rows
+
+    if not conditions:
+        return np.ones(len(split_of(_data, split).y), bool)
+    return cohort_rows(_data, list(conditions), split=split, n_bins=n_bins)
+
+
+@st.cache_resource(max_entries=8, show_spinner=False)
+def cohort_groupings(_data, key: str, split: str, settings_json: str) -> dict:
+    """Each sensitive attribute's groups on `split`'s rows, binned as the fairness section did."""
+    import json
+
+    settings = json.loads(settings_json)
+    return {a: grouping(_data, a, split=split, settings=settings) for a in sorted(_data.sensitive)}
+
+
+@st.cache_data(max_entries=128, show_spinner=False)
+def cohort(_model, _data, key: str, split: str, start: tuple[str, ...], n_bins: int,
+           filters: tuple[tuple, ...], settings_json: str) -> dict[str, Any]:
+    """Every metric of `dashboards._cohort.cohort_metrics` on the rows of the found cohort `start`
+    (empty: the whole split) narrowed by `filters` ((column, levels, low, high) each)."""
+    import json
+
+    from dashboards._cohort import Filter, cohort_metrics, filter_mask
+
+    rows = split_of(_data, split)
+    settings = json.loads(settings_json)
+    mask = cohort_start(_data, key, split, start, n_bins) & filter_mask(
+        rows.raw, rows.encoding, [Filter(c, levels, low, high) for c, levels, low, high in filters])
+    return cohort_metrics(rows.y, probabilities(_model, _data, key, split), mask, class_names=rows.class_names,
+                          groupings=cohort_groupings(_data, key, split, settings_json),
+                          min_group_size=int(settings.get("min_group_size", 30)),
+                          min_count=int(settings.get("min_count", 10)))

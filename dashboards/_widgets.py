@@ -17,6 +17,32 @@ def findings_list(findings, *, empty: str = "No findings.") -> None:
         st.markdown(f"{STATUS_ICON[f.status]} **{f.title}**: {f.message}")
 
 
+def section_findings(report, section: str) -> list:
+    """The report's findings about `section`: its policy rules (`policy:<section>.<metric>`) and the
+    analyzer's own findings (`<section>:...`), with the statuses the report gave them."""
+    return [f for f in report.findings if f.id.startswith((f"{section}:", f"policy:{section}."))]
+
+
+def finding_attribute(finding) -> str | None:
+    """The sensitive attribute a fairness finding is about: the part after the metric name
+    ("fairness.demographic_parity_difference:sex" -> "sex"; "tpr:sex=female" -> "sex")."""
+    text = finding.metric or finding.id.split(":", 1)[-1]
+    if text.startswith("policy:"):
+        text = text.removeprefix("policy:")
+    parts = text.split(":")
+    return parts[1].split("=")[0] if len(parts) > 1 else None
+
+
+def failing_attribute(report, attributes: list[str], section: str = "fairness") -> str:
+    """The attribute to open a page on: the first one a failed finding names, else one a warning
+    names, else the first attribute."""
+    for status in ("fail", "warn"):
+        for f in section_findings(report, section):
+            if f.status == status and finding_attribute(f) in attributes:
+                return finding_attribute(f)
+    return attributes[0]
+
+
 def section_result(report, name: str):
     """The section's result, or None after telling the reader why it is missing."""
     section = report.sections.get(name)

@@ -45,13 +45,20 @@ have_report = loaded is not None and loaded.error is None
 PAGES = {
     "start": st.Page("views/start.py", title="Start", icon=":material/folder_open:", default=True),
     "overview": st.Page("views/overview.py", title="Overview", icon=":material/fact_check:", url_path="overview"),
-    "explanations": st.Page("views/explanations.py", title="Explanations", icon=":material/lightbulb:"),
-    "robustness": st.Page("views/robustness.py", title="Robustness", icon=":material/shield:"),
-    "fairness": st.Page("views/fairness.py", title="Fairness", icon=":material/balance:"),
-    "imbalance": st.Page("views/imbalance.py", title="Imbalance", icon=":material/bar_chart:"),
-    "ood": st.Page("views/ood.py", title="Out of distribution", icon=":material/travel_explore:"),
-    "slices": st.Page("views/slices.py", title="Error analysis", icon=":material/troubleshoot:"),
-    "missing": st.Page("views/missing.py", title="Missing data", icon=":material/grid_off:"),
+    "explanations": st.Page("views/explanations.py", title="Explanations", icon=":material/lightbulb:",
+                            url_path="explanations"),
+    "robustness": st.Page("views/robustness.py", title="Robustness", icon=":material/shield:", url_path="robustness"),
+    "certification": st.Page("views/certification.py", title="Certification", icon=":material/verified:",
+                             url_path="certification"),
+    "stability": st.Page("views/stability.py", title="Explanation stability", icon=":material/blur_on:",
+                         url_path="stability"),
+    "adversarial_training": st.Page("views/adversarial_training.py", title="Adversarial training",
+                                    icon=":material/fitness_center:", url_path="adversarial-training"),
+    "fairness": st.Page("views/fairness.py", title="Fairness", icon=":material/balance:", url_path="fairness"),
+    "imbalance": st.Page("views/imbalance.py", title="Imbalance", icon=":material/bar_chart:", url_path="imbalance"),
+    "ood": st.Page("views/ood.py", title="Out of distribution", icon=":material/travel_explore:", url_path="ood"),
+    "slices": st.Page("views/slices.py", title="Error analysis", icon=":material/troubleshoot:", url_path="slices"),
+    "missing": st.Page("views/missing.py", title="Missing data", icon=":material/grid_off:", url_path="missing"),
 }
 page = st.navigation(list(PAGES.values()))
 if first_run and have_report and page is PAGES["start"]:

@@ -23,10 +23,19 @@ if result is None:
 
 names = [a.name for a in result.attributes]
 single = [n for n in names if "&" not in n]
+opening = _widgets.failing_attribute(report, names)  # open on what failed the policy
+first, *rest = opening.split("&") if single else [opening]
 c1, c2 = st.columns(2)
-attribute = c1.selectbox("Sensitive attribute", single or names, key="fair_attr")
+options = single or names
+attribute = c1.selectbox("Sensitive attribute", options, index=options.index(first) if first in options else 0,
+                         key="fair_attr")
 partners = [n for n in single if n != attribute and (f"{attribute}&{n}" in names or f"{n}&{attribute}" in names)]
-cross = c2.selectbox("Intersect with", ["(none)"] + partners, key="fair_cross")
+cross_options = ["(none)"] + partners
+cross = c2.selectbox("Intersect with", cross_options,
+                     index=cross_options.index(rest[0]) if rest and rest[0] in cross_options else 0, key="fair_cross")
+if opening != names[0] and "fair_attr_told" not in st.session_state:
+    st.session_state["fair_attr_told"] = True
+    st.caption(f"Opened on {opening!r}: a finding about it failed or warned.")
 if cross != "(none)":
     attribute = f"{attribute}&{cross}" if f"{attribute}&{cross}" in names else f"{cross}&{attribute}"
 chosen = result.attribute(attribute)
@@ -52,7 +61,7 @@ rows = [{"disparity": d.name, "value": d.value, "interval": f"[{d.ci_low:.3f}, {
          "all groups": d.all_groups_value, "too small to judge": ", ".join(d.small_groups)}
         for d in chosen.disparities if d.class_name == class_name]
 st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
-own = [f for f in result.findings if attribute in (f.metric or "") or attribute in f.id]
+own = [f for f in _widgets.section_findings(report, "fairness") if _widgets.finding_attribute(f) == attribute]
 _widgets.findings_list(own, empty=f"No findings about {attribute}.")
 
 st.subheader("Move the decision threshold")

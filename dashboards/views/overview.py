@@ -9,8 +9,13 @@ from audit.render.figures import audit as audit_figures
 from dashboards import _state
 
 SECTION_PAGES = {"explain": "views/explanations.py", "robustness": "views/robustness.py",
+                 "corruptions": "views/robustness.py", "transfer": "views/robustness.py",
+                 "certify": "views/certification.py", "explanation_stability": "views/stability.py",
+                 "adversarial_training": "views/adversarial_training.py",
                  "fairness": "views/fairness.py", "fairness_mitigation": "views/fairness.py",
-                 "imbalance": "views/imbalance.py", "imbalance_mitigation": "views/imbalance.py"}
+                 "imbalance": "views/imbalance.py", "imbalance_mitigation": "views/imbalance.py",
+                 "slices": "views/slices.py", "ood": "views/ood.py", "drift": "views/ood.py",
+                 "adversarial_detection": "views/ood.py", "missing": "views/missing.py"}
 BANNER = {"pass": st.success, "warn": st.warning, "fail": st.error}
 
 report = _state.require_report()
@@ -54,7 +59,7 @@ for name, section in report.sections.items():
         n = sum(f.id.startswith(f"{name}:") for f in report.findings)
         c1.markdown(f"**{section.title}**: {len(section.metrics())} metrics, {n} findings, {section.seconds:.1f} s")
     if name in SECTION_PAGES:
-        c2.page_link(SECTION_PAGES[name], label=f"{SECTION_PAGES[name][6:-3].capitalize()} page",
+        c2.page_link(SECTION_PAGES[name], label=f"{SECTION_PAGES[name][6:-3].replace('_', ' ').capitalize()} page",
                      icon=":material/arrow_forward:")
 
 meta = report.metadata or {}

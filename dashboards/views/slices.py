@@ -3,14 +3,13 @@ recomputes the model's metrics on any rows picked by raw-column filters."""
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 import streamlit as st
 
-from audit.render.figures import slices as sfig
-from audit import slices as slices_api
-from audit.slices import wilson_interval
-from dashboards import _live, _state, _widgets
+from dashboards import _charts, _live, _state, _widgets
 
 report = _state.require_report()
 st.title("Error analysis: cohorts worse than the rest")
@@ -26,7 +25,7 @@ cols[2].metric("Significantly worse", f"{len(result.significant)}",
                help=f"{result.correction} correction at alpha {result.alpha:g}")
 cols[3].metric("Worst error ratio", f"{m['worst_error_ratio']:.2f}",
                help="error of the most surely worse cohort over the rest's (1: none significant)")
-_widgets.findings_list(result.findings)
+_widgets.findings_list(_widgets.section_findings(report, "slices"))
 
 st.subheader("Cohorts")
 table = pd.DataFrame({
@@ -37,7 +36,11 @@ table = pd.DataFrame({
     "significant": [c.significant for c in result.cohorts]})
 st.dataframe(table, hide_index=True, width="stretch", key="slices_table")
 if result.cohorts:
-    st.pyplot(sfig.cohort_chart(result))
+    top = table.head(10).assign(worse=lambda t: np.where(t["significant"], "significantly worse", "not significant"))
+    st.altair_chart(_charts.bars(top, category="cohort", value="error", color="worse", low="interval low",
+                                 high="interval high", value_title="error (95% Wilson interval)",
+                                 domain=(0.0, float(min(1.0, top["interval high"].max() * 1.1 + 0.01))),
+                                 title=f"Top cohorts; the whole split errs {result.error:.3f}"), width="stretch")
 
 st.subheader("Cohort builder")
 ctx = _state.live_context(report)
@@ -48,50 +51,56 @@ rows = _live.split_of(data, result.split)
 if rows.encoding is None or rows.raw is None:
     st.info("The cohort builder needs tabular data with raw columns.")
     st.stop()
-proba = _live.probabilities(model, data, _live.key_of(model, data), result.split)
-wrong = proba.argmax(1) != rows.y
+key = _live.key_of(model, data)
 names = list(rows.encoding.raw_names)
 start = st.selectbox("Start from", ["the whole split"] + [c.name for c in result.cohorts], key="slices_start")
-mask = np.ones(len(rows.y), bool)
-if start != "the whole split":
-    cohort = next(c for c in result.cohorts if c.name == start)
-    mask = slices_api.cohort_rows(data, cohort.conditions, split=result.split,
-                                  n_bins=int(result.provenance.settings.get("n_bins", 4)))
+conditions = () if start == "the whole split" else next(c for c in result.cohorts if c.name == start).conditions
 picked = st.multiselect("Narrow it with filters on raw columns", names, key="slices_columns")
+filters = []
 for name in picked:
     j = names.index(name)
     column, values = rows.encoding.columns[j], rows.raw[:, j]
     if column.kind == "categorical":
-        codes = np.clip(np.rint(values), 0, column.width - 1).astype(int)
         levels = st.multiselect(f"{name} is one of", list(column.categories), default=list(column.categories),
                                 key=f"slices_levels:{name}")
-        mask &= np.isin(np.asarray(column.categories, dtype=object)[codes], levels)
+        filters.append((name, tuple(levels), None, None))
     else:
         lo, hi = float(np.nanmin(values)), float(np.nanmax(values))
         if lo == hi:
             continue
         low, high = st.slider(f"{name} between", lo, hi, (lo, hi), key=f"slices_range:{name}")
-        mask &= (values >= low) & (values <= high)
-n = int(mask.sum())
+        filters.append((name, None, float(low), float(high)))
+fair = report.sections.get("fairness")
+settings = {k: v for k, v in (fair.result.provenance.settings if fair is not None and fair.result is not None
+                              else {}).items() if k in ("bins", "n_bins", "min_group_size", "min_count")}
+out = _live.cohort(model, data, key, result.split, tuple(conditions),
+                   int(result.provenance.settings.get("n_bins", 4)), tuple(filters),
+                   json.dumps(settings, sort_keys=True))
+n = out["rows"]
 if n == 0:
     st.warning("No rows match these filters.")
     st.stop()
-errors, rest_n = int(wrong[mask].sum()), int((~mask).sum())
-low, high = wilson_interval(np.array([errors]), np.array([n]))
-rest_error = float(wrong[~mask].mean()) if rest_n else float("nan")
-pred = proba.argmax(1)
-c = st.columns(4)
-c[0].metric("Rows", f"{n}", help=f"of {len(mask)} in the {result.split} split")
-c[1].metric("Accuracy", f"{1 - errors / n:.3f}")
-c[2].metric("Error", f"{errors / n:.3f}", delta=None if not rest_n else f"{errors / n - rest_error:+.3f} vs rest",
-            delta_color="inverse")
-c[3].metric("Rest's error", "-" if not rest_n else f"{rest_error:.3f}")
-st.caption(f"Error 95% Wilson interval {low[0]:.3f} to {high[0]:.3f}; recomputed with the model on the "
-           f"cohort's rows.")
-per_class = pd.DataFrame({
-    "class": list(rows.class_names),
-    "rows": [int((rows.y[mask] == k).sum()) for k in range(len(rows.class_names))],
-    "recall": [float((pred[mask] == k)[rows.y[mask] == k].mean()) if (rows.y[mask] == k).any() else np.nan
-               for k in range(len(rows.class_names))],
-    "predicted share": [float((pred[mask] == k).mean()) for k in range(len(rows.class_names))]})
-st.dataframe(per_class, hide_index=True, width="stretch", key="slices_cohort_classes")
+fmt = lambda v: "-" if v is None else f"{v:.3f}"
+c = st.columns(5)
+c[0].metric("Rows", f"{n}", help=f"of {n + out['rest_rows']} in the {result.split} split")
+c[1].metric("Accuracy", fmt(out["accuracy"]), help=f"95% Wilson interval {out['accuracy_low']:.3f} to "
+            f"{out['accuracy_high']:.3f}")
+c[2].metric("Error", fmt(out["error"]), delta=None if out["rest_error"] is None else
+            f"{out['error'] - out['rest_error']:+.3f} vs rest", delta_color="inverse")
+c[3].metric("Rest's error", fmt(out["rest_error"]))
+c[4].metric("ECE", fmt(out["ece"]), help="expected calibration error of the top-label confidence on the cohort "
+            "(10 bins), as the imbalance section computes it")
+st.caption(f"Accuracy 95% Wilson interval {out['accuracy_low']:.3f} to {out['accuracy_high']:.3f}; every number "
+           "recomputed with the model on the cohort's rows." +
+           (f" The cohort has under {settings.get('min_group_size', 30)} rows: too small to judge calibration "
+            "or fairness." if out["too_small"] else ""))
+left, right = st.columns(2)
+with left:
+    st.markdown("**Per class**")
+    st.dataframe(pd.DataFrame(out["per_class"]), hide_index=True, width="stretch", key="slices_cohort_classes")
+with right:
+    if out["gaps"]:
+        st.markdown("**Fairness gaps within the cohort**")
+        st.dataframe(pd.DataFrame(out["gaps"]), hide_index=True, width="stretch", key="slices_cohort_gaps")
+        st.caption("Between groups large enough to judge (fairness's min_group_size and min_count); interval: "
+                   "Newcombe's square-and-add from the two groups' exact intervals.")
