@@ -7,6 +7,7 @@ a metric. Matplotlib figures from `audit.render.figures` stay where the report u
 from __future__ import annotations
 
 import altair as alt
+import numpy as np
 import pandas as pd
 
 FONT = 13  # axis and legend text no smaller than the page's captions
@@ -64,3 +65,121 @@ def bars(frame: pd.DataFrame, *, category: str, value: str, color: str | None = 
         layers.append(base.mark_rule(color="black").encode(**whisker))
     rows = frame[category].nunique() * (frame[color].nunique() if color else 1)
     return _style(alt.layer(*layers).properties(title=title, height=height or max(120, 26 * rows)))
+
+
+def threshold_tradeoff(sweep, threshold: float, *, attribute: str) -> alt.Chart:
+    """Accuracy and each difference-type disparity against the decision threshold (hover for the
+    values), the chosen threshold as a rule."""
+    frame = pd.DataFrame(sweep).melt(id_vars="threshold", var_name="measure", value_name="value")
+    frame["measure"] = frame["measure"].str.replace("_", " ")
+    chart = alt.Chart(frame)
+    enc = dict(x=alt.X("threshold:Q", title="decision threshold on P(positive class)"),
+               y=alt.Y("value:Q", title="value", scale=alt.Scale(domain=[0, 1])),
+               color=alt.Color("measure:N", title=None))
+    rule = alt.Chart(pd.DataFrame({"threshold": [threshold]})).mark_rule(color="#c0392b", strokeDash=[4, 3]).encode(
+        x="threshold:Q", tooltip=[alt.Tooltip("threshold:Q", format=".2f")])
+    return _style(alt.layer(chart.mark_line(strokeWidth=2).encode(**enc),
+                            chart.mark_point(filled=True, size=40).encode(
+                                **enc, tooltip=["measure", alt.Tooltip("threshold:Q", format=".2f"),
+                                                alt.Tooltip("value:Q", format=".3f")]), rule)
+                  .properties(title=f"Accuracy and gaps by {attribute} as the threshold moves", height=320))
+
+
+def disparities(attribute_result, *, threshold: float) -> alt.Chart:
+    """The difference-type disparities of one attribute with their bootstrap intervals."""
+    frame = pd.DataFrame([{"disparity": d.name.replace("_", " "), "value": d.value, "low": d.ci_low, "high": d.ci_high,
+                           "between": f"{d.high_group} vs {d.low_group}", "class": d.class_name}
+                          for d in attribute_result.disparities if d.kind == "difference"])
+    return bars(frame, category="disparity", value="value", low="low", high="high", domain=None,
+                value_title="gap between groups (95% bootstrap interval)",
+                title=f"Gaps by {attribute_result.name} at threshold {threshold:.2f}")
+
+
+def pr_roc(thresholds, threshold: float, precision: float, recall: float, fpr: float) -> alt.HConcatChart:
+    """The report's precision-recall and ROC curves (hover for thresholds) with the operating
+    point at `threshold`."""
+    point = pd.DataFrame({"recall": [recall], "precision": [precision], "fpr": [fpr], "threshold": [threshold]})
+    tip = [alt.Tooltip(c, format=".3f") for c in ("recall", "precision", "fpr", "threshold") if c in point]
+
+    def curve(x, y, frame, title, x_title, y_title):
+        line = alt.Chart(frame).mark_line(color="#555").encode(
+            x=alt.X(f"{x}:Q", title=x_title, scale=alt.Scale(domain=[0, 1])),
+            y=alt.Y(f"{y}:Q", title=y_title, scale=alt.Scale(domain=[0, 1])),
+            tooltip=[alt.Tooltip(f"{c}:Q", format=".3f") for c in frame.columns])
+        dot = alt.Chart(point).mark_point(color="#c0392b", size=140, filled=True).encode(x=f"{x}:Q", y=f"{y}:Q",
+                                                                                        tooltip=tip)
+        return alt.layer(line, dot).properties(title=title, height=280, width=300)
+
+    pr = pd.DataFrame({"recall": thresholds.recall, "precision": thresholds.precision,
+                       "threshold": np.append(thresholds.pr_thresholds, np.nan)[:len(thresholds.recall)]})
+    roc = pd.DataFrame({"fpr": thresholds.fpr, "tpr": thresholds.tpr,
+                        "threshold": np.append(thresholds.roc_thresholds, np.nan)[:len(thresholds.fpr)]})
+    return _style(alt.hconcat(curve("recall", "precision", pr, f"Precision-recall ({thresholds.positive_class!r})",
+                                    "recall", "precision"),
+                              curve("fpr", "tpr", roc, "ROC", "false positive rate", "true positive rate")))
+
+
+def probabilities(class_names, before: np.ndarray, after: np.ndarray, *, label: int) -> alt.Chart:
+    """Class probabilities before and after an attack (hover for values), the true class starred."""
+    names = [f"{c}*" if i == label else str(c) for i, c in enumerate(class_names)]
+    frame = pd.DataFrame({"class": names * 2, "when": ["before"] * len(names) + ["after attack"] * len(names),
+                          "probability": np.concatenate([before, after]).astype(np.float64)})
+    chart = alt.Chart(frame).mark_bar().encode(
+        x=alt.X("class:N", title="class (* true class)", sort=None), xOffset=alt.XOffset("when:N", sort=["before"]),
+        y=alt.Y("probability:Q", scale=alt.Scale(domain=[0, 1])),
+        color=alt.Color("when:N", title=None, sort=["before"], scale=alt.Scale(range=["#2c3e50", "#c0392b"])),
+        tooltip=["class", "when", alt.Tooltip("probability:Q", format=".3f")])
+    return _style(chart.properties(title="Class probabilities", height=280))
+
+
+def perturbation(delta: np.ndarray, original: np.ndarray, feature_names, *, max_features: int = 10) -> alt.Chart:
+    """The inputs an attack changed, largest change first (model input units; hover for values)."""
+    order = [j for j in np.argsort(-np.abs(delta), kind="stable")[:max_features] if delta[j] != 0]
+    frame = pd.DataFrame({"input": [str(feature_names[j]) if j < len(feature_names) else f"input {j}" for j in order],
+                          "original": original[order].astype(np.float64), "change": delta[order].astype(np.float64)})
+    frame["direction"] = np.where(frame["change"] > 0, "up", "down")
+    chart = alt.Chart(frame).mark_bar().encode(
+        y=alt.Y("input:N", sort=None, title=None), x=alt.X("change:Q", title="change (model input units)"),
+        color=alt.Color("direction:N", scale=alt.Scale(domain=["up", "down"], range=["#ff0051", "#008bfb"]),
+                        legend=None),
+        tooltip=["input", alt.Tooltip("original:Q", format=".3f"), alt.Tooltip("change:Q", format=".4f")])
+    return _style(chart.properties(title="What the attack changed", height=max(120, 26 * max(len(frame), 1))))
+
+
+def image(values: np.ndarray, *, signed: bool = False) -> np.ndarray:
+    """An image array for `st.image`: [0, 1] greys, or a signed map as red (up) / blue (down)."""
+    img = np.asarray(values, np.float64)
+    img = img[..., 0] if img.ndim == 3 and img.shape[-1] == 1 else img
+    if not signed:
+        return np.clip(img, 0.0, 1.0)
+    span = float(np.abs(img).max()) or 1.0
+    t = np.clip(img / span, -1.0, 1.0)
+    rgb = np.ones(img.shape[:2] + (3,))
+    rgb[..., 1] -= np.abs(t)
+    rgb[..., 0] -= np.clip(-t, 0, 1)
+    rgb[..., 2] -= np.clip(t, 0, 1)
+    return rgb
+
+
+def confusion(matrix: np.ndarray, class_names, *, normalize: bool = True) -> alt.Chart:
+    """Confusion matrix as a heat map with counts and row shares on hover (rows: true class)."""
+    matrix = np.asarray(matrix, np.float64)
+    totals = matrix.sum(axis=1, keepdims=True)
+    share = np.divide(matrix, totals, out=np.zeros_like(matrix), where=totals > 0)
+    names = [str(c) for c in class_names]
+    frame = pd.DataFrame([{"true": names[i], "predicted": names[j], "rows": int(matrix[i, j]),
+                           "share of the true class": float(share[i, j])}
+                          for i in range(len(names)) for j in range(len(names))])
+    shown = "share of the true class" if normalize else "rows"
+    base = alt.Chart(frame).encode(x=alt.X("predicted:N", sort=names, title="predicted class"),
+                                   y=alt.Y("true:N", sort=names, title="true class"))
+    cells = base.mark_rect().encode(color=alt.Color(f"{shown}:Q", scale=alt.Scale(scheme="blues"), legend=None),
+                                    tooltip=["true", "predicted", "rows",
+                                             alt.Tooltip("share of the true class:Q", format=".3f")])
+    text = base.mark_text(fontSize=FONT - 1).encode(
+        text=alt.Text(f"{shown}:Q", format=".2f" if normalize else "d"),
+        color=alt.condition(f"datum['{shown}'] > {0.5 if normalize else float(matrix.max()) / 2}",
+                            alt.value("white"), alt.value("black")))
+    side = max(220, 34 * len(names))
+    return _style(alt.layer(cells, text).properties(title="Confusion matrix" + (" (row shares)" if normalize else ""),
+                                                    width=side, height=side))

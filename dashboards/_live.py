@@ -1,7 +1,7 @@
 """Live what-ifs: thin, cached calls of the public analyzer functions on the audited model.
 
 Nothing here analyses on its own: attacks come from `audit.robustness.ATTACKS`, group
-metrics from `audit.fairness.assess`, class metrics from `audit.imbalance.class_metrics`,
+metrics from `audit.fairness.assess`, binary operating points by counting sorted scores,
 explanations from `audit.explain`. Models and data are passed with a leading underscore (not
 hashed by Streamlit) next to a `key` built from their fingerprints, which is hashed.
 """
@@ -116,14 +116,29 @@ def fairness_sweep(_model, _data, key: str, attribute: str, settings_json: str,
 
 
 # ---- imbalance ---------------------------------------------------------------------------
-@st.cache_data(max_entries=64, show_spinner=False)
-def class_metrics_at(_model, _data, key: str, threshold: float):
-    """`audit.imbalance.class_metrics` of the decisions at `threshold` (binary models)."""
-    from audit.imbalance import class_metrics
-
+@st.cache_data(max_entries=8, show_spinner=False)
+def _sorted_scores(_model, _data, key: str) -> tuple[np.ndarray, np.ndarray]:
+    """Class-1 probabilities of the test rows of class 0 and of class 1, each sorted (binary models)."""
     proba = probabilities(_model, _data, key)
     y = split_of(_data).y
-    return class_metrics(y, thresholded(proba, threshold), proba, proba.shape[1])
+    return np.sort(proba[y == 0, 1]), np.sort(proba[y == 1, 1])
+
+
+def binary_at(_model, _data, key: str, threshold: float) -> dict[str, Any]:
+    """Precision, recall, false positive rate, balanced accuracy and the confusion matrix of the
+    decisions "class 1 when P(class 1) >= threshold" (scikit-learn's definitions, zero_division=0),
+    from counts found by binary search in the sorted scores: any threshold answers at once."""
+    negatives, positives = _sorted_scores(_model, _data, key)
+    fp = len(negatives) - int(np.searchsorted(negatives, threshold, side="left"))
+    tp = len(positives) - int(np.searchsorted(positives, threshold, side="left"))
+    tn, fn = len(negatives) - fp, len(positives) - tp
+    recall = tp / len(positives) if len(positives) else float("nan")
+    specificity = tn / len(negatives) if len(negatives) else float("nan")
+    present = [r for r in (recall, specificity) if r == r]
+    return {"precision": tp / (tp + fp) if tp + fp else 0.0, "recall": recall,
+            "fpr": fp / len(negatives) if len(negatives) else float("nan"),
+            "balanced_accuracy": float(np.mean(present)) if present else float("nan"),
+            "confusion": np.array([[tn, fp], [fn, tp]], np.int64)}
 
 
 # ---- explanations ------------------------------------------------------------------------

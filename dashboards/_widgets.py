@@ -1,6 +1,10 @@
-"""Shared page pieces: the example picker and finding lists."""
+"""Shared page pieces: the example picker, finding lists and cached figures."""
 
 from __future__ import annotations
+
+import io
+import os
+from typing import Callable
 
 import numpy as np
 import streamlit as st
@@ -92,3 +96,20 @@ def pick_example(model, data, proba: np.ndarray, *, key: str, restrict: np.ndarr
     st.caption(f"Test row {row}: true class **{names[test.y[row]]}**, predicted **{names[pred[row]]}** "
                f"({proba[row, pred[row]]:.0%}).")
     return row
+
+
+@st.cache_data(max_entries=512, show_spinner=False)
+def _png(key: str, _make: Callable) -> bytes:
+    fig = _make()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=200, bbox_inches="tight")  # st.pyplot's settings
+    return buffer.getvalue()
+
+
+def figure(name: str, make: Callable, *params, width="stretch") -> None:
+    """Show the matplotlib figure `make()` draws, drawn once per (open report, `name`, `params`)
+    and kept as PNG. Pages rerun on every widget change; redrawing the report's unchanged
+    figures each time was most of a what-if's latency."""
+    path = st.session_state.get("report_path") or ""
+    stamp = os.path.getmtime(path) if path and os.path.isfile(path) else 0.0
+    st.image(_png(f"{path}:{stamp}|{name}|{params!r}", make), width=width)

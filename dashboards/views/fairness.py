@@ -3,7 +3,6 @@ with intervals, proxies; a threshold slider showing how the gaps and accuracy mo
 
 from __future__ import annotations
 
-import dataclasses
 import json
 
 import numpy as np
@@ -11,7 +10,7 @@ import pandas as pd
 import streamlit as st
 
 from audit.render.figures import fairness as ffig
-from dashboards import _figures, _live, _state, _widgets
+from dashboards import _charts, _live, _state, _widgets
 
 GAPS = ("demographic_parity_difference", "equal_opportunity_difference", "equalized_odds_difference")
 
@@ -53,9 +52,9 @@ st.dataframe(frame, hide_index=True, width="stretch")
 
 c1, c2 = st.columns(2)
 with c1:
-    st.pyplot(ffig.disparity_chart(result, attribute=attribute, class_name=class_name))
+    _widgets.figure("fair_disparity", lambda: ffig.disparity_chart(result, attribute=attribute, class_name=class_name), attribute, class_name)
 with c2:
-    st.pyplot(ffig.group_heatmap(result, attribute=attribute, class_name=class_name))
+    _widgets.figure("fair_heatmap", lambda: ffig.group_heatmap(result, attribute=attribute, class_name=class_name), attribute, class_name)
 rows = [{"disparity": d.name, "value": d.value, "interval": f"[{d.ci_low:.3f}, {d.ci_high:.3f}]",
          "between": f"{d.high_group} vs {d.low_group}", "significant": d.significant,
          "all groups": d.all_groups_value, "too small to judge": ", ".join(d.small_groups)}
@@ -85,9 +84,9 @@ if ctx.live and ctx.model.n_classes == 2:
         col.metric(gap.replace("_", " "), f"{now:.3f}", delta=f"{now - then:+.3f} vs 0.5", delta_color="inverse")
     c1, c2 = st.columns(2)
     with c1:
-        st.pyplot(_figures.threshold_tradeoff(sweep, float(threshold), attribute=attribute))
+        st.altair_chart(_charts.threshold_tradeoff(sweep, float(threshold), attribute=attribute), width="stretch")
     with c2:
-        st.pyplot(ffig.disparity_chart(dataclasses.replace(result, attributes=(live,)), attribute=attribute))
+        st.altair_chart(_charts.disparities(live, threshold=float(threshold)), width="stretch")
     st.caption("Intervals: stratified bootstrap (200 draws) at the chosen threshold. The audit itself used the "
                "model's argmax decisions (0.5 for two classes).")
 elif ctx.live:
@@ -99,9 +98,9 @@ if result.proxies:
     proxy_names = [p.attribute for p in result.proxies]
     pick = st.selectbox("Proxies for", proxy_names,
                         index=proxy_names.index(attribute) if attribute in proxy_names else 0, key="fair_proxy")
-    st.pyplot(ffig.proxy_chart(result, attribute=pick))
+    _widgets.figure("fair_proxy", lambda: ffig.proxy_chart(result, attribute=pick), pick)
 
 mitigation = report.sections.get("fairness_mitigation")
 if mitigation is not None and mitigation.result is not None:
     st.subheader("Mitigations (retrained)")
-    st.pyplot(ffig.mitigation_bars(mitigation.result))
+    _widgets.figure("fair_mitigation", lambda: ffig.mitigation_bars(mitigation.result))

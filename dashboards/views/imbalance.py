@@ -3,14 +3,12 @@ confusion matrix and calibration."""
 
 from __future__ import annotations
 
-import dataclasses
-
 import numpy as np
 import pandas as pd
 import streamlit as st
 
 from audit.render.figures import imbalance as ifig
-from dashboards import _figures, _live, _state, _widgets
+from dashboards import _charts, _live, _state, _widgets
 
 report = _state.require_report()
 st.title("Class balance, thresholds and calibration")
@@ -28,7 +26,7 @@ cols[4].metric("ECE", f"{result.reliability.ece:.3f}")
 
 c1, c2 = st.columns(2)
 with c1:
-    st.pyplot(ifig.class_distribution(result))
+    _widgets.figure("imb_classes", lambda: ifig.class_distribution(result))
 with c2:
     st.markdown("**Per-class metrics** (audited rows)")
     st.dataframe(pd.DataFrame({"class": result.class_names, **{m: np.asarray(v, np.float64)
@@ -48,10 +46,9 @@ if th is not None:
                           key="imb_threshold")
     if ctx.live:
         model, data = ctx.model, ctx.data
-        per_class, summary, confusion = _live.class_metrics_at(model, data, _live.key_of(model, data), float(threshold))
-        precision, recall = float(per_class["precision"][1]), float(per_class["recall"][1])
-        negatives = confusion[0].sum()
-        fpr = float(confusion[0, 1] / negatives) if negatives else float("nan")
+        at = _live.binary_at(model, data, _live.key_of(model, data), float(threshold))
+        precision, recall, fpr, confusion = at["precision"], at["recall"], at["fpr"], at["confusion"]
+        summary = {"balanced_accuracy": at["balanced_accuracy"]}
         source = "recomputed on the audited rows with the model"
     else:  # nearest point of the saved curves
         i = int(np.argmin(np.abs(th.pr_thresholds - threshold)))
@@ -67,18 +64,19 @@ if th is not None:
         m[3].metric("Balanced accuracy", f"{summary['balanced_accuracy']:.3f}",
                     delta=f"{summary['balanced_accuracy'] - s['balanced_accuracy']:+.3f} vs argmax")
     st.caption(f"At threshold {threshold:.2f}: {source}.")
-    st.pyplot(_figures.pr_at_threshold(th, float(threshold), precision, recall, fpr))
+    st.altair_chart(_charts.pr_roc(th, float(threshold), precision, recall, fpr), width="stretch")
     with st.expander("The audit's PR and ROC curves with its operating points"):
-        st.pyplot(ifig.pr_roc_curves(result))
+        _widgets.figure("imb_pr_roc", lambda: ifig.pr_roc_curves(result))
 
 c1, c2 = st.columns(2)
 with c1:
     normalize = st.toggle("Row-normalised", value=True, key="imb_normalize")
-    st.pyplot(ifig.confusion_matrix(dataclasses.replace(result, confusion=np.asarray(confusion)), normalize=normalize))
+    st.altair_chart(_charts.confusion(np.asarray(confusion), result.class_names, normalize=normalize),
+                    width="stretch")
 with c2:
-    st.pyplot(ifig.reliability_diagram(result))
+    _widgets.figure("imb_reliability", lambda: ifig.reliability_diagram(result))
 
 mitigation = report.sections.get("imbalance_mitigation")
 if mitigation is not None and mitigation.result is not None:
     st.subheader("Mitigations (retrained)")
-    st.pyplot(ifig.mitigation_bars(mitigation.result))
+    _widgets.figure("imb_mitigation", lambda: ifig.mitigation_bars(mitigation.result))

@@ -4,14 +4,13 @@ attack on one example with an eps slider and attack choice."""
 from __future__ import annotations
 
 import dataclasses
-import types
 
 import numpy as np
 import pandas as pd
 import streamlit as st
 
 from audit.render.figures import robustness as rfig
-from dashboards import _figures, _live, _state, _widgets
+from dashboards import _charts, _live, _state, _widgets
 
 report = _state.require_report()
 st.title("Adversarial robustness")
@@ -27,7 +26,7 @@ if result is not None:
         attribute = None
         if by == "group":
             attribute = st.selectbox("Sensitive attribute", list(result.attributes), key="rob_attr")
-        st.pyplot(rfig.robust_accuracy_curves(result, by=by, attribute=attribute))
+        _widgets.figure("rob_curves", lambda: rfig.robust_accuracy_curves(result, by=by, attribute=attribute), by, attribute)
     with c2:
         eps_grid = [float(e) for e in result.eps]
         at = st.select_slider("Budget eps (the audit's grid)", options=eps_grid,
@@ -44,7 +43,7 @@ if result is not None:
     _widgets.findings_list(result.findings, empty="The audit recorded no sanity findings.")
     if result.min_found.size:
         with st.expander("Minimal perturbations"):
-            st.pyplot(rfig.min_perturbation_histogram(result))
+            _widgets.figure("rob_minpert", lambda: rfig.min_perturbation_histogram(result))
 
 st.subheader("Attack one example")
 ctx = _state.live_context(report)
@@ -56,7 +55,7 @@ if ctx.live:
     row = _widgets.pick_example(model, data, proba, key="rob")
     choices = _live.attack_choices(model, data, norm)
     if row is not None and choices:
-        from audit.robustness import AdversarialExample, default_eps
+        from audit.robustness import default_eps
 
         top = float(max(result.eps)) if result is not None else float(max(default_eps(data.kind, norm)))
         c1, c2 = st.columns(2)
@@ -73,20 +72,21 @@ if ctx.live:
         m2.metric("Prediction after", f"{names[after]} ({out['attacked'][after]:.0%})",
                   delta="flipped" if after != before else "unchanged", delta_color="inverse" if after != before else "off")
         m3.metric(f"Perturbation size ({norm})", f"{size:.4g}")
-        example = AdversarialExample(eps=float(eps), attack=attack, row=row, label=out["label"],
-                                     original=out["original"], adversarial=out["adversarial"],
-                                     clean_prediction=before, clean_confidence=float(out["clean"][before]),
-                                     adversarial_prediction=after, adversarial_confidence=float(out["attacked"][after]))
-        holder = (dataclasses.replace(result, examples=(example,)) if result is not None else
-                  types.SimpleNamespace(examples=(example,), kind=data.kind, class_names=tuple(names),
-                                        feature_names=tuple(data.feature_names)))
         c1, c2 = st.columns(2)
         with c1:
             if size == 0:
                 st.caption("The attack did not change this example (eps 0, or no gradient step helped).")
-            st.pyplot(rfig.adversarial_examples(holder))
+            if data.kind == "image":
+                original, adversarial = out["original"], out["adversarial"]
+                st.image([_charts.image(original), _charts.image(delta, signed=True), _charts.image(adversarial)],
+                         caption=[f"{names[before]} ({out['clean'][before]:.0%})", f"{attack}, eps={eps:g}",
+                                  f"{names[after]} ({out['attacked'][after]:.0%})"], width=180)
+            else:
+                st.altair_chart(_charts.perturbation(delta.ravel(), out["original"].ravel(),
+                                                     tuple(data.feature_names)), width="stretch")
         with c2:
-            st.pyplot(_figures.probabilities_bar(names, out["clean"], out["attacked"], label=out["label"]))
+            st.altair_chart(_charts.probabilities(names, out["clean"], out["attacked"], label=out["label"]),
+                            width="stretch")
 elif result is not None and result.examples:
     st.caption("Adversarial examples saved in the report:")
     eps_saved = sorted({float(e.eps) for e in result.examples})
@@ -106,9 +106,9 @@ if corrupted is not None and corrupted.result is not None:
     grid_by = st.radio("Corruption grid by", ["severity", "class"] + (["group"] if attrs else []), horizontal=True,
                        key="rob_corr_by")
     if grid_by == "severity":
-        st.pyplot(cfig.corruption_grid(cres))
+        _widgets.figure("rob_corr_grid", lambda: cfig.corruption_grid(cres))
     elif grid_by == "class":
-        st.pyplot(cfig.corruption_by_class(cres))
+        _widgets.figure("rob_corr_class", lambda: cfig.corruption_by_class(cres))
     else:
         st.pyplot(cfig.corruption_by_group(cres, st.selectbox("Sensitive attribute", attrs, key="rob_corr_attr")))
     _widgets.findings_list(cres.findings, empty="No corruption findings.")
@@ -118,5 +118,5 @@ if transferred is not None and transferred.result is not None:
     from audit.render.figures import transfer as tfig
 
     st.subheader("Transfer attacks (black-box attacker with a surrogate)")
-    st.pyplot(tfig.transfer_curves(transferred.result))
+    _widgets.figure("rob_transfer", lambda: tfig.transfer_curves(transferred.result))
     _widgets.findings_list(transferred.result.findings, empty="No transfer findings.")

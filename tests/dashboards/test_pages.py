@@ -207,3 +207,23 @@ def test_cohort_builder_equals_a_direct_computation(light_report, credit_small, 
     assert row["value"] == pytest.approx(demographic_parity_difference(test.y[mask], pred[mask],
                                                                        sensitive_features=sex))
     assert row["low"] <= row["value"] <= row["high"]
+
+
+def test_threshold_counts_equal_scikit_learn(credit_small, credit_model):
+    """The imbalance page's instant threshold what-if counts sorted scores; it must give
+    `audit.imbalance.class_metrics`'s (scikit-learn's) numbers at any threshold, ties included."""
+    from audit.imbalance import class_metrics
+    from dashboards import _live
+
+    key = _live.key_of(credit_model, credit_small)
+    proba = _live.probabilities(credit_model, credit_small, key)
+    y = credit_small.part("test").y
+    for t in (0.01, 0.2, 0.5, float(np.median(proba[:, 1])), 0.93, 0.99):
+        at = _live.binary_at(credit_model, credit_small, key, t)
+        pred = (proba[:, 1] >= t).astype(np.int64)
+        per_class, summary, confusion = class_metrics(y, pred, proba, 2)
+        assert np.array_equal(at["confusion"], confusion)
+        assert at["precision"] == pytest.approx(per_class["precision"][1])
+        assert at["recall"] == pytest.approx(per_class["recall"][1])
+        assert at["balanced_accuracy"] == pytest.approx(summary["balanced_accuracy"])
+        assert at["fpr"] == pytest.approx(confusion[0, 1] / confusion[0].sum())
