@@ -68,7 +68,9 @@ for name in picked:
         lo, hi = float(np.nanmin(values)), float(np.nanmax(values))
         if lo == hi:
             continue
-        low, high = st.slider(f"{name} between", lo, hi, (lo, hi), key=f"slices_range:{name}")
+        whole = bool(np.all(np.isnan(values) | (values == np.round(values))))
+        step = 1.0 if whole and hi - lo >= 1 else (hi - lo) / 200  # whole units, else 200 steps
+        low, high = st.slider(f"{name} between", lo, hi, (lo, hi), step=step, key=f"slices_range:{name}")
         filters.append((name, None, float(low), float(high)))
 fair = report.sections.get("fairness")
 settings = {k: v for k, v in (fair.result.provenance.settings if fair is not None and fair.result is not None
