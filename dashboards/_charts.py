@@ -63,8 +63,8 @@ def bars(frame: pd.DataFrame, *, category: str, value: str, color: str | None = 
         if color:
             whisker["yOffset"] = alt.YOffset(f"{color}:N")
         layers.append(base.mark_rule(color="black").encode(**whisker))
-    rows = frame[category].nunique() * (frame[color].nunique() if color else 1)
-    return _style(alt.layer(*layers).properties(title=title, height=height or max(120, 26 * rows)))
+    step = 20  # one bar (of each colour) per band step
+    return _style(alt.layer(*layers).properties(title=title, height=height or alt.Step(step)))
 
 
 def threshold_tradeoff(sweep, threshold: float, *, attribute: str) -> alt.Chart:

@@ -29,6 +29,7 @@ long["bound"] = np.where(long["column"].isin(CERTIFIED), "certified (lower bound
 long = long[long["column"] != "clean"]
 st.altair_chart(_charts.lines(long, x="eps", y="accuracy", color="column", dash="bound",
                               x_title=f"eps ({result.norm})", y_title="accuracy",
+                              y_domain=(max(0.0, float(np.floor(long["accuracy"].min() * 10) / 10) - 0.1), 1.0),
                               title="Robust accuracy under attack vs certified accuracy"), width="stretch")
 st.markdown("**The report's table**, one row per eps")
 st.dataframe(table, hide_index=True, width="stretch", key="cert_table")
