@@ -85,14 +85,13 @@ def threshold_tradeoff(sweep, threshold: float, *, attribute: str) -> alt.Chart:
                   .properties(title=f"Accuracy and gaps by {attribute} as the threshold moves", height=320))
 
 
-def disparities(attribute_result, *, threshold: float) -> alt.Chart:
-    """The difference-type disparities of one attribute with their bootstrap intervals."""
-    frame = pd.DataFrame([{"disparity": d.name.replace("_", " "), "value": d.value, "low": d.ci_low, "high": d.ci_high,
-                           "between": f"{d.high_group} vs {d.low_group}", "class": d.class_name}
-                          for d in attribute_result.disparities if d.kind == "difference"])
+def disparities(rows: list[dict], *, attribute: str, threshold: float) -> alt.Chart:
+    """Gaps of one attribute (`dashboards._cohort.gap_rows`) with their intervals."""
+    frame = pd.DataFrame([{**r, "disparity": r["disparity"].replace("_", " ")} for r in rows
+                          if r["value"] is not None])
     return bars(frame, category="disparity", value="value", low="low", high="high", domain=None,
-                value_title="gap between groups (95% bootstrap interval)",
-                title=f"Gaps by {attribute_result.name} at threshold {threshold:.2f}")
+                value_title="gap between groups (95% Newcombe interval)",
+                title=f"Gaps by {attribute} at threshold {threshold:.2f}")
 
 
 def pr_roc(thresholds, threshold: float, precision: float, recall: float, fpr: float) -> alt.HConcatChart:

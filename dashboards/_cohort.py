@@ -57,6 +57,29 @@ def _newcombe(p_hi, lo_hi, hi_hi, p_lo, lo_lo, hi_lo) -> tuple[float, float]:
             float(d + np.sqrt((hi_hi - p_hi) ** 2 + (p_lo - lo_lo) ** 2)))
 
 
+def gap_rows(result) -> list[dict[str, Any]]:
+    """The headline of each gap in GAPS for one attribute's `audit.fairness.assess` result (worst
+    over analysed classes, between groups large enough to judge), with Newcombe's interval from
+    the two groups' exact intervals: an interval without a bootstrap, so a what-if answers at once."""
+    tables = {t.class_name: t for t in result.tables}
+    rows = []
+    for name in GAPS:
+        judged = [d for d in result.disparities if d.name == name and np.isfinite(d.value)]
+        if not judged:
+            rows.append({"attribute": result.name, "disparity": name, "value": None, "low": None, "high": None,
+                         "between": "fewer than two groups large enough", "too small to judge": True})
+            continue
+        d = max(judged, key=lambda d: d.value)
+        t = tables[d.class_name]
+        i, j = t.groups.index(d.high_group), t.groups.index(d.low_group)
+        v, a, b = t.values[d.metric], t.ci_low[d.metric], t.ci_high[d.metric]
+        low, high = _newcombe(v[i], a[i], b[i], v[j], a[j], b[j])
+        rows.append({"attribute": result.name, "disparity": name, "value": float(d.value), "low": low, "high": high,
+                     "between": f"{d.high_group} vs {d.low_group} ({d.metric})", "too small to judge": False,
+                     "small groups": ", ".join(d.small_groups)})
+    return rows
+
+
 def cohort_metrics(y: np.ndarray, proba: np.ndarray, mask: np.ndarray, *, class_names: Sequence[str],
                    groupings: Mapping[str, Any] | None = None, min_group_size: int = MIN_GROUP_SIZE,
                    min_count: int = MIN_COUNT, n_bins: int = 10) -> dict[str, Any]:
@@ -109,20 +132,6 @@ def cohort_metrics(y: np.ndarray, proba: np.ndarray, mask: np.ndarray, *, class_
             continue
         res = assess(yc, pc, part, scores=proba[mask], class_names=tuple(map(str, class_names)), name=attribute,
                      n_bootstrap=0, min_group_size=min_group_size, min_count=min_count)
-        tables = {t.class_name: t for t in res.tables}
-        for name in GAPS:
-            judged = [d for d in res.disparities if d.name == name and np.isfinite(d.value)]
-            if not judged:
-                gaps.append({"attribute": attribute, "disparity": name, "value": None, "low": None, "high": None,
-                             "between": "fewer than two groups large enough", "too small to judge": True})
-                continue
-            d = max(judged, key=lambda d: d.value)  # worst over analysed classes, as the report's headline
-            t = tables[d.class_name]
-            i, j = t.groups.index(d.high_group), t.groups.index(d.low_group)
-            v, a, b = t.values[d.metric], t.ci_low[d.metric], t.ci_high[d.metric]
-            ci = _newcombe(v[i], a[i], b[i], v[j], a[j], b[j])
-            gaps.append({"attribute": attribute, "disparity": name, "value": float(d.value), "low": ci[0],
-                         "high": ci[1], "between": f"{d.high_group} vs {d.low_group} ({d.metric})",
-                         "too small to judge": False, "small groups": ", ".join(d.small_groups)})
+        gaps += gap_rows(res)
     out["gaps"] = gaps
     return out

@@ -10,7 +10,7 @@ import pandas as pd
 import streamlit as st
 
 from audit.render.figures import fairness as ffig
-from dashboards import _charts, _live, _state, _widgets
+from dashboards import _charts, _cohort, _live, _state, _widgets
 
 GAPS = ("demographic_parity_difference", "equal_opportunity_difference", "equalized_odds_difference")
 
@@ -73,8 +73,8 @@ if ctx.live and ctx.model.n_classes == 2:
     threshold = st.slider(f"Decide {model.class_names[1]!r} when its probability is at least", 0.05, 0.95, 0.5, 0.01,
                           key="fair_threshold")
     with st.spinner("Recomputing group metrics ..."):
-        live, accuracy = _live.fairness_at(model, data, key, attribute, float(threshold), settings_json)
-        base, base_accuracy = _live.fairness_at(model, data, key, attribute, 0.5, settings_json)
+        live, accuracy = _live.fairness_at(model, data, key, attribute, float(threshold), settings_json, n_bootstrap=0)
+        base, base_accuracy = _live.fairness_at(model, data, key, attribute, 0.5, settings_json, n_bootstrap=0)
         sweep = _live.fairness_sweep(model, data, key, attribute, settings_json,
                                      tuple(np.round(np.linspace(0.05, 0.95, 19), 2)))
     cols = st.columns(1 + len(GAPS))
@@ -86,9 +86,10 @@ if ctx.live and ctx.model.n_classes == 2:
     with c1:
         st.altair_chart(_charts.threshold_tradeoff(sweep, float(threshold), attribute=attribute), width="stretch")
     with c2:
-        st.altair_chart(_charts.disparities(live, threshold=float(threshold)), width="stretch")
-    st.caption("Intervals: stratified bootstrap (200 draws) at the chosen threshold. The audit itself used the "
-               "model's argmax decisions (0.5 for two classes).")
+        st.altair_chart(_charts.disparities(_cohort.gap_rows(live), attribute=attribute, threshold=float(threshold)),
+                        width="stretch")
+    st.caption("Intervals: Newcombe's square-and-add from the two groups' exact intervals (no bootstrap, so the "
+               "slider answers at once). The audit itself used the model's argmax decisions (0.5 for two classes).")
 elif ctx.live:
     st.caption("The threshold slider applies to two-class models; this model has "
                f"{ctx.model.n_classes} classes.")

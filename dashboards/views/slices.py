@@ -69,7 +69,7 @@ for name in picked:
         if lo == hi:
             continue
         whole = bool(np.all(np.isnan(values) | (values == np.round(values))))
-        step = 1.0 if whole and hi - lo >= 1 else (hi - lo) / 200  # whole units, else 200 steps
+        step = float(max(1, round((hi - lo) / 200))) if whole else (hi - lo) / 200  # about 200 steps
         low, high = st.slider(f"{name} between", lo, hi, (lo, hi), step=step, key=f"slices_range:{name}")
         filters.append((name, None, float(low), float(high)))
 fair = report.sections.get("fairness")
