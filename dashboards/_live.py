@@ -16,13 +16,31 @@ import streamlit as st
 ATTACK_SETTINGS = {"steps": 20, "restarts": 1, "apgd_steps": 20, "square_queries": 300}
 
 
+_MEMO: dict[tuple, tuple] = {}  # (what, ids) -> (the objects, value): objects held, so ids stay theirs
+
+
+def _memo(what: str, objects: tuple, make):
+    """`make()` once per identical objects (the model and data are cached resources, the same
+    objects on every rerun): hashing a 100k-row data set or copying its test split on each rerun
+    was most of a what-if's time there."""
+    ident = (what, *map(id, objects))
+    hit = _MEMO.get(ident)
+    if hit is None or any(a is not b for a, b in zip(hit[0], objects)):
+        if len(_MEMO) >= 32:
+            _MEMO.pop(next(iter(_MEMO)))
+        hit = _MEMO[ident] = (objects, make())
+    return hit[1]
+
+
 def key_of(model, data) -> str:
-    """Cache key for a (model, data) pair."""
-    return f"{model.fingerprint()}:{data.fingerprint()}"
+    """Cache key for a (model, data) pair: their fingerprints (computed once per pair of objects)."""
+    return _memo("key", (model, data), lambda: f"{model.fingerprint()}:{data.fingerprint()}")
 
 
 def split_of(data, split: str = "test"):
-    return data.part(split) if len(data.splits.get(split, ())) else data
+    """`split`'s rows as a Dataset (the whole data when it has no such split), made once per data."""
+    return _memo(f"split:{split}", (data,),
+                 lambda: data.part(split) if len(data.splits.get(split, ())) else data)
 
 
 @st.cache_data(max_entries=8, show_spinner=False)

@@ -65,7 +65,9 @@ def section_result(report, name: str):
 def pick_example(model, data, proba: np.ndarray, *, key: str, restrict: np.ndarray | None = None) -> int | None:
     """Choose a test row by filter (all, misclassified, correct, a class, a sensitive group)
     and position; returns the row index into the test split (None when the filter is empty)."""
-    test = data.part("test") if len(data.splits.get("test", ())) else data
+    from dashboards._live import split_of
+
+    test = split_of(data)
     pred = proba.argmax(axis=1)
     filters = ["all", "misclassified", "correctly classified"]
     filters += [f"true class = {c}" for c in data.class_names]

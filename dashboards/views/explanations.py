@@ -47,7 +47,7 @@ if ctx.live:
     with st.spinner("Explaining ..."):
         shap_result = _live.shap_example(model, data, key, row)
         attributions = {m: _live.attribution_example(model, data, key, row, m) for m in chosen}
-    kind, image = data.kind, data.part("test").X[row] if data.kind == "image" else None
+    kind, image = data.kind, _live.split_of(data).X[row] if data.kind == "image" else None
     shap_index = 0
 else:  # the saved explanations only
     labels = [f"test row {r}: true {saved.class_names[y]}, predicted {saved.class_names[p]}"

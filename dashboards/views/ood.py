@@ -9,7 +9,7 @@ import streamlit as st
 
 from audit.ood import energy_score, msp_score
 from audit.render.figures import ood as ofig
-from dashboards import _state, _widgets
+from dashboards import _live, _state, _widgets
 
 report = _state.require_report()
 st.title("Does it know what it does not know?")
@@ -47,10 +47,10 @@ st.subheader("Score one input")
 ctx = _state.live_context(report)
 if ctx.live:
     model, data = ctx.model, ctx.data
-    proba = model.predict_proba(data.test.X)
+    proba = _live.probabilities(model, data, _live.key_of(model, data))
     row = _widgets.pick_example(model, data, proba, key="ood_pick")
     if row is not None:
-        logits = model.logits(data.test.X[row:row + 1])
+        logits = model.logits(_live.split_of(data).X[row:row + 1])
         cols = st.columns(2)
         for col, (name, score) in zip(cols, (("msp", msp_score(logits)[0]), ("energy", energy_score(logits)[0]))):
             if name in result.inlier_scores:
