@@ -4,6 +4,7 @@ eps, with the spread over examples."""
 
 from __future__ import annotations
 
+import altair as alt
 import numpy as np
 import pandas as pd
 import streamlit as st
@@ -53,8 +54,6 @@ with c2:
         edges = np.linspace(0.0, 1.0, 11)
         counts, _ = np.histogram(per, bins=edges)
         hist = pd.DataFrame({"overlap from": edges[:-1], "overlap to": edges[1:], "examples": counts})
-        import altair as alt
-
         st.altair_chart(alt.Chart(hist).mark_bar().encode(
             x=alt.X("overlap from:Q", bin="binned", title=f"top-{result.k} overlap (label-keeping PGD)"),
             x2="overlap to:Q", y=alt.Y("examples:Q"),
