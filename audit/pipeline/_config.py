@@ -14,11 +14,12 @@ import yaml
 
 from audit.errors import AuditInputError
 from audit.models import _factory
+from audit.pipeline._card import check_card
 from audit.pipeline._policy import Rule
 from audit.pipeline._registry import Registry, _settings_parameters, check_settings, spec_for
 from audit.pipeline._schema import check_policy, check_values
 
-_TOP = {"name", "seed", "data", "model", "analyzers", "policy"}
+_TOP = {"name", "seed", "data", "model", "analyzers", "policy", "card"}
 _DATA_BUNDLED = {"dataset", "options"}
 _DATA_CSV = {"csv", "target", "sensitive", "categorical", "drop", "include_sensitive", "class_names", "missing"}
 _MODEL = {"path", "train"} | _factory.CONFIG_KEYS
@@ -110,6 +111,7 @@ class AuditConfig:
     model: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     analyzers: Mapping[str, Mapping[str, Any]] = dataclasses.field(default_factory=dict)
     policy: tuple[Rule, ...] = ()
+    card: Mapping[str, Any] = dataclasses.field(default_factory=dict)  # model card text (pipeline/_card.py)
     source: str | None = None
     # the analyzers this config may name (default: audit.pipeline.ANALYZERS); not part of to_dict
     registry: Registry | None = dataclasses.field(default=None, compare=False, repr=False)
@@ -137,7 +139,7 @@ class AuditConfig:
                    analyzers={k: dict(v or {}) for k, v in (d.get("analyzers") or {}).items()},
                    policy=tuple(Rule.from_dict(r, where=where("policy", i))
                                 for i, r in enumerate(d.get("policy") or [])),
-                   source=source, lines=dict(lines or {}), registry=registry)
+                   card=dict(d.get("card") or {}), source=source, lines=dict(lines or {}), registry=registry)
 
     @classmethod
     def from_yaml(cls, path: str | os.PathLike, *, registry: Registry | None = None) -> "AuditConfig":
@@ -164,7 +166,8 @@ class AuditConfig:
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "seed": self.seed, "data": dict(self.data), "model": dict(self.model),
                 "analyzers": {k: dict(v) for k, v in self.analyzers.items()},
-                "policy": [r.to_dict() for r in self.policy]}
+                "policy": [r.to_dict() for r in self.policy],
+                **({"card": dict(self.card)} if self.card else {})}
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.to_dict(), sort_keys=False)
@@ -223,6 +226,7 @@ def validate(d: Mapping[str, Any], where: _Where, registry: Registry | None = No
         check_settings(name, settings, lambda key, _n=name: where("analyzers", _n, key), registry)
         check_values(name, settings, lambda key, *index, _n=name: where("analyzers", _n, key, *index),
                      _settings_parameters(spec))
+    check_card(d.get("card"), where)
     policy = d.get("policy") or []
     if not isinstance(policy, (list, tuple)):
         raise AuditInputError(f"{where('policy')} must be a list of rules like "

@@ -11,8 +11,10 @@ from typing import Any
 import numpy as np
 
 from audit._versions import library_versions
+from audit.data import attribute_groups
 from audit.errors import AuditInputError
 from audit.pipeline._config import AuditConfig
+from audit.pipeline._provenance import provenance
 from audit.pipeline._registry import ANALYZERS, Registry, check_settings, run_analyzer, spec_for
 from audit.pipeline._report import AuditReport, Section
 from audit.pipeline._schema import check_against_data
@@ -99,12 +101,26 @@ def run(model, data, config: AuditConfig | None = None, *, registry: Registry | 
     metadata = {
         "config": config.to_dict(), "seed": config.seed, "libraries": library_versions(_LIBRARIES),
         "platform": f"{platform.system()} {platform.machine()}",
-        "data": {**data.summary(), "fingerprint": data.fingerprint()},
+        "data": {**data.summary(), "fingerprint": data.fingerprint(), "groups": group_sizes(data)},
         "model": {**model.summary(), "training": (model.metadata or {}).get("training")},
         "durations": {**{n: s.seconds for n, s in sections.items()}, "total": time.perf_counter() - start},
+        "provenance": provenance(config_source=config.source, model=model),
     }
     return AuditReport(name=config.name, sections=sections, findings=tuple(policy + findings),
                        metadata=to_jsonable(metadata))
+
+
+def group_sizes(data) -> dict[str, list[list]]:
+    """{attribute: [[group, rows in the data, rows in the test split], ...]} per sensitive attribute,
+    grouped as every analyzer groups it (continuous attributes binned), for the model card."""
+    test = data.splits.get("test")
+    out = {}
+    for attribute in sorted(data.sensitive):
+        whole = attribute_groups(data, attribute)
+        tested = np.bincount(whole.codes[test], minlength=len(whole.labels)) if test is not None else None
+        out[attribute] = [[label, int(n), None if tested is None else int(tested[k])]
+                          for k, (label, n) in enumerate(zip(whole.labels, whole.sizes))]
+    return out
 
 
 def load_data(config: AuditConfig):
