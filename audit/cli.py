@@ -62,15 +62,19 @@ def _write_outputs(report, out: str) -> tuple[str, str]:
     return json_path, html_path
 
 
-def _write_ci_outputs(report, *, junit: str | None, summary_md: str | None) -> None:
-    """--junit (each policy rule a test case) and --summary-md (a verdict for a pull-request comment)."""
+def _write_ci_outputs(report, *, junit: str | None, summary_md: str | None, card_md: str | None = None) -> None:
+    """--junit (each policy rule a test case), --summary-md (a verdict for a pull-request comment) and
+    --card-md (the model card as Markdown)."""
     from audit.pipeline._report import write_atomic
+    from audit.render.card import card_markdown
     from audit.render.ci import junit_xml, summary_markdown
 
     if junit:
         write_atomic(junit, junit_xml(report))
     if summary_md:
         write_atomic(summary_md, summary_markdown(report).encode())
+    if card_md:
+        write_atomic(card_md, card_markdown(report).encode())
 
 
 def _compile_cache(setting: str | None) -> str | None:
@@ -101,14 +105,15 @@ def _compile_cache(setting: str | None) -> str | None:
 def _run(args: argparse.Namespace) -> int:
     from audit.pipeline import AuditConfig, run_config
 
-    for flag, path in (("--junit", args.junit), ("--summary-md", args.summary_md)):
+    for flag, path, example in (("--junit", args.junit, "results.xml"), ("--summary-md", args.summary_md, "summary.md"),
+                                ("--card-md", args.card_md, "card.md")):
         if path and os.path.isdir(path):
-            raise AuditInputError(f"{flag} {path} is a folder; give a file name, e.g. {flag} results.xml.")
+            raise AuditInputError(f"{flag} {path} is a folder; give a file name, e.g. {flag} {example}.")
     _compile_cache(args.compile_cache)
     config = AuditConfig.from_yaml(args.config)
     report, _, _ = run_config(config, progress=not args.quiet)
     json_path, html_path = _write_outputs(report, args.out or os.path.join("reports", "out", config.name))
-    _write_ci_outputs(report, junit=args.junit, summary_md=args.summary_md)
+    _write_ci_outputs(report, junit=args.junit, summary_md=args.summary_md, card_md=args.card_md)
     print(_summary(report))
     print(f"report written to {os.path.abspath(html_path)} (and {os.path.basename(json_path)})")
     if report.incomplete:
@@ -134,6 +139,19 @@ def _report(args: argparse.Namespace) -> int:
     for path in ([report.to_html(args.html)] if args.html else []) + (
             [report.to_json(args.single_file, single_file=True)] if args.single_file else []):
         print(f"report written to {os.path.abspath(path)}")
+    return 0
+
+
+def _card(args: argparse.Namespace) -> int:
+    from audit.pipeline import AuditReport
+    from audit.pipeline._report import write_atomic
+    from audit.render.card import card_markdown
+
+    if os.path.isdir(args.out):
+        raise AuditInputError(f"-o {args.out} is a folder; give a file name, e.g. -o card.md.")
+    text = card_markdown(AuditReport.load(args.result))
+    write_atomic(args.out, text.encode())
+    print(f"model card written to {os.path.abspath(args.out)}")
     return 0
 
 
@@ -279,6 +297,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help="no progress output")
     p.add_argument("--junit", metavar="XML", help="also write the policy as JUnit XML (one test case per rule)")
     p.add_argument("--summary-md", metavar="MD", help="also write a short Markdown verdict (for a PR comment)")
+    p.add_argument("--card-md", metavar="MD", help="also write the model card (the config's card: section and "
+                   "the audit's findings) as Markdown")
     p.add_argument("--compile-cache", metavar="DIR", help="keep compiled programs here for the next run "
                    "(default $AUDIT_COMPILE_CACHE or ~/.cache/flax-audit/xla; 'off' to disable)")
     p.set_defaults(handler=_run)
@@ -288,6 +308,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--html", help="HTML file to write")
     p.add_argument("--single-file", help="JSON file to write with every array inline (no .arrays.npz), to share")
     p.set_defaults(handler=_report)
+
+    p = commands.add_parser("card", help="write the model card of a saved report.json as Markdown")
+    p.add_argument("result", help="report.json written by `audit run`")
+    p.add_argument("-o", "--out", required=True, help="Markdown file to write, e.g. card.md")
+    p.set_defaults(handler=_card)
 
     p = commands.add_parser("diff", help="compare two reports; exit 1 when the new one regressed")
     p.add_argument("old", help="report.json of the earlier model")

@@ -48,6 +48,7 @@ SECTION_FIGURES: dict[str, str] = {
 # cells are plain text (escaped by the template), `marked` cells are highlighted.
 SECTION_TABLES: dict[str, str] = {
     "certify": "audit.render.figures.certify:certification_tables",
+    "fairness": "audit.render.figures.fairness:group_tables",
     "recourse": "audit.render.figures.recourse:example_tables",
     "slices": "audit.render.figures.slices:cohort_tables",
 }
