@@ -164,3 +164,40 @@ def test_report_renders_in_headless_chromium(evil_report, tmp_path):
     console_errors = [line for line in result.stderr.splitlines()
                       if "CONSOLE" in line and ("Uncaught" in line or "Error" in line)]
     assert console_errors == []
+    # the inline script ran: it showed the findings filters and counted the rows
+    dom = subprocess.run(
+        [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
+         "--disable-component-update", "--disable-sync", f"--user-data-dir={tmp_path / 'profile2'}", "--dump-dom",
+         f"file://{path}"], capture_output=True, text=True, timeout=120).stdout
+    n = len(evil_report[0].findings)
+    assert 'id="finding-filters" hidden' not in dom and f"{n} of {n} shown" in dom
+
+
+def test_make_readable_moves_legends_off_the_data_and_raises_small_fonts():
+    from matplotlib.figure import Figure
+    from matplotlib.text import Text
+
+    from audit.render._readable import FOOTNOTE_PX, covers_data, make_readable
+
+    fig = Figure(figsize=(10, 3.5))  # wider than the page: shown scaled down, so fonts must grow more
+    left, right = fig.subplots(1, 2)
+    for ax in (left, right):
+        for k in range(4):
+            ax.plot(np.linspace(0, 1, 50), np.linspace(0, 1, 50) * (k + 1) / 4, label=f"series {k}")
+        ax.set_xlabel("x", fontsize=5)
+        ax.legend(loc="center", fontsize=5)
+    assert all(covers_data(fig, ax.get_legend()) for ax in fig.axes)
+    make_readable(fig, dpi=110, min_px=FOOTNOTE_PX, max_width_px=900)
+    assert not any(covers_data(fig, ax.get_legend()) for ax in fig.axes)
+    width_in = fig.get_tightbbox(fig.canvas.get_renderer()).width
+    px_per_pt = min(110, 900 / width_in) / 72
+    sizes = [t.get_fontsize() * px_per_pt for t in fig.findobj(Text) if t.get_visible() and t.get_text()]
+    assert min(sizes) >= FOOTNOTE_PX - 0.05
+    # a legend already outside the axes stays where it is
+    fig = Figure(figsize=(5, 3))
+    ax = fig.subplots()
+    ax.plot([0, 1], [0, 1], label="a")
+    ax.legend(loc="lower center", bbox_to_anchor=(0.5, 1.0))
+    before = ax.get_legend()
+    make_readable(fig)
+    assert ax.get_legend() is before
