@@ -103,7 +103,8 @@ def _known(value: Mapping[str, Any], allowed: set[str], where: _Where, *path) ->
 
 @dataclasses.dataclass(frozen=True)
 class AuditConfig:
-    """What to audit: data and model sources (for the CLI), analyzers with settings, seed, policy."""
+    """What to audit: data and model sources (for the CLI), analyzers with settings, seed, policy, and
+    the model card's text (`card`, see audit/pipeline/_card.py)."""
 
     name: str = "audit"
     seed: int = 0
