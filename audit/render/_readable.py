@@ -2,9 +2,10 @@
 no legend over the data.
 
 The report shows a PNG at most `max_width_px` wide (wider images are scaled down by the browser), so
-a font's displayed size depends on the figure's final width. `make_readable` first moves every
-legend that covers an axes outside it (to the right of the rightmost axes of its row, else below
-its axes' tick labels), then raises every text below `min_px` displayed pixels to that size.
+a font's displayed size depends on the figure's final width. `make_readable` raises every text below
+`min_px` displayed pixels to that size, moves every legend that covers an axes outside it (to the
+right of the rightmost axes of its row, else below its axes' tick labels), and thins numeric x ticks
+whose larger labels then run into each other.
 The figure functions stay plain matplotlib; this runs once, where figures become images.
 """
 
@@ -16,6 +17,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.legend import Legend
 from matplotlib.text import Text
+from matplotlib.ticker import FixedLocator, MaxNLocator
 
 FOOTNOTE_PX = 12  # the report's --footnote CSS size
 MAX_WIDTH_PX = 900  # the report's figure column (main's width less its padding)
@@ -81,6 +83,23 @@ def _raise_small_text(fig: Figure, *, dpi: float, min_px: float, max_width_px: f
     return bool(small)
 
 
+def _overlapping(labels, renderer) -> bool:
+    boxes = sorted((t.get_window_extent(renderer) for t in labels if t.get_visible() and t.get_text()),
+                   key=lambda b: b.x0)
+    return any(a.x1 > b.x0 + 0.5 for a, b in zip(boxes, boxes[1:]))
+
+
+def _thin_crowded_ticks(fig: Figure) -> None:
+    """Fewer ticks on numeric x axes whose (now larger) tick labels run into each other."""
+    for ax in fig.axes:
+        if not ax.axison or isinstance(ax.xaxis.get_major_locator(), FixedLocator):
+            continue
+        for bins in (5, 4, 3, 2):
+            if not _overlapping(ax.get_xticklabels(), _renderer(fig)):
+                break
+            ax.xaxis.set_major_locator(MaxNLocator(nbins=bins))
+
+
 def make_readable(fig: Figure, *, dpi: float = 110, min_px: float = FOOTNOTE_PX,
                   max_width_px: float = MAX_WIDTH_PX) -> Figure:
     """Raise small fonts to `min_px` as displayed and move legends off the data (in place; returns `fig`)."""
@@ -93,4 +112,5 @@ def make_readable(fig: Figure, *, dpi: float = 110, min_px: float = FOOTNOTE_PX,
     for _ in range(2):
         if not _raise_small_text(fig, dpi=dpi, min_px=min_px, max_width_px=max_width_px, relayout=False):
             break
+    _thin_crowded_ticks(fig)
     return fig

@@ -193,6 +193,18 @@ def test_make_readable_moves_legends_off_the_data_and_raises_small_fonts():
     px_per_pt = min(110, 900 / width_in) / 72
     sizes = [t.get_fontsize() * px_per_pt for t in fig.findobj(Text) if t.get_visible() and t.get_text()]
     assert min(sizes) >= FOOTNOTE_PX - 0.05
+    # numeric tick labels that the larger font makes collide are thinned out
+    from matplotlib.ticker import MaxNLocator
+
+    from audit.render._readable import _overlapping
+    fig = Figure(figsize=(9, 2))
+    axes = fig.subplots(1, 6)
+    for ax in axes:
+        ax.hist(np.random.default_rng(0).normal(0.05, 0.02, 200), bins=20)
+        ax.xaxis.set_major_locator(MaxNLocator(nbins=11))
+        ax.tick_params(labelsize=4)
+    make_readable(fig)
+    assert not any(_overlapping(ax.get_xticklabels(), fig.canvas.get_renderer()) for ax in axes)
     # a legend already outside the axes stays where it is
     fig = Figure(figsize=(5, 3))
     ax = fig.subplots()
