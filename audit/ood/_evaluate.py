@@ -73,7 +73,7 @@ def evaluate(model, data, *, detectors: Sequence[str] | None = None, shifts: Seq
     rng = np.random.default_rng(seed)
     with timer() as t:
         train, test = data.train, data.test
-        train_rows = np.sort(rng.choice(len(train), size=min(max_train, len(train)), replace=False))
+        train_rows = _training_rows(rng, len(train), max_train)
         test_rows = np.sort(rng.choice(len(test), size=min(n, len(test)), replace=False))
         x_train, y_train = train.X[train_rows], train.y[train_rows]
         x_test, y_test = test.X[test_rows], test.y[test_rows]
@@ -146,8 +146,41 @@ def evaluate(model, data, *, detectors: Sequence[str] | None = None, shifts: Seq
                                                    "coverage": coverage, "max_train": max_train,
                                                    "uncertainty": list(uncertainty), "mc_samples": mc_samples,
                                                    "ensemble_size": ensemble_size,
-                                                   "features": source},
+                                                   "features": "callable" if callable(features) else features},
                                            seed=seed, seconds=t[0]))
+
+
+def _training_rows(rng: np.random.Generator, n_train: int, max_train: int) -> np.ndarray:
+    """The training rows the detectors are fitted on: the first draw of the run's generator."""
+    return np.sort(rng.choice(n_train, size=min(max_train, n_train), replace=False))
+
+
+LIVE_DETECTORS = ("msp", "energy", "mahalanobis", "knn")
+
+
+def scorer(model, data, *, detectors: Sequence[str] = LIVE_DETECTORS, k: int = 10, max_train: int = 5000,
+           features: str | Callable | None = None, seed: int = 0) -> Callable[[np.ndarray], dict[str, np.ndarray]]:
+    """`x -> {detector: score}` for any inputs, with detectors fitted exactly as `evaluate` fits them
+    with the same `k`, `max_train`, `features` and `seed`: a new input's scores compare directly
+    with an audit's inlier scores (the dashboard's live score uses it). Cheap detectors only:
+    msp, energy, mahalanobis, knn."""
+    bad = [d for d in detectors if d not in LIVE_DETECTORS]
+    if bad:
+        raise AuditInputError(f"live OOD scores support {list(LIVE_DETECTORS)}; got {bad}.")
+    rng = np.random.default_rng(seed)
+    rows = _training_rows(rng, len(data.train), max_train)
+    feature_of, _ = feature_function(model, features=features)
+    needs_features = any(d in ("mahalanobis", "knn") for d in detectors)
+    fitted = fit_detectors(detectors, x_train=data.train.X[rows], y_train=data.train.y[rows],
+                           features_train=feature_of(data.train.X[rows]) if needs_features else None,
+                           n_classes=model.n_classes, kind=data.kind, k=k, seed=seed, ae_epochs=0)
+
+    def score(x: np.ndarray) -> dict[str, np.ndarray]:
+        x = np.asarray(x, np.float32)
+        logits, f = model.logits(x), feature_of(x) if needs_features else None
+        return {d: fitted.score(d, x, logits, f) for d in detectors}
+
+    return score
 
 
 def _abstention(detector, score, error, data, rows, coverage) -> Abstention:

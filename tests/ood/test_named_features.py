@@ -83,3 +83,17 @@ def test_ood_and_adversarial_detection_read_the_named_features(credit_small):
     assert report.features == "model:embed" and not any(f.id == "features" for f in report.findings)
     detection = ood.detect_adversarial(model, credit_small, detectors=["mahalanobis"], n=30, steps=3)
     assert [d.detector for d in detection.detections] == ["mahalanobis"]
+
+
+def test_live_scorer_reproduces_the_audits_inlier_scores(credit_small, credit_model):
+    report = ood.evaluate(credit_model, credit_small, detectors=["msp", "energy", "mahalanobis", "knn"],
+                          shifts=["shuffled"], n=80, n_bootstrap=0, seed=3)
+    score = ood.scorer(credit_model, credit_small, seed=3)
+    rng = np.random.default_rng(3)
+    rng.choice(len(credit_small.train), size=min(5000, len(credit_small.train)), replace=False)  # training rows
+    rows = np.sort(rng.choice(len(credit_small.test), size=80, replace=False))  # the audit's inliers
+    live = score(credit_small.test.X[rows])
+    for name in ood.LIVE_DETECTORS:
+        np.testing.assert_allclose(live[name], report.inlier_scores[name], rtol=1e-6, atol=1e-9)
+    with pytest.raises(AuditInputError, match="live OOD scores"):
+        ood.scorer(credit_model, credit_small, detectors=["autoencoder"])
