@@ -371,25 +371,23 @@ def fill(margin: Callable, space: Space, raw0: np.ndarray, cf: np.ndarray, found
     rows = np.flatnonzero(short)
     r0, base, ok = raw0[rows], cf[rows], found[rows]
     R0 = r0[:, None]
-    cands = [spares[rows]]
+    cands, parents = [spares[rows]], [spares_ok[rows]]  # candidates and whether their source was valid
     for t in FILL_SCALES:
         cands.append(space.round_integers(np.broadcast_to(R0, base.shape), R0 + t * (base - R0)))
+        parents.append(ok)
     changed = space.changed(R0, base)
     for a in range(k):
         for b in range(k):
             if a != b:
                 cands.append(np.where(changed[:, a], base[:, a], base[:, b])[:, None])
+                parents.append((ok[:, a] & ok[:, b])[:, None])
     for j in np.flatnonzero(space.is_cat & space.mutable):
         for level in range(int(space.hi[j]) + 1):
             c = base.copy()
             c[..., j] = level
             cands.append(c)
-    pool = np.concatenate(cands, axis=1)
-    lengths = [c.shape[1] for c in cands]
-    parent_ok = np.concatenate([spares_ok[rows]] + [ok] * len(FILL_SCALES)
-                               + [(ok[:, a] & ok[:, b])[:, None] for a in range(k) for b in range(k) if a != b]
-                               + [ok] * (len(cands) - 1 - len(FILL_SCALES) - k * (k - 1)), axis=1)
-    assert parent_ok.shape[1] == sum(lengths)
+            parents.append(ok & (r0[:, j] != level)[:, None])  # never back to the original level (cheaper)
+    pool, parent_ok = np.concatenate(cands, axis=1), np.concatenate(parents, axis=1)
     n_changed = space.changed(R0, pool).sum(-1)
     pool_ok = (parent_ok & (n_changed >= 1) & space.satisfied(np.broadcast_to(R0, pool.shape), pool)
                & (n_changed <= (max_changes if max_changes is not None else space.d)))
