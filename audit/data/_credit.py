@@ -95,6 +95,11 @@ def credit_frame(n: int = 20_000, *, seed: int = 0, hidden_cohort: bool = False,
         from audit.errors import AuditInputError
 
         raise AuditInputError(f"credit option missing={missing!r} must be 'mnar', 'mcar' or None.")
+    for name, value in (("label_bias", label_bias), ("recourse_bias", recourse_bias)):
+        if not isinstance(value, (bool, np.bool_)):
+            from audit.errors import AuditInputError
+
+            raise AuditInputError(f"credit option {name}={value!r} must be true or false.")
     rng = np.random.default_rng(seed)
     sex = rng.choice(["female", "male"], size=n)
     age = rng.integers(21, 76, size=n)

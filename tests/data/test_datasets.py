@@ -52,6 +52,8 @@ def test_credit_recourse_bias_and_unbiased_options():
     female = (base["sex"] == "female").to_numpy()
     assert abs(yes(unbiased)[female].mean() - yes(unbiased)[~female].mean()) < 0.015
     assert abs(yes(unbiased).mean() - _credit.POSITIVE_RATE) < 0.01
+    with pytest.raises(AuditInputError, match="recourse_bias='yes' must be true or false"):
+        datasets.load("credit", n=100, recourse_bias="yes")
 
 
 def test_credit_generation_and_split_are_seeded():
