@@ -103,14 +103,16 @@ def _thin_crowded_ticks(fig: Figure) -> None:
 def make_readable(fig: Figure, *, dpi: float = 110, min_px: float = FOOTNOTE_PX,
                   max_width_px: float = MAX_WIDTH_PX) -> Figure:
     """Raise small fonts to `min_px` as displayed and move legends off the data (in place; returns `fig`)."""
-    _raise_small_text(fig, dpi=dpi, min_px=min_px, max_width_px=max_width_px, relayout=True)
+    raised = _raise_small_text(fig, dpi=dpi, min_px=min_px, max_width_px=max_width_px, relayout=True)
     renderer = _renderer(fig)
-    for owner, legend in _legends(fig):
-        if owner is not fig and covers_data(fig, legend, renderer):
-            _move(fig, owner, legend, renderer)
+    moved = [owner for owner, legend in _legends(fig) if owner is not fig and covers_data(fig, legend, renderer)]
+    for owner in moved:
+        _move(fig, owner, owner.get_legend(), renderer)
     # a legend moved outside widens the image, which the page then shows smaller
-    for _ in range(2):
+    for _ in range(2 if moved else 0):
         if not _raise_small_text(fig, dpi=dpi, min_px=min_px, max_width_px=max_width_px, relayout=False):
             break
-    _thin_crowded_ticks(fig)
+        raised = True
+    if raised:  # the author's ticks fit the author's fonts
+        _thin_crowded_ticks(fig)
     return fig
