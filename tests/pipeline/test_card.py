@@ -147,5 +147,5 @@ def test_report_names_the_commit_of_the_config_folder(tmp_path, registry):
     code = report.metadata["provenance"]["code"]
     assert code["of"] == "audit config" and code["dirty"] is False and len(code["commit"]) == 40
     html = render_report(report)
-    assert f"at git commit <code" in html and code["commit"][:12] in html and code["commit"] in html
+    assert "at git commit <code" in html and code["commit"][:12] in html and code["commit"] in html
     assert code["commit"][:12] in card_markdown(report)

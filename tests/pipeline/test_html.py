@@ -1,4 +1,3 @@
-import dataclasses
 import html as htmllib
 import os
 import re
