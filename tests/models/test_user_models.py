@@ -313,6 +313,7 @@ SMALL = {
     "imbalance": {},
     "slices": {"max_order": 2, "min_size": 20},
     "missing": {"rates": [0.2]},
+    "missing_strategies": {"strategies": ["mean", "median"], "train_options": {"epochs": 1}},
     "corruptions": {"n": 100, "severities": [1, 3]},
     "recourse": {"max_rows": 20, "n_bootstrap": 20},
     "ood": {"n": 100, "autoencoder_epochs": 1, "n_bootstrap": 10, "detectors": ["msp", "energy", "mahalanobis", "knn"]},
