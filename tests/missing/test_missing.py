@@ -121,7 +121,9 @@ def test_html_report_draws_the_missing_section(mnar, tmp_path):
     report = audit.run(_linear(mnar), mnar, audit.AuditConfig(name="m", analyzers={"missing": {"rates": [0.2, 0.4]}}),
                        progress=False)
     figures = report_figures(report.sections["missing"].result)
-    assert len(figures) == 2
+    captions = [c for c, _ in figures]
+    assert len(figures) == 4 and captions[2].startswith("Injection scenarios") and captions[3].startswith("Fairness")
+    assert len(figures[2][1].axes[0].lines) == 1 + 1 + 2  # mcar, important, one group per attribute (sex, age)
     assert figures[1][1].axes[0].lines[0].get_ydata().shape == (3,)  # rate 0 and the two injected rates
     report.to_html(tmp_path / "r.html")
     html = (tmp_path / "r.html").read_text()
