@@ -157,9 +157,10 @@ def _share(label: str, hits: np.ndarray, *, confidence: float, min_size: int) ->
 
 
 def _gaps(pred, y, groupings, minority, *, min_group_size) -> tuple[FairnessGap, ...]:
-    """Demographic parity and equalized odds differences (audit.fairness) over the judged groups,
-    averaged over imputation draws (Rubin's pooled estimate)."""
-    from audit.fairness import demographic_parity_difference, equalized_odds_difference
+    """Demographic parity and equalized odds differences over the judged groups (fairlearn's
+    between-groups differences of `audit.fairness.by_group`'s selection rate, TPR and FPR; one
+    table per draw), averaged over imputation draws (Rubin's pooled estimate)."""
+    from audit.fairness import by_group
 
     out = []
     for attribute, grouping in groupings.items():
@@ -168,9 +169,13 @@ def _gaps(pred, y, groupings, minority, *, min_group_size) -> tuple[FairnessGap,
             out.append(FairnessGap(attribute=attribute, demographic_parity=float("nan"), equalized_odds=float("nan")))
             continue
         codes, truth = grouping.codes[keep], y[keep]
-        dp = [demographic_parity_difference(truth, p[keep], sensitive_features=codes, pos_label=minority) for p in pred]
-        with np.errstate(invalid="ignore"):
-            eo = [equalized_odds_difference(truth, p[keep], sensitive_features=codes, pos_label=minority) for p in pred]
+        dp, eo = [], []
+        for p in pred:
+            table = by_group(truth, p[keep], sensitive_features=codes, pos_label=minority)
+            spread = {m: float(np.nanmax(table[m]) - np.nanmin(table[m])) if table[m].notna().any() else float("nan")
+                      for m in ("selection_rate", "true_positive_rate", "false_positive_rate")}
+            dp.append(spread["selection_rate"])
+            eo.append(max(spread["true_positive_rate"], spread["false_positive_rate"]))
         out.append(FairnessGap(attribute=attribute, demographic_parity=float(np.mean(dp)),
                                equalized_odds=float(np.mean(eo))))
     return tuple(out)
@@ -318,13 +323,15 @@ def _curve_findings(curves, *, max_drop, max_gap_increase) -> list[Finding]:
         def worst_group(c):
             judged = [g.accuracy for g in c.points[-1].groups if not g.accuracy.too_small]
             return min(judged, key=lambda a: a.rate) if judged else c.points[-1].accuracy
+        def name(c):
+            return "the data's imputer" if c.strategy == "data" else c.strategy
         ranked = sorted(strategies, key=lambda c: -worst_group(c).rate)
         best, w = ranked[0], worst_group(ranked[0])
-        rest = ", ".join(f"{c.strategy} {worst_group(c).rate:.1%}" for c in ranked[1:])
+        rest = ", ".join(f"{name(c)} {worst_group(c).rate:.1%}" for c in ranked[1:])
         out.append(Finding(
             id="missing.strategy", status="pass", title="Imputation strategy with the best worst group",
             message=(f"With {best.points[-1].rate:.0%} of the values missing at random, filling them by "
-                     f"{best.strategy} keeps the worst judged group ({w.label}) at {w.rate:.1%} accuracy "
+                     f"{name(best)} keeps the worst judged group ({w.label}) at {w.rate:.1%} accuracy "
                      f"[{w.ci_low:.1%}, {w.ci_high:.1%}]; {rest}. Compare strategies end to end (retrained) "
                      "with the missing_strategies analyzer."),
             metric=f"accuracy@{best.points[-1].rate:g}" + ("" if best is curves[0] else f":{best.key}"),

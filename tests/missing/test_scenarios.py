@@ -174,3 +174,12 @@ def test_compare_strategies_equals_training_by_hand(mnar):
     assert cell.accuracy.rate == pytest.approx(correct.mean(), abs=1e-12)
     sex = mnar.sensitive["sex"][rows]
     assert cell.worst_group.rate == pytest.approx(min(correct[sex == g].mean() for g in np.unique(sex)), abs=1e-12)
+
+
+def test_config_rejects_unknown_strategies_and_scenarios_at_load():
+    with pytest.raises(audit.AuditInputError, match=r"analyzers\.missing\.strategies.*'multi'.*Did you mean 'multiple'"):
+        audit.AuditConfig.from_dict({"analyzers": {"missing": {"strategies": ["median", "multi"]}}})
+    with pytest.raises(audit.AuditInputError, match=r"analyzers\.missing\.draws.*>= 2"):
+        audit.AuditConfig.from_dict({"analyzers": {"missing": {"draws": 1}}})
+    with pytest.raises(audit.AuditInputError, match=r"analyzers\.missing_strategies\.strategies.*'multiple'"):
+        audit.AuditConfig.from_dict({"analyzers": {"missing_strategies": {"strategies": ["mean", "multiple"]}}})
