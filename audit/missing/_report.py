@@ -175,6 +175,15 @@ class MissingReport(Result):
     findings: tuple[Finding, ...]
     provenance: Provenance
 
+    @classmethod
+    def from_dict(cls, d):
+        """Also reads reports written before the scenarios (schema audit.missing/1: one MCAR curve)."""
+        if isinstance(d, dict) and d.get("schema") == "audit.missing/1":
+            d = {**{k: v for k, v in d.items() if k != "curve"}, "schema": cls.SCHEMA, "importance": [],
+                 "curves": [{"scenario": "mcar", "strategy": "data", "description": "missing completely at random",
+                             "points": d.get("curve", [])}]}
+        return super().from_dict(d)
+
     @property
     def curve(self) -> tuple[RatePoint, ...]:
         """The headline curve: values missing completely at random, filled by the data's imputer."""

@@ -183,3 +183,16 @@ def test_config_rejects_unknown_strategies_and_scenarios_at_load():
         audit.AuditConfig.from_dict({"analyzers": {"missing": {"draws": 1}}})
     with pytest.raises(audit.AuditInputError, match=r"analyzers\.missing_strategies\.strategies.*'multiple'"):
         audit.AuditConfig.from_dict({"analyzers": {"missing_strategies": {"strategies": ["mean", "multiple"]}}})
+
+
+def test_reports_written_before_the_scenarios_still_load(mnar):
+    report = evaluate(_on(mnar, ["income"]), mnar, rates=(0.2,), scenarios=("mcar",), attributes=["sex"])
+    old = report.to_dict()
+    old["schema"] = "audit.missing/1"
+    old["curve"] = old.pop("curves")[0]["points"]
+    for p in old["curve"]:
+        p.pop("gaps")
+    del old["importance"]
+    back = type(report).from_dict(old)
+    assert [p.accuracy.rate for p in back.curve] == [p.accuracy.rate for p in report.curve]
+    assert back.metrics()["accuracy_drop@0.2"] == report.metrics()["accuracy_drop@0.2"]
