@@ -338,7 +338,9 @@ def user_models(credit, user_package):
 
 
 @pytest.mark.parametrize("kind", ["nnx", "linen"])
-@pytest.mark.parametrize("name", sorted(ANALYZERS))
+# missing_strategies retrains once per strategy (~20 s each here): it runs with -m slow
+@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n == "missing_strategies" else n
+                                  for n in sorted(ANALYZERS)])
 def test_every_analyzer_runs_on_user_models(name, kind, user_models, credit):
     from audit.pipeline._registry import check_settings, run_analyzer
 
