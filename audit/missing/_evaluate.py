@@ -68,17 +68,19 @@ def _apart(a: GroupRate, b: GroupRate) -> bool:
 
 
 def _mask_auc(mask: np.ndarray, positive: np.ndarray) -> float:
-    from sklearn.metrics import roc_auc_score
-
-    if positive.all() or not positive.any():
+    """ROC AUC of a 0/1 score, in closed form from two rates (no sort, no copy of the rows): a
+    positive outranks a negative when only it is missing, ties count half, so AUC = 0.5 +
+    (P(missing | positive) - P(missing | negative)) / 2, which equals scikit-learn's roc_auc_score."""
+    n_pos = int(positive.sum())
+    if n_pos in (0, positive.size):
         return float("nan")
-    return float(roc_auc_score(positive, mask.astype(np.float64)))
+    both = int(np.count_nonzero(mask & positive))
+    return 0.5 + 0.5 * (both / n_pos - (int(np.count_nonzero(mask)) - both) / (positive.size - n_pos))
 
 
-def _profile(data, mask, columns, attributes, minority, *, confidence, min_group_size, min_gap, auc_margin):
+def _profile(data, mask, columns, groupings, minority, *, confidence, min_group_size, min_gap, auc_margin):
     positive = data.y == minority
     profiles, per_attribute = [], []
-    groupings = {a: attribute_groups(data, a) for a in attributes}
     for j in columns:
         name = data.raw_feature_names[j]
         m = mask[:, j]
@@ -429,7 +431,8 @@ def evaluate(model, data, *, split: str = "test", rates: Sequence[float] = (0.1,
         n_raw = len(data.raw_feature_names)
         mask = data.missing_mask if data.missing_mask is not None else np.zeros((len(data), n_raw), bool)
         columns = [j for j in range(n_raw) if mask[:, j].any()]
-        profiles, per_attribute = _profile(data, mask, columns, attributes, minority, confidence=confidence,
+        whole = {a: attribute_groups(data, a) for a in attributes}  # all rows: the profile and group scenario
+        profiles, per_attribute = _profile(data, mask, columns, whole, minority, confidence=confidence,
                                            min_group_size=min_group_size, min_gap=min_gap, auc_margin=auc_margin)
 
         encoding, imputer = _imputing_encoding(data)
@@ -452,8 +455,7 @@ def evaluate(model, data, *, split: str = "test", rates: Sequence[float] = (0.1,
         if "group" in scenarios:
             for a, grouping in groupings.items():
                 label = _scenario_group(data, grouping, a, groups.get(a), per_attribute, min_group_size)
-                whole = attribute_groups(data, a)
-                in_group = np.asarray(whole.codes) == whole.labels.index(label)
+                in_group = np.asarray(whole[a].codes) == whole[a].labels.index(label)
                 specs.append((f"group:{a}", [np.full(len(numeric), r) for r in rates], in_group))
                 described[f"group:{a}"] = f"missing from {a}={label} rows only"
         encodings = {s: strategy_encodings(data, s, draws=draws, seed=seed) for s in strategies}

@@ -196,3 +196,16 @@ def test_reports_written_before_the_scenarios_still_load(mnar):
     back = type(report).from_dict(old)
     assert [p.accuracy.rate for p in back.curve] == [p.accuracy.rate for p in report.curve]
     assert back.metrics()["accuracy_drop@0.2"] == report.metrics()["accuracy_drop@0.2"]
+
+
+def test_mask_auc_closed_form_equals_sklearn():
+    from sklearn.metrics import roc_auc_score
+
+    from audit.missing._evaluate import _mask_auc
+
+    rng = np.random.default_rng(0)
+    for p_mask in (0.01, 0.3, 0.9):
+        positive = rng.random(5000) < 0.1
+        mask = rng.random(5000) < np.where(positive, p_mask, 0.2)
+        assert _mask_auc(mask, positive) == pytest.approx(roc_auc_score(positive, mask.astype(float)), abs=1e-12)
+    assert np.isnan(_mask_auc(np.ones(10, bool), np.zeros(10, bool)))
