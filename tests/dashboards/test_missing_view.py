@@ -21,7 +21,7 @@ def missing_report(tmp_path_factory):
     w = jnp.asarray(np.random.default_rng(0).normal(size=(data.X.shape[1], 2)), jnp.float32)
     model = Model.from_function(lambda p, x: x @ p, w, input_shape=data.X.shape[1:], class_names=data.class_names)
     config = audit.AuditConfig(name="missing", data={"dataset": "credit", "options": {"n": 3000, "missing": "mnar"}},
-                               analyzers={"missing": {"rates": [0.2, 0.4]}})
+                               analyzers={"missing": {"rates": [0.2, 0.4], "attributes": ["sex"]}})
     report = audit.run(model, data, config, progress=False)
     return report.to_json(str(tmp_path_factory.mktemp("missing") / "report.json"))
 

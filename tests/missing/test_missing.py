@@ -118,12 +118,12 @@ def test_pipeline_registry_json_and_bad_input(mnar):
 def test_html_report_draws_the_missing_section(mnar, tmp_path):
     from audit.render.figures.missing import report_figures
 
-    report = audit.run(_linear(mnar), mnar, audit.AuditConfig(name="m", analyzers={"missing": {"rates": [0.2, 0.4]}}),
-                       progress=False)
+    report = audit.run(_linear(mnar), mnar, audit.AuditConfig(name="m", analyzers={"missing": {
+        "rates": [0.2, 0.4], "attributes": ["sex"]}}), progress=False)
     figures = report_figures(report.sections["missing"].result)
     captions = [c for c, _ in figures]
     assert len(figures) == 4 and captions[2].startswith("Injection scenarios") and captions[3].startswith("Fairness")
-    assert len(figures[2][1].axes[0].lines) == 1 + 1 + 2  # mcar, important, one group per attribute (sex, age)
+    assert len(figures[2][1].axes[0].lines) == 3  # mcar, important, the sex group
     assert figures[1][1].axes[0].lines[0].get_ydata().shape == (3,)  # rate 0 and the two injected rates
     report.to_html(tmp_path / "r.html")
     html = (tmp_path / "r.html").read_text()
