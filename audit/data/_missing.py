@@ -103,9 +103,9 @@ class Imputation(Result):
     def imputer(self) -> Any:
         """The fitted scikit-learn imputer (built from `fit_rows` once, then cached)."""
         cached = self.__dict__.get("_fitted")
-        if cached is None:
+        if cached is None:  # fitted on a writable copy: IterativeImputer writes into inputs with no holes
             cached = make_imputer(self.strategy, n_neighbors=self.n_neighbors, max_iter=self.max_iter,
-                                  seed=self.seed, posterior=self.posterior).fit(self.fit_rows)
+                                  seed=self.seed, posterior=self.posterior).fit(np.array(self.fit_rows))
             object.__setattr__(self, "_fitted", cached)
         return cached
 
