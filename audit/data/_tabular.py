@@ -50,23 +50,25 @@ def _levels_in_train(splits: dict[str, np.ndarray], frame: pd.DataFrame,
                      categorical: Sequence[str]) -> dict[str, np.ndarray]:
     """Move one row of every category level absent from the training rows into them, so a
     rare level never makes loading depend on the seed (levels unseen later encode as all-zero)."""
-    train = set(splits["train"].tolist())
-    moved: set[int] = set()
+    in_train = np.zeros(len(frame), bool)
+    in_train[splits["train"]] = True
+    moved: list[int] = []
     for col in categorical:
         if col not in frame.columns:
             continue
-        values = frame[col].astype(str).to_numpy()
-        seen = set(values[sorted(train)])
-        for level in np.unique(values):
-            if level not in seen:
-                row = int(np.flatnonzero(values == level)[0])
-                train.add(row)
-                moved.add(row)
-                seen.add(level)
+        codes, levels = pd.factorize(frame[col].astype(str).to_numpy())  # hashing, not sorting strings
+        seen = np.bincount(codes[in_train], minlength=len(levels)) > 0
+        if seen.all():
+            continue
+        _, first = np.unique(codes, return_index=True)  # first row of every level (codes are 0..k-1)
+        new = [int(first[k]) for k in np.flatnonzero(~seen)]
+        in_train[new] = True  # later columns see the moved rows as training rows
+        moved += new
     if not moved:
         return splits
-    return {"train": np.array(sorted(train), dtype=np.int64),
-            **{k: np.array([r for r in v if r not in moved], dtype=np.int64) for k, v in splits.items() if k != "train"}}
+    train = np.union1d(splits["train"], moved).astype(np.int64)
+    return {"train": train, **{k: np.asarray(v, np.int64)[~np.isin(v, moved)] for k, v in splits.items()
+                               if k != "train"}}
 
 
 def from_pandas(df: pd.DataFrame, *, target: str, sensitive: Sequence[str] = (),
@@ -129,13 +131,14 @@ def from_pandas(df: pd.DataFrame, *, target: str, sensitive: Sequence[str] = (),
     if class_names is None:
         class_names = tuple(str(c) for c in sorted(labels.unique(), key=lambda v: (str(type(v)), v)))
     class_names = tuple(str(c) for c in class_names)
-    index = {c: i for i, c in enumerate(class_names)}
+    if len(set(class_names)) != len(class_names):
+        raise AuditInputError(f"class_names {list(class_names)} repeat a name; give each class once.")
     label_text = labels.astype(str).to_numpy()
-    unknown = [v for v in np.unique(label_text) if v not in index]
-    if unknown:
+    y = pd.Index(class_names).get_indexer(label_text).astype(np.int32)  # hashed lookup, -1: unknown
+    if (y < 0).any():
+        unknown = sorted(set(label_text[y < 0].tolist()))
         raise AuditInputError(f"target {target!r} has values {unknown} that are not in "
                               f"class_names {list(class_names)}.")
-    y = np.array([index[v] for v in label_text], dtype=np.int32)
     if len(np.unique(y)) < 2:
         raise AuditInputError(f"target {target!r} has a single class ({label_text[0]!r}); "
                               "a classifier needs two or more.")

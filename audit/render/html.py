@@ -38,6 +38,7 @@ SECTION_FIGURES: dict[str, str] = {
     "explanation_stability": "audit.render.figures.certify:explanation_stability_figures",
     "recourse": "audit.render.figures.recourse:report_figures",
     "missing": "audit.render.figures.missing:report_figures",
+    "missing_strategies": "audit.render.figures.missing:comparison_figures",
     "ood": "audit.render.figures.ood:report_figures",
     "drift": "audit.render.figures.ood:drift_figures",
     "adversarial_detection": "audit.render.figures.ood:detection_figures",
