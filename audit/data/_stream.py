@@ -190,7 +190,7 @@ class TabularStream:
             return StreamGroups(attribute, tuple(_fmt(v) for v in levels), "one group per value", levels=levels)
         values = np.asarray(self.sample.sensitive[attribute], np.float64)
         cuts, labels, rule = binning(values, attribute, edges, n_bins, lo=a.lo, hi=a.hi)
-        if edges is None:
+        if edges is None and len(values) < self.n_rows:
             rule = rule.replace("over all rows", f"over a seeded sample of {len(values)} rows")
         return StreamGroups(attribute, labels, rule, cuts=cuts)
 
