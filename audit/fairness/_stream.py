@@ -117,11 +117,9 @@ class FairnessSink:
                     w = self.rng.poisson(1.0, size=(min(step, len(y) - start), B)).astype(np.float64)
                     part = slice(start, start + len(w))
                     for k in self.keys:
-                        block = codes[k][part]
-                        for g in np.unique(block):
-                            rows = np.flatnonzero(block == g)
-                            for c in self.todo:
-                                self.boot[k][c][:, g] += w[rows].T @ stats[c][part][rows]
+                        for c in self.todo:
+                            self.boot[k][c] += _stats.weighted_group_sums(stats[c][part], codes[k][part],
+                                                                          self.size[k], w)
             self.rows += len(y)
         self.seconds += t[0]
 
