@@ -173,3 +173,48 @@ def test_streamed_pipeline_and_config(files, tmp_path):
             AuditConfig.from_dict({"data": {fmt: path, "target": "label", "stream": bad}})
     with pytest.raises(AuditInputError, match="exactly one of"):
         AuditConfig.from_dict({"data": {"csv": path, "parquet": path, "target": "label"}})
+
+
+def _readme_block() -> list[str]:
+    import os
+    import re
+
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    text = open(os.path.join(root, "README.md")).read()
+    part = text[text.index("### Data larger than memory"):]
+    return [line.split("  #")[0].strip() for line in re.search(r"```\n(.*?)```", part, re.S).group(1).splitlines()]
+
+
+def test_readme_stream_commands_name_a_valid_config():
+    import os
+    import shlex
+
+    from audit.cli import build_parser
+    from audit.pipeline import AuditConfig
+
+    make, run_line = _readme_block()
+    assert "credit_big.parquet" in make
+    args = shlex.split(run_line)
+    build_parser().parse_args(args[1:])
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    config = AuditConfig.from_yaml(os.path.join(root, args[2]))
+    assert config.data["stream"] and config.data["parquet"].endswith("credit_big.parquet")
+
+
+@pytest.mark.slow
+def test_readme_stream_commands_as_written(tmp_path):
+    import os
+    import shlex
+    import shutil
+    import subprocess
+    import sys
+
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    shutil.copytree(os.path.join(root, "reports"), tmp_path / "reports", ignore=shutil.ignore_patterns("out", "screenshots"))
+    env = {**os.environ, "PATH": os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", "")}
+    codes = []
+    for line in _readme_block():
+        codes.append(subprocess.run(shlex.split(line), cwd=tmp_path, env=env, capture_output=True, text=True,
+                                    timeout=1800).returncode)
+    assert codes == [0, 1]  # the audit fails its sex rule, as the README says
+    assert (tmp_path / "reports" / "out" / "credit-stream" / "report.html").is_file()
