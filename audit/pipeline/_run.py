@@ -51,7 +51,10 @@ def _streamed(names, registry, model, data, stream, config, progress) -> tuple[d
         _log(f"streaming {stream.n_rows} rows of {stream.path} in chunks of {stream.chunk_rows} "
              f"for {', '.join(sinks)} ...", progress)
         t0 = time.perf_counter()
-        seen = stream.score(model, list(sinks.values()))
+        try:
+            seen = stream.score(model, list(sinks.values()))
+        except AuditInputError as exc:  # a bad chunk midway: every streamed section says why
+            return {}, {}, errors + [(name, str(exc)) for name in sinks], {}
         sample_proba = stream.sample_proba(model)
         for name, sink in sinks.items():
             t1 = time.perf_counter()

@@ -132,6 +132,12 @@ def test_bad_first_chunk_is_one_clear_error(tmp_path):
     df.to_csv(tmp_path / "bad.csv", index=False)
     with pytest.raises(AuditInputError, match=r"rows 0\.\.99.*column 'x2' row 3"):
         open_stream(tmp_path / "bad.csv", chunk_rows=100, **OPTIONS)
+    later = _frame()
+    later["x2"] = later["x2"].astype(object)
+    later.loc[250, "x2"] = "abc"
+    later.to_csv(tmp_path / "later.csv", index=False)
+    with pytest.raises(AuditInputError, match=r"rows 200\.\.299.*column 'x2' row 50"):
+        open_stream(tmp_path / "later.csv", chunk_rows=100, **OPTIONS)
     with pytest.raises(AuditInputError, match="target column"):
         open_stream(tmp_path / "bad.csv", chunk_rows=100, **{**OPTIONS, "target": "nope"})
     (tmp_path / "dup.csv").write_text("a,a,label\n1,2,no\n3,4,yes\n")
