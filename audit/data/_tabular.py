@@ -222,3 +222,21 @@ def from_csv(path: str | os.PathLike, **kwargs) -> Dataset:
         raise AuditInputError(f"cannot read CSV {path!r}: {exc}") from None
     kwargs.setdefault("name", os.path.splitext(os.path.basename(path))[0])
     return from_pandas(df, **kwargs)
+
+
+def from_parquet(path: str | os.PathLike, **kwargs) -> Dataset:
+    """`from_pandas` on a Parquet file read whole; the same keyword arguments (for a file larger than
+    memory, `audit.data.open_stream`)."""
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise AuditInputError(f"Parquet file {path!r} does not exist.")
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        _check_unique(list(pq.read_schema(path).names), f"Parquet {path!r}")
+        df = pq.read_table(path).to_pandas()
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise AuditInputError(f"cannot read Parquet {path!r}: {exc}") from None
+    kwargs.setdefault("name", os.path.splitext(os.path.basename(path))[0])
+    return from_pandas(df, **kwargs)

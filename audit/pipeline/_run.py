@@ -196,15 +196,7 @@ def load_data(config: AuditConfig):
     path, options = _file_options(d)
     if "csv" in d:
         return data_module.from_csv(path, seed=config.seed, **options)
-    import pandas as pd
-
-    from audit.data._tabular import _check_unique
-
-    from audit.data._stream import header
-
-    _check_unique(header(path), f"Parquet {path!r}")  # pandas would rename or drop a duplicated column
-    options.setdefault("name", os.path.splitext(os.path.basename(path))[0])
-    return data_module.from_pandas(pd.read_parquet(path), seed=config.seed, **options)
+    return data_module.from_parquet(path, seed=config.seed, **options)
 
 
 def load_stream(config: AuditConfig):

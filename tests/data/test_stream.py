@@ -125,6 +125,18 @@ def test_poisson_bootstrap_does_not_depend_on_chunks(files):
     assert finite and all(d.ci_low < d.ci_high for d in finite)
 
 
+def test_parquet_in_memory_equals_csv(tmp_path):
+    from audit.data import from_csv, from_parquet
+
+    df = _frame()
+    df.to_csv(tmp_path / "t.csv", index=False)
+    df.to_parquet(tmp_path / "t.parquet")
+    a, b = from_csv(tmp_path / "t.csv", **OPTIONS), from_parquet(tmp_path / "t.parquet", **OPTIONS)
+    np.testing.assert_array_equal(a.X, b.X)
+    np.testing.assert_array_equal(a.y, b.y)
+    assert a.fingerprint() == b.fingerprint()
+
+
 def test_bad_first_chunk_is_one_clear_error(tmp_path):
     df = _frame()
     df["x2"] = df["x2"].astype(object)
