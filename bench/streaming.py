@@ -63,6 +63,40 @@ def _model(sample):
     return Model.from_function(apply, params, input_shape=(sample.X.shape[1],), class_names=("no", "yes"))
 
 
+class _Sampler:
+    """A thread that samples this process's resident set size every `every` seconds (/proc/self/statm),
+    so the bench can show the RSS of the chunked pass levels off instead of climbing."""
+
+    def __init__(self, every: float = 0.2):
+        import threading
+
+        self.samples: list[tuple[float, float]] = []
+        self.every, self.stop = every, threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        page = os.sysconf("SC_PAGE_SIZE")
+        while not self.stop.is_set():
+            with open("/proc/self/statm") as f:
+                self.samples.append((time.perf_counter(), int(f.read().split()[1]) * page / 2**20))
+            self.stop.wait(self.every)
+
+    def __enter__(self) -> "_Sampler":
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop.set()
+        self.thread.join()
+
+    def halves(self) -> tuple[float, float]:
+        """Peak RSS (MB) in the first and the second half of the sampled time."""
+        t = np.array([s[0] for s in self.samples])
+        rss = np.array([s[1] for s in self.samples])
+        mid = (t[0] + t[-1]) / 2
+        return float(rss[t <= mid].max()), float(rss[t > mid].max() if (t > mid).any() else rss.max())
+
+
 def _peak_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
 
@@ -91,7 +125,9 @@ def one(path: str, *, chunk_rows: int, sample_rows: int, boot: int, in_memory: b
     else:
         sinks = [imbalance.ImbalanceSink(model, stream), fairness.FairnessSink(model, stream, n_bootstrap=boot,
                                                                                proxies=False)]
-        stream.score(model, sinks)
+        with _Sampler() as sampler:
+            stream.score(model, sinks)
+        out["pass_rss_first_half_mb"], out["pass_rss_second_half_mb"] = sampler.halves()
         proba = stream.sample_proba(model)
         imb, fair = (s.result(proba) for s in sinks)
     out["audit_s"] = time.perf_counter() - t1
@@ -138,11 +174,14 @@ def main() -> None:
                 print(rows_out[-1], file=sys.stderr, flush=True)
     print(f"\nchunk_rows={args.chunk_rows}, sample_rows={args.sample_rows}, Poisson bootstrap {args.boot} replicates; "
           "imbalance + fairness (sex, age, sex&age)\n")
-    print("| rows | mode | open + sample (s) | audit pass (s) | rows/s | peak RSS (MB) | accuracy | DP diff (sex) |")
-    print("|---|---|---|---|---|---|---|---|")
+    print("| rows | mode | open + sample (s) | audit pass (s) | rows/s | peak RSS (MB) | pass RSS 1st / 2nd half (MB) "
+          "| accuracy | DP diff (sex) |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for r in rows_out:
+        halves = (f"{r['pass_rss_first_half_mb']:.0f} / {r['pass_rss_second_half_mb']:.0f}"
+                  if "pass_rss_first_half_mb" in r else "")
         print(f"| {r['rows']:,} | {r['mode']} | {r['open_s']:.1f} | {r['audit_s']:.1f} | {r['rows_per_s']:,.0f} | "
-              f"{r['peak_rss_mb']:.0f} | {r['accuracy']:.4f} | {r['dp_difference_sex']:.4f} |")
+              f"{r['peak_rss_mb']:.0f} | {halves} | {r['accuracy']:.4f} | {r['dp_difference_sex']:.4f} |")
 
 
 if __name__ == "__main__":
