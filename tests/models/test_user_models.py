@@ -336,8 +336,16 @@ def user_models(credit, user_package):
     return out
 
 
-@pytest.mark.parametrize("kind", ["nnx", "linen"])
-@pytest.mark.parametrize("name", sorted(ANALYZERS))
+def _cases():
+    """Every analyzer on both models; the retraining ones on the Linen model only in the slow run
+    (the NNX case already retrains a non-zoo architecture in the default run)."""
+    for name in sorted(ANALYZERS):
+        for kind in ("nnx", "linen"):
+            slow = kind == "linen" and ANALYZERS[name].retrains
+            yield pytest.param(name, kind, marks=[pytest.mark.slow] if slow else [], id=f"{kind}-{name}")
+
+
+@pytest.mark.parametrize(("name", "kind"), list(_cases()))
 def test_every_analyzer_runs_on_user_models(name, kind, user_models, credit):
     from audit.pipeline._registry import check_settings, run_analyzer
 
