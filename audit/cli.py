@@ -111,6 +111,8 @@ def _run(args: argparse.Namespace) -> int:
             raise AuditInputError(f"{flag} {path} is a folder; give a file name, e.g. {flag} {example}.")
     _compile_cache(args.compile_cache)
     config = AuditConfig.from_yaml(args.config)
+    if args.chunk_rows is not None or args.sample_rows is not None:  # stream the data file (audit.data.open_stream)
+        config = _streaming(config, args.chunk_rows, args.sample_rows)
     report, _, _ = run_config(config, progress=not args.quiet)
     json_path, html_path = _write_outputs(report, args.out or os.path.join("reports", "out", config.name))
     _write_ci_outputs(report, junit=args.junit, summary_md=args.summary_md, card_md=args.card_md)
@@ -120,6 +122,23 @@ def _run(args: argparse.Namespace) -> int:
         _say_incomplete(report)
         return 2
     return 0 if report.passed else 1
+
+
+def _streaming(config, chunk_rows: int | None, sample_rows: int | None):
+    """The config with data.stream set from --chunk-rows / --sample-rows (over the config's own)."""
+    import dataclasses
+
+    from audit.pipeline import AuditConfig
+
+    d = dict(config.data)
+    if "csv" not in d and "parquet" not in d:
+        raise AuditInputError("--chunk-rows / --sample-rows stream a data file: the config's data section "
+                              "must name a 'csv' or 'parquet' file.")
+    stream = dict(d["stream"]) if isinstance(d.get("stream"), dict) else {}
+    stream.update({k: v for k, v in (("chunk_rows", chunk_rows), ("sample_rows", sample_rows)) if v is not None})
+    checked = AuditConfig.from_dict({**config.to_dict(), "data": {**d, "stream": stream}}, source=config.source,
+                                    lines=config.lines, registry=config.registry)
+    return dataclasses.replace(config, data=checked.data)
 
 
 def _say_incomplete(report) -> None:
@@ -299,6 +318,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--summary-md", metavar="MD", help="also write a short Markdown verdict (for a PR comment)")
     p.add_argument("--card-md", metavar="MD", help="also write the model card (the config's card: section and "
                    "the audit's findings) as Markdown")
+    p.add_argument("--chunk-rows", type=int, metavar="N", help="stream the data file N rows at a time (data "
+                   "larger than memory; imbalance and fairness count every row, other sections use a sample)")
+    p.add_argument("--sample-rows", type=int, metavar="N", help="with streaming: rows in the seeded sample that "
+                   "fits the encoding and feeds the per-example sections (default 20000)")
     p.add_argument("--compile-cache", metavar="DIR", help="keep compiled programs here for the next run "
                    "(default $AUDIT_COMPILE_CACHE or ~/.cache/flax-audit/xla; 'off' to disable)")
     p.set_defaults(handler=_run)

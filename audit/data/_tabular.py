@@ -71,30 +71,13 @@ def _levels_in_train(splits: dict[str, np.ndarray], frame: pd.DataFrame,
                                if k != "train"}}
 
 
-def from_pandas(df: pd.DataFrame, *, target: str, sensitive: Sequence[str] = (),
-                categorical: Sequence[str] = (), drop: Sequence[str] = (),
-                include_sensitive: bool = False, class_names: Sequence[str] | None = None,
-                fractions: Sequence[float] = (0.6, 0.2, 0.2), seed: int = 0,
-                name: str = "dataset", encoding: TabularEncoding | None = None,
-                missing: dict | None = None) -> Dataset:
-    """A tabular Dataset from a DataFrame.
-
-    Every column except `target`, `drop` (and `sensitive`, unless `include_sensitive`) becomes a
-    model input: `categorical` ones one-hot, the rest standardised with the training rows'
-    statistics. Sensitive columns are kept per row as group labels for the fairness analysis.
-    A category level missing from the training rows gets one of its rows moved there. Pass the
-    `encoding` of the data a model was trained on to encode new data the same way: levels it
-    never saw become all-zero one-hots, counted in `Dataset.unknown_levels`.
-
-    Missing numeric values are an AuditInputError naming the columns unless `missing` says how
-    the model's pipeline handles them: `{"strategy": "mean" | "median" | "most_frequent" | "knn" |
-    "iterative" | "indicator" | "drop", "indicators": bool}` (plus `n_neighbors`, `max_iter`,
-    `seed` for knn / iterative). The scikit-learn imputer is fitted on the training rows only,
-    stored in the encoding and applied to every split; "indicator" (or `indicators: True`) adds a
-    0/1 input `<column>__missing` per column with missing training values, grouped with its
-    column; "drop" removes incomplete rows. `Dataset.missing_mask` keeps the raw missingness.
-    """
-    missing = check_options(missing)
+def validate_frame(df: pd.DataFrame, *, target: str, sensitive: Sequence[str], categorical: Sequence[str],
+                   drop: Sequence[str], include_sensitive: bool, class_names: Sequence[str] | None,
+                   name: str, missing: dict | None, imputes: bool) -> tuple[pd.DataFrame, np.ndarray, tuple[str, ...], list[str]]:
+    """The checks `from_pandas` makes on a frame (columns, labels, numbers, the missing-value
+    policy), without the two-class check so that one chunk of a larger file may hold one class.
+    `missing` is checked options; `imputes` says an encoding already fills missing values.
+    Returns (frame, class ids, class names, input column names); "drop" removes incomplete rows."""
     if not isinstance(df, pd.DataFrame):
         raise AuditInputError(f"expected a pandas DataFrame, got {type(df).__name__}.")
     if len(df) == 0:
@@ -107,7 +90,7 @@ def from_pandas(df: pd.DataFrame, *, target: str, sensitive: Sequence[str] = (),
     df = df.reset_index(drop=True)
     holes = [str(c) for c in df.columns if c not in {target, *drop} and df[c].isna().any()
              and c not in categorical and c not in sensitive]
-    if holes and missing is None and (encoding is None or encoding.imputation is None):
+    if holes and missing is None and not imputes:
         raise AuditInputError(
             f"{name}: column(s) {holes} have missing values ({', '.join(f'{c}: {int(df[c].isna().sum())} rows, first at row {int(np.flatnonzero(df[c].isna())[0])}' for c in holes)}); "
             "say how the model's pipeline fills them with missing={'strategy': 'mean' | 'median' | "
@@ -139,9 +122,6 @@ def from_pandas(df: pd.DataFrame, *, target: str, sensitive: Sequence[str] = (),
         unknown = sorted(set(label_text[y < 0].tolist()))
         raise AuditInputError(f"target {target!r} has values {unknown} that are not in "
                               f"class_names {list(class_names)}.")
-    if len(np.unique(y)) < 2:
-        raise AuditInputError(f"target {target!r} has a single class ({label_text[0]!r}); "
-                              "a classifier needs two or more.")
     excluded = {target, *drop} | (set() if include_sensitive else set(sensitive))
     inputs = [c for c in df.columns if c not in excluded]
     if not inputs:
@@ -154,12 +134,63 @@ def from_pandas(df: pd.DataFrame, *, target: str, sensitive: Sequence[str] = (),
                 raise AuditInputError(f"categorical column {col!r} row {row} is missing; fill it "
                                       "(e.g. with 'unknown') first.")
         else:
-            _check_numeric(df, col, allow_missing=missing is not None or (
-                encoding is not None and encoding.imputation is not None))
-    frame = df[inputs].copy()
+            _check_numeric(df, col, allow_missing=missing is not None or imputes)
+    return df, y, class_names, inputs
+
+
+def input_frame(df: pd.DataFrame, inputs: Sequence[str], categorical: Sequence[str]) -> pd.DataFrame:
+    """The model's input columns of a validated frame, numeric ones as numbers."""
+    frame = df[list(inputs)].copy()
     for col in inputs:
         if col not in categorical:
             frame[col] = pd.to_numeric(frame[col])
+    return frame
+
+
+def sensitive_values(df: pd.DataFrame, sensitive: Sequence[str]) -> dict[str, np.ndarray]:
+    """Group labels per sensitive column: numbers kept as numbers, anything else as text."""
+    groups = {}
+    for col in sensitive:
+        if df[col].isna().any():
+            raise AuditInputError(f"sensitive column {col!r} row {int(np.flatnonzero(df[col].isna())[0])} "
+                                  "is missing; label it (e.g. 'unknown') first.")
+        values = df[col].to_numpy()
+        groups[col] = values if values.dtype.kind in "iuf" else values.astype(str)
+    return groups
+
+
+def from_pandas(df: pd.DataFrame, *, target: str, sensitive: Sequence[str] = (),
+                categorical: Sequence[str] = (), drop: Sequence[str] = (),
+                include_sensitive: bool = False, class_names: Sequence[str] | None = None,
+                fractions: Sequence[float] = (0.6, 0.2, 0.2), seed: int = 0,
+                name: str = "dataset", encoding: TabularEncoding | None = None,
+                missing: dict | None = None) -> Dataset:
+    """A tabular Dataset from a DataFrame.
+
+    Every column except `target`, `drop` (and `sensitive`, unless `include_sensitive`) becomes a
+    model input: `categorical` ones one-hot, the rest standardised with the training rows'
+    statistics. Sensitive columns are kept per row as group labels for the fairness analysis.
+    A category level missing from the training rows gets one of its rows moved there. Pass the
+    `encoding` of the data a model was trained on to encode new data the same way: levels it
+    never saw become all-zero one-hots, counted in `Dataset.unknown_levels`.
+
+    Missing numeric values are an AuditInputError naming the columns unless `missing` says how
+    the model's pipeline handles them: `{"strategy": "mean" | "median" | "most_frequent" | "knn" |
+    "iterative" | "indicator" | "drop", "indicators": bool}` (plus `n_neighbors`, `max_iter`,
+    `seed` for knn / iterative). The scikit-learn imputer is fitted on the training rows only,
+    stored in the encoding and applied to every split; "indicator" (or `indicators: True`) adds a
+    0/1 input `<column>__missing` per column with missing training values, grouped with its
+    column; "drop" removes incomplete rows. `Dataset.missing_mask` keeps the raw missingness.
+    """
+    missing = check_options(missing)
+    df, y, class_names, inputs = validate_frame(
+        df, target=target, sensitive=sensitive, categorical=categorical, drop=drop,
+        include_sensitive=include_sensitive, class_names=class_names, name=name, missing=missing,
+        imputes=encoding is not None and encoding.imputation is not None)
+    if len(np.unique(y)) < 2:
+        raise AuditInputError(f"target {target!r} has a single class ({class_names[int(y[0])]!r}); "
+                              "a classifier needs two or more.")
+    frame = input_frame(df, inputs, categorical)
     if encoding is None:
         splits = _levels_in_train(stratified_split(y, fractions=fractions, seed=seed), frame, categorical)
         encoding = TabularEncoding.fit(frame.iloc[splits["train"]], categorical=list(categorical), missing=missing)
@@ -169,13 +200,7 @@ def from_pandas(df: pd.DataFrame, *, target: str, sensitive: Sequence[str] = (),
                                   f"the data's inputs are {inputs}.")
         splits = stratified_split(y, fractions=fractions, seed=seed)
     raw = encoding.raw_matrix(frame.astype({c: str for c in inputs if c in categorical}))
-    groups = {}
-    for col in sensitive:
-        if df[col].isna().any():
-            raise AuditInputError(f"sensitive column {col!r} row {int(np.flatnonzero(df[col].isna())[0])} "
-                                  "is missing; label it (e.g. 'unknown') first.")
-        values = df[col].to_numpy()
-        groups[col] = values if values.dtype.kind in "iuf" else values.astype(str)
+    groups = sensitive_values(df, sensitive)
     mask = np.isnan(raw)
     return Dataset(X=encoding.encode(raw), y=y, feature_names=encoding.input_names,
                    class_names=class_names, kind="tabular", sensitive=groups, splits=splits,
@@ -198,5 +223,23 @@ def from_csv(path: str | os.PathLike, **kwargs) -> Dataset:
         df = pd.read_csv(path)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
         raise AuditInputError(f"cannot read CSV {path!r}: {exc}") from None
+    kwargs.setdefault("name", os.path.splitext(os.path.basename(path))[0])
+    return from_pandas(df, **kwargs)
+
+
+def from_parquet(path: str | os.PathLike, **kwargs) -> Dataset:
+    """`from_pandas` on a Parquet file read whole; the same keyword arguments (for a file larger than
+    memory, `audit.data.open_stream`)."""
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise AuditInputError(f"Parquet file {path!r} does not exist.")
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        _check_unique(list(pq.read_schema(path).names), f"Parquet {path!r}")
+        df = pq.read_table(path).to_pandas()
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise AuditInputError(f"cannot read Parquet {path!r}: {exc}") from None
     kwargs.setdefault("name", os.path.splitext(os.path.basename(path))[0])
     return from_pandas(df, **kwargs)

@@ -21,7 +21,10 @@ from audit.pipeline._schema import check_policy, check_values
 
 _TOP = {"name", "seed", "data", "model", "analyzers", "policy", "card"}
 _DATA_BUNDLED = {"dataset", "options"}
-_DATA_CSV = {"csv", "target", "sensitive", "categorical", "drop", "include_sensitive", "class_names", "missing"}
+_DATA_CSV = {"csv", "target", "sensitive", "categorical", "drop", "include_sensitive", "class_names", "missing",
+             "stream"}
+_DATA_FILE = ("csv", "parquet")  # a table file: the same keys for either
+_STREAM = {"chunk_rows", "sample_rows"}
 _MODEL = {"path", "train"} | _factory.CONFIG_KEYS
 def _positive_int(v: Any) -> bool:
     return isinstance(v, int) and not isinstance(v, bool) and v >= 1
@@ -175,7 +178,7 @@ class AuditConfig:
 
 
 # Keys that hold file or folder paths, per config section.
-_PATHS = {"data": ("csv",), "model": ("path", "checkpoint", "python_path")}
+_PATHS = {"data": ("csv", "parquet"), "model": ("path", "checkpoint", "python_path")}
 
 
 def _resolve(section: Mapping[str, Any], keys: tuple[str, ...], base: str) -> dict[str, Any]:
@@ -189,6 +192,18 @@ def _resolve(section: Mapping[str, Any], keys: tuple[str, ...], base: str) -> di
     return out
 
 
+def _check_stream(stream: Any, where: _Where) -> None:
+    """data.stream: {chunk_rows, sample_rows} (positive integers; either may be left to its default),
+    or true for both defaults: audit the file chunk by chunk (audit.data.open_stream)."""
+    if stream is True:
+        return
+    stream = _mapping(stream, where, "data", "stream")
+    _known(stream, _STREAM, where, "data", "stream")
+    for key, value in stream.items():
+        if not _positive_int(value):
+            raise AuditInputError(f"{where('data', 'stream', key)} must be a positive integer, got {value!r}.")
+
+
 def validate(d: Mapping[str, Any], where: _Where, registry: Registry | None = None) -> None:
     """Check a config mapping; raises AuditInputError naming the first bad key."""
     _known(d, _TOP, where)
@@ -198,11 +213,16 @@ def validate(d: Mapping[str, Any], where: _Where, registry: Registry | None = No
         raise AuditInputError(f"{where('name')} must be a string.")
     data = _mapping(d.get("data"), where, "data")
     if data:
-        if ("dataset" in data) == ("csv" in data):
-            raise AuditInputError(f"{where('data')} needs exactly one of 'dataset' (a bundled name) or 'csv' (a path).")
-        _known(data, _DATA_BUNDLED if "dataset" in data else _DATA_CSV, where, "data")
-        if "csv" in data and "target" not in data:
-            raise AuditInputError(f"{where('data')} with 'csv' needs 'target' (the label column).")
+        sources = [k for k in ("dataset", *_DATA_FILE) if k in data]
+        if len(sources) != 1:
+            raise AuditInputError(f"{where('data')} needs exactly one of 'dataset' (a bundled name), 'csv' or "
+                                  "'parquet' (a path).")
+        file_keys = _DATA_CSV - {"csv"} | {sources[0]}
+        _known(data, _DATA_BUNDLED if "dataset" in data else file_keys, where, "data")
+        if sources[0] in _DATA_FILE and "target" not in data:
+            raise AuditInputError(f"{where('data')} with {sources[0]!r} needs 'target' (the label column).")
+        if "stream" in data:
+            _check_stream(data["stream"], where)
         if "options" in data:
             _mapping(data["options"], where, "data", "options")
         if "missing" in data:
