@@ -39,6 +39,7 @@ SECTION_FIGURES: dict[str, str] = {
 SECTION_TABLES: dict[str, str] = {
     "recourse": "audit.render.figures.recourse:example_tables",
     "slices": "audit.render.figures.slices:cohort_tables",
+    "robustness": "audit.render.figures.robustness:report_tables",
 }
 
 
