@@ -193,6 +193,22 @@ def test_model_save_orbax_round_trip_opens_in_orbax(tmp_path, credit):
         model.save(tmp_path / "x", format="pickle")
 
 
+def test_model_load_rebuilds_a_factory_model_when_allowed(tmp_path, credit, user_package):
+    """A checkpoint of a factory model loads without like= when the caller allows the manifest's
+    factory to be imported (Linen with batch stats, NNX); without that, one error says what to pass."""
+    common = dict(input_shape=credit.input_shape, class_names=credit.class_names, python_path=[user_package])
+    for factory, fmt in (("user_factories:linen", "msgpack"), ("user_factories:nnx_residual", "orbax")):
+        model = from_factory(factory, seed=5, **common)
+        model = model.replace(params=jax.tree_util.tree_map(lambda v: v + 0.01, model.params))  # not the init
+        path = model.save(tmp_path / f"{fmt}-{factory.split(':')[1]}", format=fmt)
+        with pytest.raises(AuditInputError, match=r"allow_factory=True.*like=model.*factory: 'user_factories"):
+            Model.load(path)
+        back = Model.load(path, allow_factory=True)
+        assert back.fingerprint() == model.fingerprint() and back.architecture["factory"] == factory
+        np.testing.assert_allclose(back.logits(credit.test.X[:8]), model.logits(credit.test.X[:8]), atol=1e-6)
+        assert Model.load(path, like=model).fingerprint() == model.fingerprint()  # like= still works
+
+
 # ---- configs -------------------------------------------------------------------------------
 def test_config_factory_paths_relative_to_the_config(tmp_path, credit, user_package):
     import shutil
