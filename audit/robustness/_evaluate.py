@@ -251,6 +251,9 @@ def evaluate(model, data, *, norm: str = "linf", eps: Sequence[float] | None = N
     `min_perturbation_n` examples, 0 to skip), mean-imputation of the top-k important raw
     columns (tabular; ranked by mean |gradient x input| unless `importance` names a ranking),
     a few adversarial examples per eps, and the sanity checks of `_sanity` as findings.
+    With "autoattack" among the attacks, the report keeps each of its stages' share of the broken
+    rows per eps (`autoattack_share`); with "cw" (L2), C&W runs once and its closest adversarial
+    per row gives both its robust accuracy at every eps and its distances (`cw_distance`).
     """
     differentiable = bool(model.differentiable)
     attacks = default_attacks(model, norm) if attacks is None else tuple(attacks)
