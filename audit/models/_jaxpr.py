@@ -84,21 +84,22 @@ class Box:
     """An interval [lo, hi] with an optional affine tag: value = fn(anchor) for the box `anchor`;
     `head = (W, b)` when that map is exactly one dense layer, value = anchor @ W + b."""
 
-    __slots__ = ("lo", "hi", "anchor", "fn", "head")
+    __slots__ = ("lo", "hi", "anchor", "fn", "head", "centre", "radius")
 
     def __init__(self, lo, hi, anchor: "Box | None" = None, fn: Callable | None = None, head=None):
         self.lo, self.hi = lo, hi
         if anchor is None:  # a new anchor: itself
             anchor, fn = self, (lambda a: a)
         self.anchor, self.fn, self.head = anchor, fn, head
+        self.centre = self.radius = None  # set when the box was made as centre +- radius
 
     @property
     def mid(self):
-        return (self.lo + self.hi) / 2
+        return (self.lo + self.hi) / 2 if self.centre is None else self.centre
 
     @property
     def rad(self):
-        return (self.hi - self.lo) / 2
+        return (self.hi - self.lo) / 2 if self.radius is None else self.radius
 
 
 def _boxes(values) -> list[int]:
@@ -128,6 +129,7 @@ def _affine_linear(eqn, values):
     centre = bind(eqn, [box.mid if k == i else v for k, v in enumerate(values)])
     radius = bind(eqn, [box.rad if k == i else jnp.abs(v) for k, v in enumerate(values)])
     out = _tagged(eqn, values, centre - radius, centre + radius)
+    out.centre, out.radius = centre, radius
     if (eqn.primitive.name == "dot_general" and i == 0 and box.anchor is box and box.lo.ndim == 2
             and jnp.ndim(values[1]) == 2 and eqn.params["dimension_numbers"] == (((1,), (0,)), ((), ()))):
         out.head = (values[1], jnp.zeros((), centre.dtype))  # a dense layer on a non-affine box
@@ -135,9 +137,18 @@ def _affine_linear(eqn, values):
 
 
 def _add(eqn, values):
-    lo = bind(eqn, [v.lo if isinstance(v, Box) else v for v in values])
-    hi = bind(eqn, [v.hi if isinstance(v, Box) else v for v in values])
-    out = _tagged(eqn, values, lo, hi)
+    boxes = _boxes(values)
+    if eqn.primitive.name == "add" and len(boxes) == 1 and values[boxes[0]].centre is not None:
+        # an affine layer's bias: shift its centre once (as the layer walk does) rather than both
+        # ends, so the broadcast bias has one consumer and XLA fuses it instead of materialising it
+        box = values[boxes[0]]
+        centre = bind(eqn, [box.centre if isinstance(v, Box) else v for v in values])
+        out = _tagged(eqn, values, centre - box.radius, centre + box.radius)
+        out.centre, out.radius = centre, box.radius
+    else:
+        lo = bind(eqn, [v.lo if isinstance(v, Box) else v for v in values])
+        hi = bind(eqn, [v.hi if isinstance(v, Box) else v for v in values])
+        out = _tagged(eqn, values, lo, hi)
     if eqn.primitive.name in ("add", "add_any") and len(values) == 2 and len(_boxes(values)) == 1:
         box = values[_boxes(values)[0]]
         if box.head is not None:  # a bias: either order
