@@ -23,6 +23,7 @@ from flax import serialization
 from audit._versions import library_versions
 from audit.errors import AuditInputError
 from audit.models import zoo
+from audit.models._build import build
 
 # `Model` in annotations is audit.models.Model: Model calls this module and passes its class in,
 # so this module never imports it (no circle, not even for type checkers).
@@ -126,24 +127,36 @@ def _read_manifest(directory: str) -> dict[str, Any]:
     return manifest
 
 
-def _template(manifest: dict[str, Any], like: Model | None, directory: str, model_cls: type[Model]) -> Model:
+def _template(manifest: dict[str, Any], like: Model | None, directory: str, model_cls: type[Model],
+              allow_factory: bool = False) -> Model:
+    """The Model whose parameters the checkpoint fills: `like`, the zoo architecture, or (only when
+    the caller allows importing user code) the factory the manifest records, rebuilt."""
     if like is not None:
         return like
     arch = manifest.get("architecture")
-    if not arch or "factory" in arch:
-        named = f" built by the factory {arch['factory']!r}" if arch else ""
-        raise AuditInputError(f"checkpoint {directory!r} holds a custom model{named}; load it with "
-                              "Model.load(path, like=model) where `model` has the same structure, or name it "
-                              "in a config (model: {factory: ..., checkpoint: ...}).")
-    return zoo.rebuild(arch, model_cls=model_cls, input_shape=manifest["input_shape"],
-                       class_names=manifest["class_names"])
+    if not arch:
+        raise AuditInputError(f"checkpoint {directory!r} holds a custom model without a recorded architecture; "
+                              "load it with Model.load(path, like=model) where `model` has the same structure.")
+    if "factory" not in arch:
+        return zoo.rebuild(arch, model_cls=model_cls, input_shape=manifest["input_shape"],
+                           class_names=manifest["class_names"])
+    if not allow_factory:  # the config rule: importing user code is the caller's explicit choice
+        raise AuditInputError(
+            f"checkpoint {directory!r} holds a model built by the factory {arch['factory']!r}; rebuilding it "
+            "imports and runs that code. Pass Model.load(path, allow_factory=True) to allow it (or "
+            "like=model, a Model of the same structure), or name it in a config: model: {factory: "
+            f"{arch['factory']!r}, checkpoint: {directory!r}}}.")
+    return build(arch, model_cls=model_cls, input_shape=tuple(manifest["input_shape"]),
+                 class_names=tuple(manifest["class_names"]))
 
 
-def load(directory: str | os.PathLike, *, model_cls: type[Model], like: Model | None = None) -> Model:
+def load(directory: str | os.PathLike, *, model_cls: type[Model], like: Model | None = None,
+         allow_factory: bool = False) -> Model:
     """Read a checkpoint written by `save`, verifying its checksum and parameter shapes.
 
-    Zoo models are rebuilt from the manifest; for other models pass `like`, a Model with the
-    same apply function and parameter structure (its values are replaced).
+    Zoo models are rebuilt from the manifest, factory models too when `allow_factory` (it imports
+    the user's code); otherwise pass `like`, a Model with the same apply function and parameter
+    structure (its values are replaced).
     """
     directory = os.fspath(directory)
     manifest = _read_manifest(directory)
@@ -161,7 +174,7 @@ def load(directory: str | os.PathLike, *, model_cls: type[Model], like: Model | 
         flat = serialization.msgpack_restore(payload)
     except Exception as exc:  # msgpack raises several unrelated types on bad bytes
         raise AuditInputError(f"checkpoint {directory!r}: cannot decode parameters ({exc}).") from None
-    template = _template(manifest, like, directory, model_cls)
+    template = _template(manifest, like, directory, model_cls, allow_factory)
     leaves_with_path, treedef = jax.tree_util.tree_flatten_with_path(template.params)
     leaves = []
     for key_path, leaf in leaves_with_path:

@@ -12,7 +12,9 @@ primitives map both ends; structural ones (reshape, transpose, slicing) move bot
 Linen, NNX or plain-JAX model built from the primitives in `INTERVAL_RULES` gets sound bounds; an
 unsupported primitive is an `AuditInputError` naming it. Every box also remembers the last
 non-affine box it is an affine function of, so the margin z_y - z_j is bounded through the whole
-affine tail of the network at once (the "elision of the last layer", generalised).
+affine tail of the network at once (the "elision of the last layer", generalised). When that tail
+is one dense layer (`anchor @ W + b`, the usual classifier head), the margin's coefficients are
+the weight differences w_y - w_j themselves, read off W, instead of one pullback per class.
 """
 
 from __future__ import annotations
@@ -79,23 +81,25 @@ _ANCHORS = itertools.count()
 
 
 class Box:
-    """An interval [lo, hi] with an optional affine tag: value = fn(anchor) for the box `anchor`."""
+    """An interval [lo, hi] with an optional affine tag: value = fn(anchor) for the box `anchor`;
+    `head = (W, b)` when that map is exactly one dense layer, value = anchor @ W + b."""
 
-    __slots__ = ("lo", "hi", "anchor", "fn")
+    __slots__ = ("lo", "hi", "anchor", "fn", "head", "centre", "radius")
 
-    def __init__(self, lo, hi, anchor: "Box | None" = None, fn: Callable | None = None):
+    def __init__(self, lo, hi, anchor: "Box | None" = None, fn: Callable | None = None, head=None):
         self.lo, self.hi = lo, hi
         if anchor is None:  # a new anchor: itself
             anchor, fn = self, (lambda a: a)
-        self.anchor, self.fn = anchor, fn
+        self.anchor, self.fn, self.head = anchor, fn, head
+        self.centre = self.radius = None  # set when the box was made as centre +- radius
 
     @property
     def mid(self):
-        return (self.lo + self.hi) / 2
+        return (self.lo + self.hi) / 2 if self.centre is None else self.centre
 
     @property
     def rad(self):
-        return (self.hi - self.lo) / 2
+        return (self.hi - self.lo) / 2 if self.radius is None else self.radius
 
 
 def _boxes(values) -> list[int]:
@@ -124,13 +128,32 @@ def _affine_linear(eqn, values):
     box = values[i]
     centre = bind(eqn, [box.mid if k == i else v for k, v in enumerate(values)])
     radius = bind(eqn, [box.rad if k == i else jnp.abs(v) for k, v in enumerate(values)])
-    return _tagged(eqn, values, centre - radius, centre + radius)
+    out = _tagged(eqn, values, centre - radius, centre + radius)
+    out.centre, out.radius = centre, radius
+    if (eqn.primitive.name == "dot_general" and i == 0 and box.anchor is box and box.lo.ndim == 2
+            and jnp.ndim(values[1]) == 2 and eqn.params["dimension_numbers"] == (((1,), (0,)), ((), ()))):
+        out.head = (values[1], jnp.zeros((), centre.dtype))  # a dense layer on a non-affine box
+    return out
 
 
 def _add(eqn, values):
-    lo = bind(eqn, [v.lo if isinstance(v, Box) else v for v in values])
-    hi = bind(eqn, [v.hi if isinstance(v, Box) else v for v in values])
-    return _tagged(eqn, values, lo, hi)
+    boxes = _boxes(values)
+    if eqn.primitive.name == "add" and len(boxes) == 1 and values[boxes[0]].centre is not None:
+        # an affine layer's bias: shift its centre once (as the layer walk does) rather than both
+        # ends, so the broadcast bias has one consumer and XLA fuses it instead of materialising it
+        box = values[boxes[0]]
+        centre = bind(eqn, [box.centre if isinstance(v, Box) else v for v in values])
+        out = _tagged(eqn, values, centre - box.radius, centre + box.radius)
+        out.centre, out.radius = centre, box.radius
+    else:
+        lo = bind(eqn, [v.lo if isinstance(v, Box) else v for v in values])
+        hi = bind(eqn, [v.hi if isinstance(v, Box) else v for v in values])
+        out = _tagged(eqn, values, lo, hi)
+    if eqn.primitive.name in ("add", "add_any") and len(values) == 2 and len(_boxes(values)) == 1:
+        box = values[_boxes(values)[0]]
+        if box.head is not None:  # a bias: either order
+            out.head = (box.head[0], box.head[1] + values[1 - _boxes(values)[0]])
+    return out
 
 
 def _sub(eqn, values):
@@ -138,7 +161,10 @@ def _sub(eqn, values):
     if isinstance(b, Box):
         alo, ahi = (a.lo, a.hi) if isinstance(a, Box) else (a, a)
         return _tagged(eqn, values, alo - b.hi, ahi - b.lo)
-    return _tagged(eqn, values, a.lo - b, a.hi - b)
+    out = _tagged(eqn, values, a.lo - b, a.hi - b)
+    if a.head is not None:  # a head minus a constant
+        out.head = (a.head[0], a.head[1] - b)
+    return out
 
 
 def _neg(eqn, values):
@@ -305,6 +331,13 @@ def margin_lower_bound(apply, params, lower, upper, y):
     k = out.lo.shape[-1]
     onehot = jax.nn.one_hot(y, k, dtype=out.lo.dtype)
     anchor = out.anchor
+    if out.head is not None and out.lo.ndim == 2:  # one dense layer: its weight differences w_y - w_j
+        w, b = out.head
+        b = jnp.broadcast_to(b, out.lo.shape)
+        diff = w[:, y].T[:, :, None] - w[None]  # (n, features, classes)
+        low = jnp.einsum("nf,nfk->nk", anchor.mid, diff) - jnp.einsum("nf,nfk->nk", anchor.rad, jnp.abs(diff))
+        low = low + (jnp.take_along_axis(b, y[:, None], axis=1) - b)
+        return jnp.min(jnp.where(onehot.astype(bool), jnp.inf, low), axis=1)
     centre, pullback = jax.vjp(out.fn, anchor.mid)
     # for each class j: coefficients of z_y - z_j on the anchor, through the affine tail
     coeffs = jax.vmap(lambda j: pullback(onehot - jax.nn.one_hot(jnp.full_like(y, j), k, dtype=onehot.dtype))[0])(

@@ -181,14 +181,16 @@ class Model:
         return (_orbax.save if format == "orbax" else _checkpoint.save)(self, directory)
 
     @classmethod
-    def load(cls, directory, *, like: "Model | None" = None) -> "Model":
-        """Read a checkpoint (either format); zoo models rebuild themselves, others need `like`
-        (same structure)."""
+    def load(cls, directory, *, like: "Model | None" = None, allow_factory: bool = False) -> "Model":
+        """Read a checkpoint (either format). Zoo models rebuild themselves; a model built by a
+        factory is rebuilt from the factory its manifest records when `allow_factory=True` (that
+        imports and runs the user's code, so it is the caller's explicit choice, as naming a
+        factory in a config is); otherwise pass `like` (a Model of the same structure)."""
         from audit.models import _checkpoint, _orbax
 
         if _orbax.is_orbax_checkpoint(directory):
-            return _orbax.load(directory, model_cls=cls, like=like)
-        return _checkpoint.load(directory, model_cls=cls, like=like)
+            return _orbax.load(directory, model_cls=cls, like=like, allow_factory=allow_factory)
+        return _checkpoint.load(directory, model_cls=cls, like=like, allow_factory=allow_factory)
 
     # ---- misc --------------------------------------------------------------------------
     def replace(self, **changes) -> "Model":

@@ -209,13 +209,13 @@ def _checkpoint_manifest(path: str) -> dict[str, Any]:
     return _checkpoint._read_manifest(path)
 
 
-def load(directory: str | os.PathLike, *, model_cls, like=None):
+def load(directory: str | os.PathLike, *, model_cls, like=None, allow_factory: bool = False):
     """`Model.load` for a checkpoint written with format="orbax"."""
     from audit.models import _checkpoint
 
     directory = os.fspath(directory)
     manifest = _checkpoint._read_manifest(directory)
-    template = _checkpoint._template(manifest, like, directory, model_cls)
+    template = _checkpoint._template(manifest, like, directory, model_cls, allow_factory)
     params = fill(template.params, restore(os.path.join(directory, manifest["params"]["dir"])), source=directory)
     return template.replace(params=params, input_shape=tuple(manifest["input_shape"]),
                             class_names=tuple(manifest["class_names"]), metadata=manifest.get("metadata") or {},

@@ -52,6 +52,7 @@ SECTION_TABLES: dict[str, str] = {
     "fairness": "audit.render.figures.fairness:group_tables",
     "recourse": "audit.render.figures.recourse:example_tables",
     "slices": "audit.render.figures.slices:cohort_tables",
+    "robustness": "audit.render.figures.robustness:report_tables",
 }
 
 

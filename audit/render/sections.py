@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 from matplotlib.figure import Figure
 
 from audit.render.figures import interactions as interaction_figures
@@ -20,8 +21,9 @@ def robustness_figures(report) -> list[tuple[str, Figure]]:
     for attribute in report.attributes:
         figures.append((f"Robust accuracy per {attribute} group: is one group easier to fool?",
                         rfig.robust_accuracy_curves(report, by="group", attribute=attribute)))
-    if report.min_found.any():
-        figures.append(("Distance from each example to its nearest adversarial example found.",
+    if report.min_found.any() or np.isfinite(report.cw_distance).any():
+        figures.append(("Distance from each example to its nearest adversarial example found (PGD bisection"
+                        + (", and C&W L2 as an outline" if report.cw_distance.size else "") + ").",
                         rfig.min_perturbation_histogram(report)))
     if report.examples:
         figures.append(("Adversarial examples: original, perturbation, adversarial, with both predictions.",

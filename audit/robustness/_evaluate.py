@@ -21,7 +21,7 @@ from audit.robustness._domain import Domain, check_domain, check_eps, domain_for
 from audit.robustness._minimal import minimal_perturbation
 from audit.robustness._noise import noise
 from audit.robustness._pgd import pgd
-from audit.robustness._registry import ATTACKS
+from audit.robustness._registry import ATTACKS, project_closest
 from audit.robustness._report import AdversarialExample, Curve, RobustnessReport
 
 DEFAULT_EPS = {
@@ -153,7 +153,10 @@ class Attacked:
     """The attack stage on the sampled rows: `correct[attack][j, i]` is True when row i is
     classified correctly and survives `attack` at `grid[j]`; `worst` when it survives every
     attack (the worst case per example, as AutoAttack); `adversarial[j, i]` the first successful
-    adversarial input (the clean input where none succeeded) and `by[j, i]` its attack ("")."""
+    adversarial input (the clean input where none succeeded) and `by[j, i]` its attack ("").
+    `stage[attack][j, i]`: for an ensemble (AutoAttack), the index into its spec's `stages` of the
+    stage that broke row i first at `grid[j]` (-1: none). `distance[attack][i]`: for a
+    minimal-perturbation attack (C&W), row i's distance to its closest adversarial (inf: none)."""
 
     proba: np.ndarray
     clean: np.ndarray
@@ -161,21 +164,32 @@ class Attacked:
     worst: np.ndarray
     adversarial: np.ndarray
     by: np.ndarray
+    stage: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)
+    distance: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)
 
 
 def run_attacks(model, x: np.ndarray, y: np.ndarray, *, grid: np.ndarray, attacks: Sequence[str], norm: str,
                 domain: Domain, settings: dict[str, int], batch: int, key) -> Attacked:
-    """Every attack at every eps of `grid` on the rows `x`, `y` (batched to `batch` rows)."""
+    """Every attack at every eps of `grid` on the rows `x`, `y` (batched to `batch` rows).
+
+    A minimal-perturbation attack (a spec with `minimal`, C&W) runs once for the whole grid: its
+    closest adversarials are projected into each eps ball, exactly what its per-eps `run` gives.
+    """
     proba = model.predict_proba(x)
     clean = proba.argmax(axis=1) == y
     m = len(x)
 
-    def attack_all(name, e, k):
-        spec = ATTACKS[name]
-        fn = lambda xb, yb, kb: spec.run(model.apply, model.params, xb, yb, eps=float(e), norm=norm,
-                                         domain=domain, key=kb, settings=settings)
+    def batched(run, k, **kw):
+        fn = lambda xb, yb, kb: run(model.apply, model.params, xb, yb, norm=norm, domain=domain, key=kb,
+                                    settings=settings, **kw)
         return _batched(fn, x, y, batch, k)
 
+    closest, distance, stage = {}, {}, {}
+    for ai, a in enumerate(attacks):
+        if ATTACKS[a].minimal is not None:
+            closest[a], distance[a] = batched(ATTACKS[a].minimal, jax.random.fold_in(key, 900_000 + ai))
+        if ATTACKS[a].run_staged is not None:
+            stage[a] = np.full((len(grid), m), -1, np.int32)
     correct = {a: np.empty((len(grid), m), bool) for a in attacks}
     adversarial = np.repeat(x[None], len(grid), axis=0)
     by = np.full((len(grid), m), "", dtype=object)
@@ -184,14 +198,22 @@ def run_attacks(model, x: np.ndarray, y: np.ndarray, *, grid: np.ndarray, attack
             if e == 0:
                 correct[a][j] = clean
                 continue
-            adv = attack_all(a, e, jax.random.fold_in(key, 1000 * j + ai))
+            k = jax.random.fold_in(key, 1000 * j + ai)
+            if a in closest:
+                adv = np.asarray(padded_batches(lambda xb, cb: project_closest(xb, cb, float(e), domain),
+                                                [x, closest[a]], batch))
+            elif a in stage:
+                adv, stage[a][j] = batched(ATTACKS[a].run_staged, k, eps=float(e))
+            else:
+                adv = batched(ATTACKS[a].run, k, eps=float(e))
             ok = clean & (model.predict(adv) == y)
             correct[a][j] = ok
             new = ~ok & clean & (by[j] == "")
             adversarial[j][new] = adv[new]
             by[j][new] = a
     worst = np.logical_and.reduce([correct[a] for a in attacks])
-    return Attacked(proba=proba, clean=clean, correct=correct, worst=worst, adversarial=adversarial, by=by)
+    return Attacked(proba=proba, clean=clean, correct=correct, worst=worst, adversarial=adversarial, by=by,
+                    stage=stage, distance=distance)
 
 
 def domain_and_grid(data, *, domain, eps, norm: str, allow_categorical: bool, allow_sensitive: bool,
@@ -229,6 +251,9 @@ def evaluate(model, data, *, norm: str = "linf", eps: Sequence[float] | None = N
     `min_perturbation_n` examples, 0 to skip), mean-imputation of the top-k important raw
     columns (tabular; ranked by mean |gradient x input| unless `importance` names a ranking),
     a few adversarial examples per eps, and the sanity checks of `_sanity` as findings.
+    With "autoattack" among the attacks, the report keeps each of its stages' share of the broken
+    rows per eps (`autoattack_share`); with "cw" (L2), C&W runs once and its closest adversarial
+    per row gives both its robust accuracy at every eps and its distances (`cw_distance`).
     """
     differentiable = bool(model.differentiable)
     attacks = default_attacks(model, norm) if attacks is None else tuple(attacks)
@@ -347,7 +372,28 @@ def evaluate(model, data, *, norm: str = "linf", eps: Sequence[float] | None = N
         curves=tuple(curves), min_distance=np.asarray(dist, np.float64), min_found=np.asarray(found, bool),
         min_eps_max=float(eps_max), imputation=imputation, importance=tuple(ranking), examples=tuple(examples),
         kind=data.kind, input_shape=tuple(data.input_shape), feature_names=tuple(data.feature_names),
-        class_names=tuple(data.class_names), checks=checks, findings=tuple(findings), provenance=provenance)
+        class_names=tuple(data.class_names), checks=checks, findings=tuple(findings), provenance=provenance,
+        autoattack_share=_stage_shares(hit, clean, norm), cw_distance=_cw_distance(hit), labels=np.asarray(y, np.int64))
+
+
+def _stage_shares(hit: Attacked, clean: np.ndarray, norm: str) -> dict[str, np.ndarray]:
+    """AutoAttack's per-stage shares over the grid: of the correctly classified rows, the share
+    each stage broke first (0 at eps 0); they add up to AutoAttack's attack success rate. Square
+    runs for L-inf only (as in `autoattack`)."""
+    if "autoattack" not in hit.stage:
+        return {}
+    codes, total = hit.stage["autoattack"], max(int(clean.sum()), 1)
+    stages = ATTACKS["autoattack"].stages
+    return {s: ((codes == i) & clean).sum(axis=1) / total for i, s in enumerate(stages)
+            if s != "square" or norm == "linf"}
+
+
+def _cw_distance(hit: Attacked) -> np.ndarray:
+    """C&W's L2 distance per sampled row (0: already misclassified; NaN: no adversarial found)."""
+    d = hit.distance.get("cw")
+    if d is None:
+        return np.zeros(0)
+    return np.where(np.isfinite(d), d, np.nan).astype(np.float64)
 
 
 def _checks(model, x, y, clean, grid, correct, baselines, attacks, domain, norm, width, settings, batch,

@@ -6,9 +6,10 @@ import dataclasses
 from typing import Any, Callable, Mapping
 
 import jax.numpy as jnp
+import numpy as np
 
 from audit.robustness._apgd import apgd
-from audit.robustness._autoattack import autoattack
+from audit.robustness._autoattack import STAGES, autoattack
 from audit.robustness._cw import cw_l2
 from audit.robustness._domain import broadcast_eps, project
 from audit.robustness._pgd import fgsm, pgd
@@ -17,7 +18,14 @@ from audit.robustness._square import square
 
 @dataclasses.dataclass(frozen=True)
 class AttackSpec:
-    """`run(apply_fn, params, x, y, *, eps, norm, domain, key, settings) -> x_adv`."""
+    """`run(apply_fn, params, x, y, *, eps, norm, domain, key, settings) -> x_adv`.
+
+    An ensemble names its `stages` and gives `run_staged` (same arguments) returning `(x_adv,
+    stage)`: per row the index into `stages` of the stage that broke it first, -1 where none did.
+    A minimal-perturbation attack gives `minimal(apply_fn, params, x, y, *, norm, domain, key,
+    settings) -> (x_closest, distance)`, run once for a whole eps grid: its result at each eps is
+    `x_closest` projected into that eps ball (what `run` returns).
+    """
 
     name: str
     run: Callable[..., Any]
@@ -26,6 +34,9 @@ class AttackSpec:
     norms: tuple[str, ...]
     min_classes: int = 2
     paper: str = ""
+    stages: tuple[str, ...] = ()
+    run_staged: Callable[..., Any] | None = None
+    minimal: Callable[..., Any] | None = None
 
 
 def _fgsm(apply_fn, params, x, y, *, eps, norm, domain, key, settings: Mapping[str, Any]):
@@ -48,16 +59,38 @@ def _square(apply_fn, params, x, y, *, eps, norm, domain, key, settings):
     return square(apply_fn, params, x, y, eps=eps, domain=domain, key=key, queries=settings["square_queries"])
 
 
+def _autoattack_staged(apply_fn, params, x, y, *, eps, norm, domain, key, settings):
+    """AutoAttack's adversarials and, per row, the index in `STAGES` of the stage that broke it."""
+    adv, info = autoattack(apply_fn, params, x, y, eps=eps, norm=norm, domain=domain, key=key,
+                           steps=settings["apgd_steps"], square_queries=settings["square_queries"],
+                           return_info=True)
+    by = np.asarray(info.by)
+    stage = np.array([STAGES.index(s) if s else -1 for s in by], np.int32).reshape(len(by))
+    return adv, stage
+
+
 def _autoattack(apply_fn, params, x, y, *, eps, norm, domain, key, settings):
     return autoattack(apply_fn, params, x, y, eps=eps, norm=norm, domain=domain, key=key,
                       steps=settings["apgd_steps"], square_queries=settings["square_queries"])
 
 
+def _cw_minimal(apply_fn, params, x, y, *, norm, domain, key, settings):
+    """C&W's closest adversarial per row and its L2 distance (inf where none was found)."""
+    adv, dist, _ = cw_l2(apply_fn, params, x, y, steps=settings["apgd_steps"], domain=domain)
+    return adv, dist
+
+
 def _cw(apply_fn, params, x, y, *, eps, norm, domain, key, settings):
     """C&W's closest adversarial, pulled into the eps ball (unchanged when it lies inside)."""
-    adv, _, _ = cw_l2(apply_fn, params, x, y, steps=settings["apgd_steps"], domain=domain)
+    adv, _ = _cw_minimal(apply_fn, params, x, y, norm=norm, domain=domain, key=key, settings=settings)
+    return project_closest(x, adv, eps, domain)
+
+
+def project_closest(x, closest, eps, domain):
+    """A minimal-perturbation attack's result at budget `eps`: its closest adversarial projected
+    into the L2 ball (unchanged when it lies inside)."""
     x = jnp.asarray(x, jnp.float32)
-    return project(x, adv, broadcast_eps(eps, x), "l2", domain)
+    return project(x, jnp.asarray(closest, jnp.float32), broadcast_eps(eps, x), "l2", domain)
 
 
 ATTACKS: dict[str, AttackSpec] = {
@@ -67,6 +100,7 @@ ATTACKS: dict[str, AttackSpec] = {
     "apgd_dlr": AttackSpec("apgd_dlr", _apgd("dlr"), True, True, ("linf", "l2"), min_classes=3,
                            paper="Croce & Hein 2020"),
     "square": AttackSpec("square", _square, False, True, ("linf",), paper="Andriushchenko et al. 2020"),
-    "autoattack": AttackSpec("autoattack", _autoattack, True, True, ("linf", "l2"), paper="Croce & Hein 2020"),
-    "cw": AttackSpec("cw", _cw, True, False, ("l2",), paper="Carlini & Wagner 2017"),
+    "autoattack": AttackSpec("autoattack", _autoattack, True, True, ("linf", "l2"), paper="Croce & Hein 2020",
+                             stages=STAGES, run_staged=_autoattack_staged),
+    "cw": AttackSpec("cw", _cw, True, False, ("l2",), paper="Carlini & Wagner 2017", minimal=_cw_minimal),
 }

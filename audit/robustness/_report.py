@@ -67,6 +67,10 @@ class RobustnessReport(Result):
     per-example minimal perturbation (PGD bisection) on the first examples of the sample.
     `imputation`: accuracy after replacing the k most important raw columns by their training
     mean (tabular only), ranked by `importance`. `findings` are the attack sanity checks.
+    `autoattack_share`: when AutoAttack ran, per stage (apgd-ce, apgd-t, fab-t, square) the share
+    of the correctly classified rows it broke first, per eps. `cw_distance`: when C&W ran, each
+    sampled row's L2 distance to C&W's closest adversarial (0: already misclassified; NaN: none
+    found). `labels`: the true class of each sampled row (for per-class distances).
     """
 
     SCHEMA = "audit.robustness/1"
@@ -95,6 +99,16 @@ class RobustnessReport(Result):
         MetricSpec("min_perturbation_found_rate", "lower", "Share with an adversarial example",
                    "Share of searched rows for which an adversarial example was found within the largest "
                    "budget."),
+        MetricSpec("autoattack_share:<stage>@<eps>", "info", "AutoAttack's <stage> share at eps <eps>",
+                   "Share of the correctly classified sampled rows that AutoAttack's <stage> stage broke first "
+                   "at budget <eps> (stages run in order on the rows still robust; a large square share "
+                   "after the gradient stages hints at gradient masking)."),
+        MetricSpec("median_cw_distance", "higher", "Median C&W L2 distance to an adversarial example",
+                   "Median L2 distance from a sampled row to C&W's closest adversarial (0 for rows already "
+                   "misclassified; rows with none found count as infinitely far)."),
+        MetricSpec("cw_found_rate", "lower", "Share with a C&W adversarial example",
+                   "Share of the sampled rows for which C&W found an adversarial example (or that are already "
+                   "misclassified)."),
         MetricSpec("accuracy_imputed:<k>", "higher", "Accuracy with <k> columns imputed",
                    "Accuracy on the sampled rows when the most important columns are replaced by their "
                    "training means."),
@@ -119,6 +133,9 @@ class RobustnessReport(Result):
     checks: Mapping[str, float]
     findings: tuple[Finding, ...]
     provenance: Provenance
+    autoattack_share: Mapping[str, np.ndarray] = dataclasses.field(default_factory=dict)
+    cw_distance: np.ndarray = dataclasses.field(default_factory=lambda: np.zeros(0))
+    labels: npt.NDArray[np.int64] = dataclasses.field(default_factory=lambda: np.zeros(0, np.int64))
 
     # ---- lookups -----------------------------------------------------------------------
     def curve(self, name: str, *, kind: str = "attack", attribute: str | None = None) -> Curve:
@@ -140,6 +157,12 @@ class RobustnessReport(Result):
         median among censored ones is a lower bound)."""
         return float(np.median(self.min_distance)) if self.min_distance.size else float("nan")
 
+    @property
+    def median_cw_distance(self) -> float:
+        """Median C&W L2 distance over the sampled rows (rows with none found count as inf)."""
+        d = np.nan_to_num(np.asarray(self.cw_distance, np.float64), nan=np.inf)
+        return float(np.median(d)) if d.size else float("nan")
+
     # ---- metrics -----------------------------------------------------------------------
     def metrics(self) -> dict[str, float]:
         out = {"clean_accuracy": float(self.clean_accuracy)}
@@ -160,6 +183,12 @@ class RobustnessReport(Result):
                           if np.isfinite(c.accuracy[j]) and c.n >= MIN_GROUP_SIZE]
                 if len(values) >= 2:
                     out[f"robust_accuracy_gap:{attr}@{tag}"] = float(max(values) - min(values))
+        for stage, share in self.autoattack_share.items():
+            for j, e in enumerate(self.eps):
+                out[f"autoattack_share:{stage}@{eps_name(e)}"] = float(share[j])
+        if self.cw_distance.size:
+            out["median_cw_distance"] = self.median_cw_distance
+            out["cw_found_rate"] = float(np.mean(np.isfinite(self.cw_distance)))
         if self.min_distance.size:
             out["median_min_perturbation"] = self.median_min_perturbation
             out["min_perturbation_found_rate"] = float(np.mean(self.min_found))

@@ -41,9 +41,15 @@ if result is not None:
                   f"{result.curve('ensemble').accuracy[j]:.1%}")
     st.subheader("Sanity checks")
     _widgets.findings_list(result.findings, empty="The audit recorded no sanity findings.")
-    if result.min_found.size:
-        with st.expander("Minimal perturbations"):
+    tables = rfig.report_tables(result)  # AutoAttack's stages; distances per class (PGD bisection, C&W)
+    if result.min_found.size or result.cw_distance.size:
+        with st.expander("Minimal perturbations", expanded=bool(result.cw_distance.size)):
             _widgets.figure("rob_minpert", lambda: rfig.min_perturbation_histogram(result))
+    for table in tables:
+        st.caption(table["caption"])
+        st.dataframe(pd.DataFrame([[text for text, _ in cells] for _, cells in table["rows"]],
+                                  index=[label for label, _ in table["rows"]], columns=table["columns"]),
+                     width="stretch")
 
 st.subheader("Attack one example")
 ctx = _state.live_context(report)

@@ -193,6 +193,22 @@ def test_model_save_orbax_round_trip_opens_in_orbax(tmp_path, credit):
         model.save(tmp_path / "x", format="pickle")
 
 
+def test_model_load_rebuilds_a_factory_model_when_allowed(tmp_path, credit, user_package):
+    """A checkpoint of a factory model loads without like= when the caller allows the manifest's
+    factory to be imported (Linen with batch stats, NNX); without that, one error says what to pass."""
+    common = dict(input_shape=credit.input_shape, class_names=credit.class_names, python_path=[user_package])
+    for factory, fmt in (("user_factories:linen", "msgpack"), ("user_factories:nnx_residual", "orbax")):
+        model = from_factory(factory, seed=5, **common)
+        model = model.replace(params=jax.tree_util.tree_map(lambda v: v + 0.01, model.params))  # not the init
+        path = model.save(tmp_path / f"{fmt}-{factory.split(':')[1]}", format=fmt)
+        with pytest.raises(AuditInputError, match=r"allow_factory=True.*like=model.*factory: 'user_factories"):
+            Model.load(path)
+        back = Model.load(path, allow_factory=True)
+        assert back.fingerprint() == model.fingerprint() and back.architecture["factory"] == factory
+        np.testing.assert_allclose(back.logits(credit.test.X[:8]), model.logits(credit.test.X[:8]), atol=1e-6)
+        assert Model.load(path, like=model).fingerprint() == model.fingerprint()  # like= still works
+
+
 # ---- configs -------------------------------------------------------------------------------
 def test_config_factory_paths_relative_to_the_config(tmp_path, credit, user_package):
     import shutil
@@ -256,6 +272,34 @@ def test_jaxpr_ibp_equals_the_zoo_layer_walk():
         margin, params = _margin_function(model, module)
         np.testing.assert_allclose(margin_lower_bound(model.apply, model.params, x - 0.05, x + 0.05, y),
                                    margin(params, x - 0.05, x + 0.05, y), rtol=1e-5, atol=1e-5)
+
+
+def test_jaxpr_margin_reads_a_dense_heads_weight_differences():
+    """Through a dense head the margin's coefficients are read off W (w_y - w_j, as the zoo walk);
+    that equals the general affine-tail pullback (the same head behind a no-op reshape, which hides
+    it) and bounds the margins of sampled inputs. Bias added (either order) or subtracted."""
+    from audit.models._jaxpr import _run
+
+    rng = np.random.default_rng(3)
+    p = {"w1": jnp.asarray(rng.normal(size=(6, 12)), jnp.float32), "b1": jnp.asarray(rng.normal(size=12), jnp.float32),
+         "w2": jnp.asarray(rng.normal(size=(12, 5)), jnp.float32), "b2": jnp.asarray(rng.normal(size=5), jnp.float32)}
+    hidden = lambda p, v: jax.nn.relu(v @ p["w1"] + p["b1"])
+    heads = {"add": lambda p, v: hidden(p, v) @ p["w2"] + p["b2"],
+             "bias first": lambda p, v: p["b2"] + hidden(p, v) @ p["w2"],
+             "sub": lambda p, v: hidden(p, v) @ p["w2"] - p["b2"]}
+    x = rng.normal(size=(9, 6)).astype(np.float32)
+    lo, hi = x - 0.1, x + 0.1
+    y = jnp.asarray(rng.integers(0, 5, 9))
+    for name, head in heads.items():
+        masked = lambda p, v, head=head: head(p, v).reshape(9, 1, 5).reshape(9, 5)
+        assert _run(head, p, lo, hi).head is not None and _run(masked, p, lo, hi).head is None, name
+        fast = np.asarray(margin_lower_bound(head, p, lo, hi, y))
+        np.testing.assert_allclose(fast, margin_lower_bound(masked, p, lo, hi, y), rtol=1e-5, atol=1e-5)
+        model = Model.from_function(head, p, input_shape=(6,), class_names=tuple("abcde"))
+        z = _sampled(model, lo, hi)
+        own = np.take_along_axis(z, np.broadcast_to(np.asarray(y)[None, :, None], (len(z), 9, 1)), 2)[..., 0]
+        rest = z.max(-1, where=~np.eye(5, dtype=bool)[np.asarray(y)][None], initial=-np.inf)
+        assert (own - rest >= fast[None] - 1e-5).all(), name
 
 
 def test_jaxpr_ibp_contains_sampled_logits_of_user_models(credit, user_package):

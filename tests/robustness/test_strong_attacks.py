@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 from audit.errors import AuditInputError
-from audit.robustness import ATTACKS, autoattack, cw_l2, domain_for, evaluate, minimal_perturbation
+from audit.render.figures.robustness import report_tables
+from audit.robustness import ATTACKS, RobustnessReport, autoattack, cw_l2, domain_for, evaluate, minimal_perturbation
 
 KEY = jax.random.key(0)
 W = np.array([1.5, -2.0, 0.5, 0.0, 3.0], np.float32)
@@ -123,7 +124,7 @@ def test_autoattack_bad_settings(linear_model):
         autoattack(linear_model.apply, linear_model.params, x, y, eps=0.1, key=KEY, square_queries=0)
 
 
-def test_autoattack_and_cw_from_a_config_with_a_policy(credit_small, credit_model):
+def test_autoattack_and_cw_from_a_config_with_a_policy(credit_small, credit_model, tmp_path):
     """`attacks: [autoattack, cw]` in a config: the registry runs them inside evaluate, their curves
     give `robustness.robust_accuracy:<attack>@<eps>` metrics a policy can gate on."""
     from audit.pipeline import AuditConfig, run
@@ -140,5 +141,66 @@ def test_autoattack_and_cw_from_a_config_with_a_policy(credit_small, credit_mode
     assert m["robustness.robust_accuracy@1"] <= min(m["robustness.robust_accuracy:autoattack@1"],
                                                     m["robustness.robust_accuracy:cw@1"])
     assert report.passed
+    # the report's tables: AutoAttack stage by stage, C&W's distances per class (#19)
+    r = report.sections["robustness"].result
+    stages, distances = report_tables(r)
+    assert [label for label, _ in stages["rows"]] == ["apgd-ce", "apgd-t", "fab-t", "all stages"]
+    total = sum(share[1] for share in r.autoattack_share.values())
+    assert stages["columns"] == ["eps 1"] and stages["rows"][-1][1][0][0] == f"{total:.1%}"
+    assert total == pytest.approx(m["robustness.attack_success_rate:autoattack@1"])
+    assert distances["columns"] == ["C&W rows", "C&W L2"]
+    assert [label for label, _ in distances["rows"]] == ["all classes", *r.class_names]
+    counts = [int(cells[0][0]) for _, cells in distances["rows"][1:]]
+    assert counts == [int((r.labels == k).sum()) for k in range(len(r.class_names))] and sum(counts) == 32
+    cw = np.nan_to_num(r.cw_distance, nan=np.inf)
+    assert distances["rows"][0][1][1][0].startswith(f"{np.quantile(cw, 0.5, method='inverted_cdf'):.3g} (")
+    html = report.to_html(str(tmp_path / "report.html"))
+    text = open(html, encoding="utf-8").read()
+    assert "AutoAttack, stage by stage" in text and "C&amp;W L2" in text and "all stages" in text
+    assert "robustness.autoattack_share:apgd-ce@1" in text and "robustness.median_cw_distance" in text
     with pytest.raises(AuditInputError, match="norms"):
         evaluate(credit_model, credit_small, n=8, norm="linf", attacks=("cw",))
+
+
+def test_evaluate_carries_autoattack_shares_and_cw_distances(credit_small, credit_model):
+    """AutoAttack's per-stage shares reach the report and add up to its attack success rate at each
+    eps; C&W runs once for the grid and its robust accuracy at each eps equals the per-eps
+    definition (C&W's closest adversarial projected into that eps ball, then classified)."""
+    from audit.robustness._evaluate import _batched, sample_rows
+
+    eps = (0.0, 0.3, 1.0)
+    r = evaluate(credit_model, credit_small, norm="l2", attacks=("autoattack", "cw"), n=32, eps=eps, steps=4,
+                 min_perturbation_n=0, bootstrap=0, impute_k=(), sanity=False, examples_per_eps=0, seed=3)
+    m = r.metrics()
+    assert set(r.autoattack_share) == {"apgd-ce", "apgd-t", "fab-t"}  # no Square for L2
+    for j, e in enumerate(r.eps):
+        total = sum(share[j] for share in r.autoattack_share.values())
+        assert total == pytest.approx(m[f"attack_success_rate:autoattack@{e:g}"], abs=1e-12)
+        assert m[f"autoattack_share:apgd-ce@{e:g}"] == r.autoattack_share["apgd-ce"][j]
+    assert all(share[0] == 0 for share in r.autoattack_share.values())
+    assert sum(share[-1] for share in r.autoattack_share.values()) > 0
+    # C&W: the old per-eps computation, by hand, on the same rows and batches
+    part = credit_small.part("test")
+    rows = sample_rows(len(part), 32, seed=3)
+    x, y = part.X[rows], part.y[rows]
+    np.testing.assert_array_equal(r.labels, y)
+    dom = domain_for(credit_small)
+    settings = {"steps": 6, "restarts": 1, "apgd_steps": 4, "square_queries": 500}
+    clean = credit_model.predict(x) == y
+    for j, e in enumerate(eps):
+        adv = _batched(lambda xb, yb, kb: ATTACKS["cw"].run(credit_model.apply, credit_model.params, xb, yb, eps=e,
+                                                            norm="l2", domain=dom, key=kb, settings=settings),
+                       x, y, 32, KEY)
+        old = clean & (credit_model.predict(adv) == y) if e > 0 else clean
+        assert r.curve("cw").accuracy[j] == pytest.approx(old.mean(), abs=1e-12)
+    # and it reads off the distances: a row at C&W distance <= eps is never robust there
+    d = r.cw_distance
+    assert d.shape == (32,) and (d[~clean] == 0).all()
+    _, dist, _ = cw_l2(credit_model.apply, credit_model.params, x, y, steps=4, domain=dom)
+    np.testing.assert_allclose(np.nan_to_num(d, nan=np.inf), dist, rtol=1e-6)
+    for j, e in enumerate(eps):
+        within = clean & (np.nan_to_num(d, nan=np.inf) <= e)
+        assert r.curve("cw").accuracy[j] <= (clean & ~within).mean() + 1e-12
+    assert m["median_cw_distance"] == pytest.approx(np.median(np.nan_to_num(d, nan=np.inf)))
+    assert m["cw_found_rate"] == pytest.approx(np.isfinite(d).mean())
+    assert RobustnessReport.from_dict(r.to_dict()) == r
