@@ -15,6 +15,8 @@ import jax.numpy as jnp
 import numpy as np
 from jax.extend import core as jcore
 
+from audit.models._batching import padded_batches
+
 
 def _last_dense_input(jaxpr, input_var) -> tuple[int, int] | None:
     """(equation index, operand index) of the last dot_general's operand that depends on the input."""
@@ -67,11 +69,8 @@ def feature_function(model, *, batch_size: int = 1024) -> tuple[Callable[[np.nda
 
     def features(x: np.ndarray) -> np.ndarray:
         x = np.asarray(x, np.float32)
-        n = len(x)
-        size = min(batch_size, max(n, 1))
-        padded = np.zeros(((n + size - 1) // size * size, *model.input_shape), np.float32)
-        padded[:n] = x
-        return np.concatenate([np.asarray(batch(model.params, padded[i:i + size]))
-                               for i in range(0, len(padded), size)])[:n]
+        if len(x) == 0:
+            return np.asarray(batch(model.params, probe))[:0]
+        return padded_batches(lambda xb: batch(model.params, xb), [x], min(batch_size, len(x)))
 
     return features, source
