@@ -67,9 +67,15 @@ def pad_rows(a: np.ndarray, size: int) -> np.ndarray:
     return a if m >= size else np.concatenate([a, np.repeat(a[-1:], size - m, axis=0)])
 
 
+def _is_key(a: Any) -> bool:
+    return isinstance(a, jax.Array) and jax.dtypes.issubdtype(a.dtype, jax.dtypes.prng_key)
+
+
 def _place(a: Any, sharding: NamedSharding) -> jax.Array:
     if processes() == 1:
         return jax.device_put(a, sharding)
+    if _is_key(a):  # typed PRNG keys travel as their raw words
+        return jax.random.wrap_key_data(_place(jax.random.key_data(a), sharding), impl=jax.random.key_impl(a))
     host = np.asarray(a)  # every process holds the same rows and supplies its own devices' shards
     return jax.make_array_from_callback(host.shape, sharding, lambda index: host[index])
 
@@ -91,6 +97,22 @@ def gather(tree: Any) -> Any:
 
         return jax.tree.map(np.asarray, multihost_utils.process_allgather(tree, tiled=True))
     return jax.tree.map(np.asarray, jax.device_get(tree))
+
+
+def local(tree: Any) -> Any:
+    """`tree` (e.g. trained params replicated over the mesh) as ordinary arrays of this process's
+    default device, so a model built from it behaves as any other; unchanged on one device."""
+    if count() == 1:
+        return tree
+
+    def one(a):
+        if _is_key(a):
+            return jax.random.wrap_key_data(one(jax.random.key_data(a)), impl=jax.random.key_impl(a))
+        if isinstance(a, jax.Array) and not a.is_fully_addressable:
+            a = a.addressable_shards[0].data if a.is_fully_replicated else gather(a)
+        return jax.device_put(np.asarray(a))  # uncommitted: free to move where a later call runs
+
+    return jax.tree.map(one, tree)
 
 
 def chunks(arrays: Sequence[np.ndarray], batch: int) -> Iterator[tuple[int, int, list]]:
