@@ -28,43 +28,63 @@ def fixed_model(data, seed: int = 0):
                                batch_size=24)  # 24 rows a chunk: split evenly over 1, 2 or 4 devices
 
 
-def run(part: str) -> dict[str, np.ndarray]:
+def fast() -> dict[str, np.ndarray]:
+    """A few seconds: the padded-batch loop (logits, PGD, IG), kernel SHAP's example blocks, the
+    fairness bootstrap and a few data-parallel training steps."""
     import jax
 
-    from audit import datasets, explain, fairness, ood, parallel
-    from audit.models import train
+    from audit import datasets, explain, parallel
+    from audit.fairness import _stats
+    from audit.models import padded_batches, train
+    from audit.robustness import pgd
+
+    data = datasets.load("credit", n=300, seed=1)
+    model = fixed_model(data)
+    x, y = data.test.X[:30], data.test.y[:30]
+    spans = padded_batches(lambda xb: np.full(len(xb), len(getattr(xb, "sharding", None).device_set)
+                                              if hasattr(xb, "sharding") else 1), [x], 10)
+    out = {"devices": np.array(parallel.count()), "spans": spans, "logits": model.logits(data.test.X)}
+    out["pgd"] = padded_batches(lambda xb, yb: pgd(model.apply, model.params, xb, yb, eps=0.1, steps=3,
+                                                   key=jax.random.key(1)), [x, y], 10)
+    out["ig"] = explain.integrated_gradients(model, x[:14], steps=8, batch_size=6).values
+    out["kernel_shap"] = explain.compute_shap(model, x[:3], data.train.X[:8], method="kernel", n_samples=64,
+                                              data=data).values
+    codes = np.arange(len(x)) % 3
+    stats = _stats.row_stats(y == 1, model.predict(x) == 1, model.predict(x) == y, model.predict_proba(x)[:, 1],
+                             n_bins=4)
+    out["bootstrap"] = _stats.bootstrap_sums(stats, codes, 3, n_bootstrap=50, rng=np.random.default_rng(0))
+    trained = train("mlp", data, epochs=1, batch_size=32, widths=(8,), progress=False, seed=0)
+    out.update({f"train/{i}": np.asarray(a) for i, a in enumerate(jax.tree.leaves(trained.params))})
+    return out
+
+
+def slow() -> dict[str, np.ndarray]:
+    """Whole analyzers: robustness evaluation (FGSM, PGD, APGD, Square, minimal perturbation), LIME
+    both ways, exact SHAP, expected gradients, IBP, OOD scores, fairness with its bootstrap."""
+    from audit import datasets, explain, fairness, ood
     from audit.robustness import evaluate, ibp_margins
 
     data = datasets.load("credit", n=500, seed=1)
     model = fixed_model(data)
     x, y = data.test.X[:30], data.test.y[:30]
-    out = {"devices": np.array(parallel.count()), "logits": model.logits(data.test.X)}
-    rob = evaluate(model, data, n=30, attacks=("fgsm", "pgd"), steps=4, bootstrap=40, min_perturbation_n=6,
-                   search_steps=3, batch_size=10, impute_k=(1,))  # 10 rows a chunk: padded on 4 devices
+    out = {}
+    rob = evaluate(model, data, n=30, attacks=("fgsm", "pgd", "apgd", "square"), steps=4, square_queries=30,
+                   bootstrap=40, min_perturbation_n=6, search_steps=3, batch_size=10, impute_k=(1,))
     out.update({f"robustness/{k}": np.array(v) for k, v in rob.metrics().items()})
-    out["ig"] = explain.integrated_gradients(model, x[:14], steps=8, batch_size=6).values
     out["lime"] = explain.lime_native(model, data, data.test.raw[:6], num_samples=300).values
     out["lime_independent"] = explain.lime_native(model, data, data.test.raw[:5], num_samples=200,
                                                   shared_samples=False).values
-    out["kernel_shap"] = explain.compute_shap(model, x[:3], data.train.X[:8], method="kernel", n_samples=64,
-                                              data=data).values
+    out["exact_shap"] = explain.compute_shap(model, x[:3], data.train.X[:6], method="exact", data=data).values
+    out["expected_gradients"] = explain.compute_shap(model, x[:5], data.train.X[:8], method="gradient",
+                                                     n_samples=32, data=data).values
     out["ibp"] = ibp_margins(model, x, y, eps=0.05, batch_size=7)
     report = ood.evaluate(model, data, detectors=("msp", "energy", "mahalanobis"), n=40, n_bootstrap=20,
-                          max_train=200, autoencoder_epochs=1)
+                          max_train=200)
     out.update({f"ood/{k}": np.array(v) for k, v in report.metrics().items()})
     fair = fairness.evaluate(model, data, n_bootstrap=60, proxies=False)
     out.update({f"fairness/{k}": np.array(v) for k, v in fair.metrics().items()})
-    trained = train("mlp", data, epochs=2, batch_size=32, widths=(8,), progress=False, seed=0)
-    out.update({f"train/{i}": np.asarray(a) for i, a in enumerate(jax.tree.leaves(trained.params))})
-    if part == "slow":
-        out["exact_shap"] = explain.compute_shap(model, x[:3], data.train.X[:6], method="exact", data=data).values
-        out["expected_gradients"] = explain.compute_shap(model, x[:5], data.train.X[:8], method="gradient",
-                                                         n_samples=32, data=data).values
-        rob = evaluate(model, data, n=16, attacks=("apgd", "square"), steps=4, square_queries=30, bootstrap=20,
-                       min_perturbation_n=0, batch_size=6, impute_k=())
-        out.update({f"robustness_slow/{k}": np.array(v) for k, v in rob.metrics().items()})
     return out
 
 
 if __name__ == "__main__":
-    np.savez(sys.argv[1], **run(sys.argv[2] if len(sys.argv) > 2 else "fast"))
+    np.savez(sys.argv[1], **(slow() if sys.argv[2:] == ["slow"] else fast()))
