@@ -106,15 +106,33 @@ def _run(args: argparse.Namespace) -> int:
             raise AuditInputError(f"{flag} {path} is a folder; give a file name, e.g. {flag} results.xml.")
     _compile_cache(args.compile_cache)
     config = AuditConfig.from_yaml(args.config)
-    report, _, _ = run_config(config, progress=not args.quiet)
+    rank = _join(config) if args.distributed or config.distributed else 0
+    report, _, _ = run_config(config, progress=not args.quiet and rank == 0)
+    code = 2 if report.incomplete else 0 if report.passed else 1
+    if rank != 0:  # every process computed the same report; process 0 writes it
+        return code
     json_path, html_path = _write_outputs(report, args.out or os.path.join("reports", "out", config.name))
     _write_ci_outputs(report, junit=args.junit, summary_md=args.summary_md)
     print(_summary(report))
     print(f"report written to {os.path.abspath(html_path)} (and {os.path.basename(json_path)})")
     if report.incomplete:
         _say_incomplete(report)
-        return 2
-    return 0 if report.passed else 1
+    return code
+
+
+def _join(config) -> int:
+    """`audit run --distributed` / a `distributed:` section: join the other processes (jax.distributed;
+    unset settings come from SLURM / Open MPI or JAX_COORDINATOR_ADDRESS, JAX_NUM_PROCESSES,
+    JAX_PROCESS_ID) before any JAX computation. Returns this process's index."""
+    from audit import parallel
+
+    try:
+        return parallel.initialize(**dict(config.distributed))
+    except (ValueError, RuntimeError) as exc:
+        raise AuditInputError(f"could not join the distributed run ({exc}); give the distributed: section "
+                              "coordinator_address, num_processes and process_id, or set "
+                              "JAX_COORDINATOR_ADDRESS, JAX_NUM_PROCESSES and JAX_PROCESS_ID, or launch "
+                              "under SLURM (srun).") from None
 
 
 def _say_incomplete(report) -> None:
@@ -279,6 +297,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help="no progress output")
     p.add_argument("--junit", metavar="XML", help="also write the policy as JUnit XML (one test case per rule)")
     p.add_argument("--summary-md", metavar="MD", help="also write a short Markdown verdict (for a PR comment)")
+    p.add_argument("--distributed", action="store_true",
+                   help="run as one of several processes (jax.distributed: SLURM, Open MPI or the JAX_* variables "
+                        "say the rest); rows split over every process's devices, process 0 writes the report")
     p.add_argument("--compile-cache", metavar="DIR", help="keep compiled programs here for the next run "
                    "(default $AUDIT_COMPILE_CACHE or ~/.cache/flax-audit/xla; 'off' to disable)")
     p.set_defaults(handler=_run)

@@ -67,10 +67,10 @@ def test_whole_analyzers_on_four_devices_give_the_results_of_one(tmp_path):
 def test_chunks_pad_to_the_device_count_and_cover_every_row():
     x = np.arange(23, dtype=np.float32).reshape(23, 1)
     got = list(parallel.chunks([x, x[:, 0]], 5))
-    assert [(start, m) for start, m, _ in got] == [(0, 5), (5, 5), (10, 5), (15, 5), (20, 3)]
+    assert [(k, start, m) for k, start, m, _ in got] == [(0, 0, 5), (1, 5, 5), (2, 10, 5), (3, 15, 5), (4, 20, 3)]
     size = parallel.round_up(5)
     assert size % parallel.count() == 0 and 5 <= size < 5 + parallel.count()
-    for start, m, (a, b) in got:
+    for _, start, m, (a, b) in got:
         a = np.asarray(a)
         assert a.shape == (size, 1) and np.array_equal(a[:m, 0], x[start:start + m, 0])
         assert (a[m:] == x[start + m - 1]).all() and np.array_equal(np.asarray(b), a[:, 0])
@@ -85,3 +85,10 @@ def test_one_device_leaves_arrays_alone():
     assert parallel.shard_rows(a) is a and parallel.replicate(a) is a and parallel.local(a) is a
     assert parallel.mesh().shape == {"rows": 1}
     np.testing.assert_array_equal(parallel.gather({"a": a})["a"], a)
+
+
+def test_map_chunks_returns_every_chunk_in_order():
+    x = np.arange(11, dtype=np.float32)
+    outs = parallel.map_chunks(lambda a: {"twice": 2 * a}, [x], 4)
+    assert len(outs) == 3 and all(isinstance(o["twice"], np.ndarray) for o in outs)
+    np.testing.assert_array_equal(np.concatenate([o["twice"][:4] for o in outs])[:11], 2 * x)

@@ -75,11 +75,13 @@ def expected_gradients(model, x: np.ndarray, cls: np.ndarray, background: np.nda
     leaves, treedef = jax.tree_util.tree_flatten(model.params)
     step = _step(model.apply, output, tuple(model.input_shape), treedef)
     lv, base_d, alpha_d, keep_d = parallel.replicate((tuple(leaves), base, alpha, keep))
-    out = []
-    for _, _, (xb, cb) in parallel.chunks([xs, cs], per_x):
+
+    def block(xb, cb):
         acc = None
         for j in range(0, s_pad, per_s):
             part = step(lv, xb, cb, base_d[j:j + per_s], alpha_d[j:j + per_s], keep_d[j:j + per_s])
             acc = part if acc is None else acc + part
-        out.append(acc)
-    return np.concatenate(parallel.gather(out)).astype(np.float64)[:n] / n_samples
+        return acc
+
+    out = parallel.map_chunks(block, [xs, cs], per_x)
+    return np.concatenate(out).astype(np.float64)[:n] / n_samples

@@ -202,13 +202,16 @@ def lime_native(model, data, raw: Any, *, target: Any = None, num_samples: int =
             L = model.logits(space.encode(np.concatenate([rows, np.asarray(sampled)]))).astype(np.float32)
             L0, L = L[:total], L[total:].T
             z, codes, L = parallel.replicate((z, codes, L))  # instances split over the mesh
-            outs = [shared_fit(z, codes, L, *part) for _, _, part in parallel.chunks([xs, tp, L0], chunk)]
+            outs = parallel.map_chunks(lambda *part: shared_fit(z, codes, L, *part), [xs, tp, L0], chunk)
         else:
-            outs, params = [], parallel.replicate(model.params)
-            for i, _, (xc, tc) in parallel.chunks([xs, tp], chunk):  # draws chunk i while the devices fit i - 1
-                bits, picks = map(np.stack, zip(*[draw(_row_rng(seed, r), space, S) for r in rows[i:i + chunk]]))
-                outs.append(independent_fit(params, parallel.shard_rows(bits), parallel.shard_rows(picks), xc, tc))
-        outs = parallel.gather(outs)
+            params = parallel.replicate(model.params)
+
+            def fit(xc, tc, ic):  # draws a chunk on the host while the devices fit the one before
+                drawn = [draw(_row_rng(seed, r), space, S) for r in rows[np.asarray(ic)]]
+                bits, picks = map(np.stack, zip(*drawn))
+                return independent_fit(params, parallel.shard_rows(bits), parallel.shard_rows(picks), xc, tc)
+
+            outs = parallel.map_chunks(fit, [xs, tp, np.arange(total, dtype=np.int32)], chunk)
         values = np.concatenate([o[0] for o in outs])[:n]
         extras = {k: np.concatenate([o[1][k] for o in outs])[:n].astype(np.float64) for k in outs[0][1]}
     settings = {"num_samples": int(num_samples), "kernel_width": width, "alpha": float(alpha),

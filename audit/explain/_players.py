@@ -170,15 +170,18 @@ def _chunked(designs: np.ndarray, n_background: int, chunk_rows: int) -> np.ndar
 
 
 def _per_example(fn: Callable, x: np.ndarray, cls: np.ndarray, shared: tuple) -> Iterator[jax.Array]:
-    """fn(x[i], cls[i], *shared) for every example, yielded in order (still on device): examples go
-    in blocks of one per device, split over the mesh (`audit.parallel`), dispatched asynchronously;
-    `fn` is vmapped over a block. One example per device keeps memory what one example needs."""
+    """fn(x[i], cls[i], *shared) for every example, yielded in order: examples go in blocks of one
+    per device, split over the mesh (`audit.parallel`), dispatched asynchronously (results still
+    on device); `fn` is vmapped over a block. One example per device keeps memory what one example
+    needs. With several processes the blocks are shared out and every process gets every result."""
     placed = parallel.replicate(shared)
     xs, cs = np.asarray(x, np.float32), np.asarray(cls, np.int32)
-    for _, m, (xb, cb) in parallel.chunks([xs, cs], parallel.count()):
+    if parallel.processes() > 1:
+        blocks = parallel.map_chunks(lambda xb, cb: fn(xb, cb, *placed), [xs, cs], parallel.count())
+        yield from np.concatenate(blocks)[:len(xs)]
+        return
+    for _, _, m, (xb, cb) in parallel.chunks([xs, cs], parallel.count()):
         out = fn(xb, cb, *placed)
-        if parallel.processes() > 1:  # other processes' rows live on their devices: fetch them all
-            out = parallel.gather(out)
         yield from (out[i] for i in range(m))
 
 

@@ -20,7 +20,8 @@ def padded_batches(fn: Callable[..., Any], arrays: Sequence[np.ndarray], batch: 
     """`fn(*chunks)` over chunks of `batch` rows of `arrays` (same leading length), concatenated.
 
     The rows must be independent (row i of the output depends only on row i of the inputs).
-    `fn` gets numpy chunks on one device and row-sharded `jax.Array`s on several. The output may
+    `fn` gets numpy chunks on one device and row-sharded `jax.Array`s on several; with several
+    processes each runs its share of the chunks and every process gets every row back. The output may
     be an array or any pytree of arrays with a leading row axis (e.g. a tuple of attributions
     and a dict of extras); it comes back as numpy with exactly `len(arrays[0])` rows. Results
     are fetched from the devices once, after every chunk was dispatched.
@@ -28,7 +29,6 @@ def padded_batches(fn: Callable[..., Any], arrays: Sequence[np.ndarray], batch: 
     n = len(arrays[0])
     if n == 0:
         return np.zeros((0,), np.float32)
-    outs = [(m, fn(*chunk)) for _, m, chunk in parallel.chunks(arrays, batch)]
-    got = parallel.gather([o for _, o in outs])
-    cut = [jax.tree.map(lambda a, m=m: np.asarray(a)[:m], o) for (m, _), o in zip(outs, got)]
+    outs = parallel.map_chunks(fn, arrays, batch)
+    cut = [jax.tree.map(lambda a, m=min(batch, n - k * batch): a[:m], o) for k, o in enumerate(outs)]
     return jax.tree.map(lambda *parts: np.concatenate(parts), *cut)

@@ -209,10 +209,11 @@ def train(model: Any, data, *, epochs: int = 30, batch_size: int | None = None,
 
     has_val = len(data.splits.get("val", ())) > 0
     val = data.part("val") if has_val else None
-    # Data-parallel on several devices (audit.parallel): the training rows and params are copied to
-    # every device and each step's batch of row ids is split over the mesh; jit partitions the step
-    # and the gradient mean over the batch becomes a mean over devices. A batch that does not split
-    # evenly runs whole on every device (same result, no speed-up).
+    # Data-parallel on this process's devices (audit.parallel): the training rows and params are
+    # copied to every device and each step's batch of row ids is split over the mesh; jit partitions
+    # the step and the gradient mean over the batch becomes a mean over devices. A batch that does
+    # not split evenly runs whole on every device (same result, no speed-up). With several processes
+    # each trains the same model from the same seed.
     Xd, yd, wd, params, rest, opt_state = parallel.replicate(
         (jnp.asarray(X), jnp.asarray(y), jnp.asarray(weights), params, rest, opt_state))
     split = parallel.shard_rows if batch_size % parallel.count() == 0 else (lambda rows: rows)
