@@ -1,17 +1,20 @@
 """The device mesh: independent rows split over every device, on one host or many (jax.sharding).
 
 An analyzer says only "these rows are independent": `map_chunks` (and `audit.models.padded_batches`,
-the one loop every batched model call goes through) cuts them into fixed-size chunks, pads each to
-a multiple of the local device count and places it with a `NamedSharding` over the 1-D mesh of
-axis "rows"; a jitted function then runs on every device at once (computation follows data: XLA
-partitions it, params are replicated) and compiles once.
+the one loop every batched model call goes through) cuts them into fixed-size chunks (the last one
+padded) and places each with a `NamedSharding` over a 1-D mesh of axis "rows"; a jitted function
+then runs on every device at once (computation follows data: XLA partitions it, params are
+replicated) and compiles once. A chunk keeps its size whatever the device count, so the function
+sees the shapes, and draws the random numbers, it sees on one device: chunks are split over the
+most local devices that divide the chunk size (all of them for the usual sizes 64, 256, 512...;
+`round_up` gives a size every device gets a share of).
 
 With one device nothing is placed: chunks stay numpy, exactly as before. With several processes
 (`initialize`, `jax.distributed`), chunk k runs on process k mod P, on that process's devices, and
 the results are exchanged so every process holds every row (one all-gather per call); analyzers
 keep working on ordinary, process-local arrays. Random draws inside jit do not depend on the
 sharding (`jax_threefry_partitionable`), and a chunk holds the same rows on 1 or N devices or
-processes, so results are the same.
+processes, so results are the same (to float rounding where XLA sums in another order).
 """
 
 from __future__ import annotations
@@ -71,19 +74,25 @@ def processes() -> int:
     return jax.process_count()
 
 
-@functools.lru_cache(maxsize=4)
+@functools.lru_cache(maxsize=16)
 def _mesh(devices: tuple) -> Mesh:
     return Mesh(np.array(devices, dtype=object), (AXIS,))
 
 
-def mesh() -> Mesh:
-    """The 1-D mesh over this process's devices, axis "rows"."""
-    return _mesh(tuple(jax.local_devices()))
+def mesh(size: int | None = None) -> Mesh:
+    """The 1-D mesh over this process's devices (the first `size` of them), axis "rows"."""
+    return _mesh(tuple(jax.local_devices()[:size]))
 
 
-def rows() -> NamedSharding:
-    """Rows split over the mesh, every other axis whole."""
-    return NamedSharding(mesh(), PartitionSpec(AXIS))
+def rows(size: int | None = None) -> NamedSharding:
+    """Rows split over the mesh (of `size` devices), every other axis whole."""
+    return NamedSharding(mesh(size), PartitionSpec(AXIS))
+
+
+def devices_for(batch: int) -> int:
+    """The most local devices that split `batch` rows evenly (all of them when `batch` is a
+    multiple of the device count)."""
+    return max(d for d in range(1, count() + 1) if batch % d == 0)
 
 
 def replicated() -> NamedSharding:
@@ -104,8 +113,9 @@ def pad_rows(a: np.ndarray, size: int) -> np.ndarray:
 
 
 def shard_rows(a: Any) -> Any:
-    """`a` (rows a multiple of `count()`) split by rows over the mesh; unchanged on one device."""
-    return a if count() == 1 else jax.device_put(a, rows())
+    """`a` split by rows over the most devices that divide its rows; unchanged on one device."""
+    d = devices_for(len(a)) if count() > 1 else 1
+    return a if d == 1 else jax.device_put(a, rows(d))
 
 
 def replicate(tree: Any) -> Any:
@@ -134,12 +144,12 @@ def local(tree: Any) -> Any:
 
 def chunks(arrays: Sequence[np.ndarray], batch: int) -> Iterator[tuple[int, int, int, list]]:
     """(chunk index, start, rows used, placed chunk) for the chunks of `batch` rows of `arrays`
-    (same leading length) that this process runs (all of them with one process): each padded to
-    `round_up(batch)` rows and split over the mesh, so a jitted function of it sees one shape (one
-    compile) and runs on every device."""
+    (same leading length) that this process runs (all of them with one process): the last padded
+    to `batch` rows, each split over `devices_for(batch)` devices, so a jitted function of it sees
+    one shape (one compile) and runs on all of them."""
     if batch < 1:
         raise ValueError(f"batch must be positive, got {batch}")
-    n, size = len(arrays[0]), round_up(batch)
+    n, size = len(arrays[0]), batch
     every, me = processes(), process_index()
     for k, start in enumerate(range(0, n, batch)):
         if k % every == me or (k == 0 and n <= batch * me):  # a process with no chunk of its own runs

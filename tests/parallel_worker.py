@@ -41,9 +41,11 @@ def fast() -> dict[str, np.ndarray]:
     data = datasets.load("credit", n=300, seed=1)
     model = fixed_model(data)
     x, y = data.test.X[:30], data.test.y[:30]
-    spans = padded_batches(lambda xb: np.full(len(xb), len(getattr(xb, "sharding", None).device_set)
-                                              if hasattr(xb, "sharding") else 1), [x], 10)
-    out = {"devices": np.array(parallel.count()), "spans": spans, "logits": model.logits(data.test.X)}
+    def spans(xb):  # how many devices a chunk is split over
+        return np.full(len(xb), len(xb.sharding.device_set) if hasattr(xb, "sharding") else 1)
+
+    out = {"devices": np.array(parallel.count()), "spans": padded_batches(spans, [x], 8),
+           "spans_of_10": padded_batches(spans, [x], 10), "logits": model.logits(data.test.X)}
     out["pgd"] = padded_batches(lambda xb, yb: pgd(model.apply, model.params, xb, yb, eps=0.1, steps=3,
                                                    key=jax.random.key(1)), [x, y], 10)
     out["ig"] = explain.integrated_gradients(model, x[:14], steps=8, batch_size=6).values
@@ -60,9 +62,10 @@ def fast() -> dict[str, np.ndarray]:
 
 def slow() -> dict[str, np.ndarray]:
     """Whole analyzers: robustness evaluation (FGSM, PGD, APGD, Square, minimal perturbation), LIME
-    both ways, exact SHAP, expected gradients, IBP, OOD scores, fairness with its bootstrap."""
+    both ways, exact SHAP, expected gradients, IBP, OOD scores, fairness with its bootstrap,
+    certification (IBP, randomized smoothing, AutoAttack, C&W) and explanation stability."""
     from audit import datasets, explain, fairness, ood
-    from audit.robustness import evaluate, ibp_margins
+    from audit.robustness import certify, evaluate, explanation_stability, ibp_margins
 
     data = datasets.load("credit", n=500, seed=1)
     model = fixed_model(data)
@@ -83,6 +86,15 @@ def slow() -> dict[str, np.ndarray]:
     out.update({f"ood/{k}": np.array(v) for k, v in report.metrics().items()})
     fair = fairness.evaluate(model, data, n_bootstrap=60, proxies=False)
     out.update({f"fairness/{k}": np.array(v) for k, v in fair.metrics().items()})
+    cert = certify(model, data, n=12, eps=(0.1,), attacks=("pgd", "autoattack"), steps=3, n0=20,
+                   n_samples=60, smoothing_attack_steps=2, smoothing_attack_samples=2, batch_size=5)
+    out.update({f"certify/{k}": np.array(v) for k, v in cert.metrics().items()})
+    cw = evaluate(model, data, norm="l2", eps=(0.5,), n=10, attacks=("cw",), steps=3, bootstrap=10,
+                  min_perturbation_n=0, batch_size=4, impute_k=())
+    out.update({f"cw/{k}": np.array(v) for k, v in cw.metrics().items()})
+    stab = explanation_stability(model, data, n=10, eps=(0.1,), pgd_steps=3, attack_steps=3, attack_samples=2,
+                                 batch_size=6)
+    out.update({f"stability/{k}": np.array(v) for k, v in stab.metrics().items()})
     return out
 
 

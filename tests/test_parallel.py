@@ -44,7 +44,7 @@ def _run_both(tmp_path, part: str) -> tuple[dict, dict]:
 def _assert_equal(one: dict, four: dict) -> None:
     assert sorted(one) == sorted(four)
     for k in sorted(one):
-        if k in ("devices", "spans"):
+        if k in ("devices", "spans", "spans_of_10"):
             continue
         np.testing.assert_allclose(four[k], one[k], rtol=0, atol=1e-6, err_msg=k)
 
@@ -52,7 +52,8 @@ def _assert_equal(one: dict, four: dict) -> None:
 def test_four_devices_give_the_results_of_one(tmp_path):
     one, four = _run_both(tmp_path, "fast")
     assert int(one["devices"]) == 1 and int(four["devices"]) == 4
-    assert (one["spans"] == 1).all() and (four["spans"] == 4).all()  # every chunk was split over 4 devices
+    assert (one["spans"] == 1).all() and (four["spans"] == 4).all()  # every chunk of 8 split over 4 devices
+    assert (four["spans_of_10"] == 2).all()  # chunks of 10 rows over the 2 devices that split them evenly
     assert four["train/0"].std() > 0  # trained weights, not zeros
     _assert_equal(one, four)
 
@@ -70,9 +71,10 @@ def test_chunks_pad_to_the_device_count_and_cover_every_row():
     assert [(k, start, m) for k, start, m, _ in got] == [(0, 0, 5), (1, 5, 5), (2, 10, 5), (3, 15, 5), (4, 20, 3)]
     size = parallel.round_up(5)
     assert size % parallel.count() == 0 and 5 <= size < 5 + parallel.count()
+    assert parallel.devices_for(size) == parallel.count() and 5 % parallel.devices_for(5) == 0
     for _, start, m, (a, b) in got:
         a = np.asarray(a)
-        assert a.shape == (size, 1) and np.array_equal(a[:m, 0], x[start:start + m, 0])
+        assert a.shape == (5, 1) and np.array_equal(a[:m, 0], x[start:start + m, 0])  # the size one device sees
         assert (a[m:] == x[start + m - 1]).all() and np.array_equal(np.asarray(b), a[:, 0])
     with pytest.raises(ValueError):
         next(parallel.chunks([x], 0))

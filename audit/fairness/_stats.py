@@ -138,6 +138,6 @@ def bootstrap_sums(stats: np.ndarray, codes: np.ndarray, n_groups: int, *, n_boo
         padded = np.zeros((size, stats.shape[1]), np.float32)
         padded[:m] = stats[rows]
         key_g, table = jax.random.fold_in(key, g), parallel.replicate(padded)
-        chunk = max(1, min(n_bootstrap, max_cells // size))
+        chunk = parallel.round_up(max(1, min(n_bootstrap, max_cells // size)))  # every device gets replicates
         out[:, g] = padded_batches(lambda r: _replicate_sums(key_g, r, table, np.int32(m)), [replicates], chunk)
     return out
