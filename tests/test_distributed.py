@@ -58,10 +58,10 @@ def _free_port() -> int:
 
 
 def _comparable(path) -> dict:
-    """The report without what differs between any two runs (seconds taken, durations)."""
+    """The report without what differs between any two runs (seconds taken, durations, the date)."""
     def strip(node):
         if isinstance(node, dict):
-            return {k: strip(v) for k, v in node.items() if k not in ("seconds", "durations")}
+            return {k: strip(v) for k, v in node.items() if k not in ("seconds", "durations", "date")}
         if isinstance(node, list):
             return [strip(v) for v in node]
         return node
