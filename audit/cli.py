@@ -113,15 +113,33 @@ def _run(args: argparse.Namespace) -> int:
     config = AuditConfig.from_yaml(args.config)
     if args.chunk_rows is not None or args.sample_rows is not None:  # stream the data file (audit.data.open_stream)
         config = _streaming(config, args.chunk_rows, args.sample_rows)
-    report, _, _ = run_config(config, progress=not args.quiet)
+    rank = _join(config) if args.distributed or config.distributed else 0
+    report, _, _ = run_config(config, progress=not args.quiet and rank == 0)
+    code = 2 if report.incomplete else 0 if report.passed else 1
+    if rank != 0:  # every process computed the same report; process 0 writes it
+        return code
     json_path, html_path = _write_outputs(report, args.out or os.path.join("reports", "out", config.name))
     _write_ci_outputs(report, junit=args.junit, summary_md=args.summary_md, card_md=args.card_md)
     print(_summary(report))
     print(f"report written to {os.path.abspath(html_path)} (and {os.path.basename(json_path)})")
     if report.incomplete:
         _say_incomplete(report)
-        return 2
-    return 0 if report.passed else 1
+    return code
+
+
+def _join(config) -> int:
+    """`audit run --distributed` / a `distributed:` section: join the other processes (jax.distributed;
+    unset settings come from SLURM / Open MPI or JAX_COORDINATOR_ADDRESS, JAX_NUM_PROCESSES,
+    JAX_PROCESS_ID) before any JAX computation. Returns this process's index."""
+    from audit import parallel
+
+    try:
+        return parallel.initialize(**dict(config.distributed))
+    except (ValueError, RuntimeError) as exc:
+        raise AuditInputError(f"could not join the distributed run ({exc}); give the distributed: section "
+                              "coordinator_address, num_processes and process_id, or set "
+                              "JAX_COORDINATOR_ADDRESS, JAX_NUM_PROCESSES and JAX_PROCESS_ID, or launch "
+                              "under SLURM (srun).") from None
 
 
 def _streaming(config, chunk_rows: int | None, sample_rows: int | None):
@@ -322,6 +340,9 @@ def build_parser() -> argparse.ArgumentParser:
                    "larger than memory; imbalance and fairness count every row, other sections use a sample)")
     p.add_argument("--sample-rows", type=int, metavar="N", help="with streaming: rows in the seeded sample that "
                    "fits the encoding and feeds the per-example sections (default 20000)")
+    p.add_argument("--distributed", action="store_true",
+                   help="run as one of several processes (jax.distributed: SLURM, Open MPI or the JAX_* variables "
+                        "say the rest); rows split over every process's devices, process 0 writes the report")
     p.add_argument("--compile-cache", metavar="DIR", help="keep compiled programs here for the next run "
                    "(default $AUDIT_COMPILE_CACHE or ~/.cache/flax-audit/xla; 'off' to disable)")
     p.set_defaults(handler=_run)

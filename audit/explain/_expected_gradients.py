@@ -18,6 +18,7 @@ from typing import Callable
 import jax
 import numpy as np
 
+from audit import parallel
 from audit.explain._players import output_fn
 
 
@@ -65,24 +66,22 @@ def expected_gradients(model, x: np.ndarray, cls: np.ndarray, background: np.nda
     alpha = np.zeros(s_pad, np.float32)
     alpha[:n_samples] = alphas
     keep = (np.arange(s_pad) < n_samples).astype(np.float32)
-    per_x = max(1, min(n, chunk_rows // per_s))
+    per_x = parallel.round_up(max(1, min(n, chunk_rows // per_s)))  # example blocks split over the mesh
     x_pad = -(-n // per_x) * per_x
     xs = np.zeros((x_pad, d), np.float32)
     xs[:n] = x
     cs = np.zeros(x_pad, np.int32)
     cs[:n] = cls
     leaves, treedef = jax.tree_util.tree_flatten(model.params)
-    leaves = tuple(leaves)
     step = _step(model.apply, output, tuple(model.input_shape), treedef)
-    devices = jax.local_devices()[:max(1, x_pad // per_x)]  # example blocks go to devices in turn
-    shared = [jax.device_put((leaves, base, alpha, keep), d) for d in devices]
-    out = []
-    for b, i in enumerate(range(0, x_pad, per_x)):
-        lv, base_d, alpha_d, keep_d = shared[b % len(devices)]
-        xb, cb = jax.device_put((xs[i:i + per_x], cs[i:i + per_x]), devices[b % len(devices)])
+    lv, base_d, alpha_d, keep_d = parallel.replicate((tuple(leaves), base, alpha, keep))
+
+    def block(xb, cb):
         acc = None
         for j in range(0, s_pad, per_s):
             part = step(lv, xb, cb, base_d[j:j + per_s], alpha_d[j:j + per_s], keep_d[j:j + per_s])
             acc = part if acc is None else acc + part
-        out.append(acc)
-    return np.concatenate([np.asarray(o, np.float64) for o in out])[:n] / n_samples
+        return acc
+
+    out = parallel.map_chunks(block, [xs, cs], per_x)
+    return np.concatenate(out).astype(np.float64)[:n] / n_samples

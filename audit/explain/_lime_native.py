@@ -28,6 +28,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from audit import parallel
 from audit.errors import AuditInputError
 from audit.explain._attribution import Attribution, check_seed
 from audit.explain._lime import RawSpace, raw_space
@@ -189,7 +190,7 @@ def lime_native(model, data, raw: Any, *, target: Any = None, num_samples: int =
     t = targets(model, space.encode(raw), target)
     n, S = len(raw), int(num_samples)
     bound = MAX_POINTS if shared_samples else MAX_EVAL_POINTS
-    chunk = int(batch_size or max(1, bound // S))  # fixed: one compilation for any n
+    chunk = parallel.round_up(int(batch_size or max(1, bound // S)))  # fixed: one compilation for any n
     total = -(-n // chunk) * chunk
     pad = lambda a: np.concatenate([a, np.repeat(a[:1], total - n, axis=0)])
     rows, tp = pad(raw), pad(t)
@@ -200,14 +201,17 @@ def lime_native(model, data, raw: Any, *, target: Any = None, num_samples: int =
             z, codes, sampled = shared_neighbourhood(*draw(np.random.default_rng(seed), space, S))
             L = model.logits(space.encode(np.concatenate([rows, np.asarray(sampled)]))).astype(np.float32)
             L0, L = L[:total], L[total:].T
-            outs = [shared_fit(z, codes, L, xs[i:i + chunk], tp[i:i + chunk], L0[i:i + chunk])
-                    for i in range(0, total, chunk)]
+            z, codes, L = parallel.replicate((z, codes, L))  # instances split over the mesh
+            outs = parallel.map_chunks(lambda *part: shared_fit(z, codes, L, *part), [xs, tp, L0], chunk)
         else:
-            outs = []
-            for i in range(0, total, chunk):  # draws chunk i on the host while the device fits i - 1
-                bits, picks = map(np.stack, zip(*[draw(_row_rng(seed, r), space, S) for r in rows[i:i + chunk]]))
-                outs.append(independent_fit(model.params, bits, picks, xs[i:i + chunk], tp[i:i + chunk]))
-        outs = jax.device_get(outs)
+            params = parallel.replicate(model.params)
+
+            def fit(xc, tc, ic):  # draws a chunk on the host while the devices fit the one before
+                drawn = [draw(_row_rng(seed, r), space, S) for r in rows[np.asarray(ic)]]
+                bits, picks = map(np.stack, zip(*drawn))
+                return independent_fit(params, parallel.shard_rows(bits), parallel.shard_rows(picks), xc, tc)
+
+            outs = parallel.map_chunks(fit, [xs, tp, np.arange(total, dtype=np.int32)], chunk)
         values = np.concatenate([o[0] for o in outs])[:n]
         extras = {k: np.concatenate([o[1][k] for o in outs])[:n].astype(np.float64) for k in outs[0][1]}
     settings = {"num_samples": int(num_samples), "kernel_width": width, "alpha": float(alpha),

@@ -19,6 +19,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from audit import parallel
 from audit.errors import AuditInputError
 from audit.results import Result
 
@@ -154,7 +155,7 @@ def _example_values(apply: Callable, output: str, input_shape: tuple[int, ...], 
         per_chunk = functools.partial(chunk_values, out_fn, input_shape, params, x, cls, background, owner)
         return jax.lax.map(per_chunk, chunks).reshape(-1)
 
-    return jax.jit(example)
+    return jax.jit(jax.vmap(example, in_axes=(0, 0, None, None, None, None)))  # a block of examples
 
 
 def _chunked(designs: np.ndarray, n_background: int, chunk_rows: int) -> np.ndarray:
@@ -169,14 +170,19 @@ def _chunked(designs: np.ndarray, n_background: int, chunk_rows: int) -> np.ndar
 
 
 def _per_example(fn: Callable, x: np.ndarray, cls: np.ndarray, shared: tuple) -> Iterator[jax.Array]:
-    """fn(x[i], cls[i], *shared) for every example, dispatched asynchronously (results yielded in
-    order, still on device); with several local devices, examples go to them in turn."""
-    devices = jax.local_devices()[:max(1, len(x))]
-    placed = [jax.device_put(shared, d) for d in devices]
+    """fn(x[i], cls[i], *shared) for every example, yielded in order: examples go in blocks of one
+    per device, split over the mesh (`audit.parallel`), dispatched asynchronously (results still
+    on device); `fn` is vmapped over a block. One example per device keeps memory what one example
+    needs. With several processes the blocks are shared out and every process gets every result."""
+    placed = parallel.replicate(shared)
     xs, cs = np.asarray(x, np.float32), np.asarray(cls, np.int32)
-    for i in range(len(x)):
-        xi, ci = jax.device_put((xs[i], cs[i]), devices[i % len(devices)])
-        yield fn(xi, ci, *placed[i % len(devices)])
+    if parallel.processes() > 1:
+        blocks = parallel.map_chunks(lambda xb, cb: fn(xb, cb, *placed), [xs, cs], parallel.count())
+        yield from np.concatenate(blocks)[:len(xs)]
+        return
+    for _, _, m, (xb, cb) in parallel.chunks([xs, cs], parallel.count()):
+        out = fn(xb, cb, *placed)
+        yield from (out[i] for i in range(m))
 
 
 def coalition_values(model, x: np.ndarray, cls: np.ndarray, background: np.ndarray,
@@ -189,7 +195,7 @@ def coalition_values(model, x: np.ndarray, cls: np.ndarray, background: np.ndarr
     the loop over chunks runs inside jit, one asynchronous call per example, every call the
     same shape (it compiles once per coalition set). Memory stays bounded whatever n and m are.
     Loop placement and chunk size were chosen by measurement (bench/explain.py). With several
-    local devices, examples go to them in turn and run concurrently.
+    devices, blocks of one example per device run on all of them at once (`audit.parallel`).
     """
     n, m = len(x), len(coalitions)
     leaves, treedef = jax.tree_util.tree_flatten(model.params)
@@ -224,7 +230,7 @@ def _example_baseline_values(apply: Callable, output: str, input_shape: tuple[in
         out = jax.lax.map(per_chunk, chunks)  # (chunks, B, c)
         return out.transpose(0, 2, 1).reshape(-1, background.shape[0])
 
-    return jax.jit(example)
+    return jax.jit(jax.vmap(example, in_axes=(0, 0, None, None, None, None, None)))  # a block of examples
 
 
 def baseline_values(model, x: np.ndarray, cls: np.ndarray, background: np.ndarray, designs: np.ndarray,

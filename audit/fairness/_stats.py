@@ -8,8 +8,13 @@ how often each row is counted, so all replicates come from one matrix product
 
 from __future__ import annotations
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 from scipy.stats import beta, rankdata
+
+from audit import parallel
+from audit.models._batching import padded_batches
 
 # columns of the per-row statistics matrix
 ONE, POS, SEL, TP, FP, CORRECT = range(6)
@@ -111,21 +116,41 @@ def roc_auc(y_pos: np.ndarray, score: np.ndarray) -> float:
     return float((ranks[pos].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
 
 
+@jax.jit
+def _replicate_sums(key: jax.Array, replicates: jax.Array, stats: jax.Array, m: jax.Array) -> jax.Array:
+    """(replicates, S) sums of `stats`' first `m` rows (zero-padded to a fixed bucket), each
+    replicate counting rows by m draws with replacement from its own key fold_in(key, r)."""
+    size = stats.shape[0]
+    live = (jnp.arange(size) < m).astype(jnp.float32)
+
+    def one(r):
+        draws = jax.random.randint(jax.random.fold_in(key, r), (size,), 0, m)
+        return jnp.zeros(size, jnp.float32).at[draws].add(live) @ stats
+
+    return jax.vmap(one)(replicates)
+
+
 def bootstrap_sums(stats: np.ndarray, codes: np.ndarray, n_groups: int, *, n_bootstrap: int,
                    rng: np.random.Generator, max_cells: int = 4_000_000) -> np.ndarray:
     """(n_bootstrap, n_groups, S) group sums over replicates resampled within each group
-    (group sizes fixed: a stratified bootstrap), in chunks of at most `max_cells` draws."""
+    (group sizes fixed: a stratified bootstrap), in chunks of at most `max_cells` draws.
+
+    Replicates are independent rows: replicate r of group g draws from `fold_in(key_g, r)`, so
+    they run split over every device (`padded_batches`, `audit.parallel`) and give the same sums
+    on one device or many. Group sizes are padded to a power of two (a few compiles in all);
+    counts and sums run in float32 (exact for counts below 2**24)."""
     out = np.zeros((n_bootstrap, n_groups, stats.shape[1]))
+    key = jax.random.key(int(rng.integers(2 ** 31)))
+    replicates = np.arange(n_bootstrap, dtype=np.int32)
     for g in range(n_groups):
         rows = np.flatnonzero(codes == g)
         m = len(rows)
-        if m == 0:
+        if m == 0 or n_bootstrap == 0:
             continue
-        chunk = max(1, max_cells // m)
-        for start in range(0, n_bootstrap, chunk):
-            b = min(chunk, n_bootstrap - start)
-            draws = rng.integers(0, m, size=(b, m))
-            flat = (draws + m * np.arange(b)[:, None]).ravel()
-            counts = np.bincount(flat, minlength=b * m).reshape(b, m).astype(np.float64)
-            out[start:start + b, g] = counts @ stats[rows]
+        size = 1 << max(0, m - 1).bit_length()
+        padded = np.zeros((size, stats.shape[1]), np.float32)
+        padded[:m] = stats[rows]
+        key_g, table = jax.random.fold_in(key, g), parallel.replicate(padded)
+        chunk = parallel.round_up(max(1, min(n_bootstrap, max_cells // size)))  # every device gets replicates
+        out[:, g] = padded_batches(lambda r: _replicate_sums(key_g, r, table, np.int32(m)), [replicates], chunk)
     return out

@@ -12,6 +12,7 @@ import numpy as np
 import optax
 from tqdm.auto import tqdm
 
+from audit import parallel
 from audit.errors import AuditInputError
 from audit.results import Result
 from audit.models import zoo
@@ -208,7 +209,14 @@ def train(model: Any, data, *, epochs: int = 30, batch_size: int | None = None,
 
     has_val = len(data.splits.get("val", ())) > 0
     val = data.part("val") if has_val else None
-    Xd, yd, wd = jnp.asarray(X), jnp.asarray(y), jnp.asarray(weights)
+    # Data-parallel on this process's devices (audit.parallel): the training rows and params are
+    # copied to every device and each step's batch of row ids is split over the mesh; jit partitions
+    # the step and the gradient mean over the batch becomes a mean over devices. A batch that does
+    # not split evenly runs whole on every device (same result, no speed-up). With several processes
+    # each trains the same model from the same seed.
+    Xd, yd, wd, params, rest, opt_state = parallel.replicate(
+        (jnp.asarray(X), jnp.asarray(y), jnp.asarray(weights), params, rest, opt_state))
+    split = parallel.shard_rows if batch_size % parallel.count() == 0 else (lambda rows: rows)
     rng = np.random.default_rng(seed)
     best = (np.inf, 0, params, rest)
     base_key, total = jax.random.key(seed), max(1, epochs * steps)
@@ -219,7 +227,7 @@ def train(model: Any, data, *, epochs: int = 30, batch_size: int | None = None,
         losses = []  # a host loop over one jitted step: on CPU several times faster than lax.scan
         for i, rows in enumerate(order):
             step = (epoch - 1) * steps + i
-            params, rest, opt_state, loss = train_step(params, rest, opt_state, Xd, yd, wd, rows,
+            params, rest, opt_state, loss = train_step(params, rest, opt_state, Xd, yd, wd, split(rows),
                                                        jax.random.fold_in(base_key, step),
                                                        jnp.float32(step / total))
             losses.append(loss)
@@ -253,7 +261,7 @@ def train(model: Any, data, *, epochs: int = 30, batch_size: int | None = None,
                                 else {str(k): float(v) for k, v in dict(class_weight).items()},
                                 "sample_weight": sample_weight is not None,
                                 **({"adversarial": adv.settings()} if adv is not None else {})})
-    trained = finish(best[2], best[3])
+    trained = finish(*parallel.local(best[2:]))
     metadata = {"training": history.to_dict(),
                 "data": {"name": data.name, "fingerprint": data.fingerprint(),
                          "input_shape": list(data.input_shape),

@@ -18,6 +18,7 @@ import numpy as np
 from jax.extend import core as jcore
 
 from audit.errors import AuditInputError
+from audit.models._batching import padded_batches
 from audit.models._factory import feature_apply
 
 CHOICES = ("auto", "penultimate", "logits")  # besides a callable or the model's own `features:`
@@ -71,12 +72,9 @@ def _batched(fn: Callable, model, batch_size: int) -> Callable[[np.ndarray], np.
 
     def features(x: np.ndarray) -> np.ndarray:
         x = np.asarray(x, np.float32)
-        n = len(x)
-        size = min(batch_size, max(n, 1))
-        padded = np.zeros(((n + size - 1) // size * size, *model.input_shape), np.float32)
-        padded[:n] = x
-        return np.concatenate([np.asarray(batch(model.params, padded[i:i + size]))
-                               for i in range(0, len(padded), size)])[:n]
+        if len(x) == 0:
+            return np.asarray(batch(model.params, np.zeros((1, *model.input_shape), np.float32)))[:0]
+        return padded_batches(lambda xb: batch(model.params, xb), [x], min(batch_size, len(x)))
 
     return features
 

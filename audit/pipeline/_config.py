@@ -19,7 +19,7 @@ from audit.pipeline._policy import Rule
 from audit.pipeline._registry import Registry, _settings_parameters, check_settings, spec_for
 from audit.pipeline._schema import check_policy, check_values
 
-_TOP = {"name", "seed", "data", "model", "analyzers", "policy", "card"}
+_TOP = {"name", "seed", "data", "model", "analyzers", "policy", "card", "distributed"}
 _DATA_BUNDLED = {"dataset", "options"}
 _DATA_CSV = {"csv", "target", "sensitive", "categorical", "drop", "include_sensitive", "class_names", "missing",
              "stream"}
@@ -52,6 +52,13 @@ _TRAIN_CHECKS = {
     "norm": (lambda v: v in (None, "layer", "batch"), "null, 'layer' or 'batch'"),
 }
 _TRAIN = set(_TRAIN_CHECKS)
+# jax.distributed settings (audit.parallel.initialize); a key left out comes from the cluster launcher
+_DISTRIBUTED = {
+    "coordinator_address": (lambda v: isinstance(v, str) and v.rpartition(":")[2].isdigit() and ":" in v,
+                            "'host:port' of process 0, e.g. 'node001:1234'"),
+    "num_processes": (_positive_int, "a positive integer"),
+    "process_id": (lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0, "an integer >= 0"),
+}
 
 
 def _lines(text: str) -> dict[tuple, int]:
@@ -116,6 +123,7 @@ class AuditConfig:
     analyzers: Mapping[str, Mapping[str, Any]] = dataclasses.field(default_factory=dict)
     policy: tuple[Rule, ...] = ()
     card: Mapping[str, Any] = dataclasses.field(default_factory=dict)  # model card text (pipeline/_card.py)
+    distributed: Mapping[str, Any] = dataclasses.field(default_factory=dict)  # how to run, not what
     source: str | None = None
     # the analyzers this config may name (default: audit.pipeline.ANALYZERS); not part of to_dict
     registry: Registry | None = dataclasses.field(default=None, compare=False, repr=False)
@@ -143,7 +151,8 @@ class AuditConfig:
                    analyzers={k: dict(v or {}) for k, v in (d.get("analyzers") or {}).items()},
                    policy=tuple(Rule.from_dict(r, where=where("policy", i))
                                 for i, r in enumerate(d.get("policy") or [])),
-                   card=dict(d.get("card") or {}), source=source, lines=dict(lines or {}), registry=registry)
+                   card=dict(d.get("card") or {}), distributed=dict(d.get("distributed") or {}), source=source,
+                   lines=dict(lines or {}), registry=registry)
 
     @classmethod
     def from_yaml(cls, path: str | os.PathLike, *, registry: Registry | None = None) -> "AuditConfig":
@@ -171,7 +180,8 @@ class AuditConfig:
         return {"name": self.name, "seed": self.seed, "data": dict(self.data), "model": dict(self.model),
                 "analyzers": {k: dict(v) for k, v in self.analyzers.items()},
                 "policy": [r.to_dict() for r in self.policy],
-                **({"card": dict(self.card)} if self.card else {})}
+                **({"card": dict(self.card)} if self.card else {}),
+                **({"distributed": dict(self.distributed)} if self.distributed else {})}
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.to_dict(), sort_keys=False)
@@ -248,6 +258,12 @@ def validate(d: Mapping[str, Any], where: _Where, registry: Registry | None = No
         check_values(name, settings, lambda key, *index, _n=name: where("analyzers", _n, key, *index),
                      _settings_parameters(spec))
     check_card(d.get("card"), where)
+    distributed = _mapping(d.get("distributed"), where, "distributed")
+    _known(distributed, set(_DISTRIBUTED), where, "distributed")
+    for key, value in distributed.items():
+        ok, expected = _DISTRIBUTED[key]
+        if not ok(value):
+            raise AuditInputError(f"{where('distributed', key)} must be {expected}, got {value!r}.")
     policy = d.get("policy") or []
     if not isinstance(policy, (list, tuple)):
         raise AuditInputError(f"{where('policy')} must be a list of rules like "

@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from audit import parallel
 from audit._versions import library_versions
 from audit.data import attribute_groups
 from audit.errors import AuditInputError
@@ -257,7 +258,7 @@ def load_model(config: AuditConfig, data, *, progress: bool = True):
     # how to load the same data again (the dashboard and error messages read it from the manifest)
     model = model.replace(metadata={**model.metadata, "data": {**recorded, "config": dict(config.data),
                                                                "seed": config.seed}})
-    if path:
+    if path and parallel.process_index() == 0:  # one writer when many processes run the audit
         model.save(path)
         _log(f"model saved to {path}", progress)
     return model
