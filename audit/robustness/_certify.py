@@ -22,8 +22,8 @@ from audit.errors import AuditInputError
 from audit.models._batching import padded_batches
 from audit.results import Finding, MetricSpec, Provenance, Result, timer
 from audit.robustness._domain import Domain
-from audit.robustness._evaluate import (attack_settings, default_attacks, domain_and_grid, run_attacks, sample_rows,
-                                        validate)
+from audit.robustness._evaluate import (attack_batch, attack_settings, default_attacks, domain_and_grid, run_attacks,
+                                        sample_rank, sample_rows, validate)
 from audit.robustness._ibp import check_ibp, ibp_margins
 from audit.robustness._pgd import pgd
 from audit.robustness._report import eps_name
@@ -246,9 +246,9 @@ def certify(model, data, *, norm: str = "linf", eps: Sequence[float] | None = No
         rows = sample_rows(len(part), n, seed=seed)
         x, y = part.X[rows], part.y[rows]
         m = len(x)
-        batch = min(int(batch_size or (64 if data.kind == "image" else 512)), m)
+        batch = attack_batch(int(batch_size or (64 if data.kind == "image" else 512)), m)
         hit = run_attacks(model, x, y, grid=grid, attacks=attacks, norm=norm, domain=domain, settings=settings,
-                          batch=batch, key=jax.random.key(seed))
+                          batch=batch, key=jax.random.key(seed), rank=sample_rank(len(part), n, seed=seed))
         clean = hit.clean
         accuracy: dict[str, np.ndarray] = {"clean": np.full(len(grid), clean.mean())}
         empirical = {}
