@@ -203,12 +203,12 @@ def run_attacks(model, x: np.ndarray, y: np.ndarray, *, grid: np.ndarray, attack
     order = np.arange(m) if rank is None else np.argsort(rank, kind="stable")
     xo, yo = np.ascontiguousarray(x[order]), np.ascontiguousarray(y[order])
     common = (_attack_cache.model_key(model), norm, _attack_cache.digest(np.asarray(domain.lower),
-              np.asarray(domain.upper), np.asarray(domain.mutable)), tuple(sorted(settings.items())), int(batch),
+              np.asarray(domain.upper), np.asarray(domain.mutable)), int(batch),
               _attack_cache.digest(np.asarray(jax.random.key_data(key))))
 
     def attack_all(name, e):
         spec = ATTACKS[name]
-        cache_key = (*common, name, float(e))
+        cache_key = (*common, name, float(e), tuple((k, settings.get(k)) for k in spec.reads))
         adv = _attack_cache.lookup(cache_key, xo, yo)
         if adv is None:
             fn = lambda xb, yb, kb: spec.run(model.apply, model.params, xb, yb, eps=float(e), norm=norm,

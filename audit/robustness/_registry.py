@@ -17,7 +17,9 @@ from audit.robustness._square import square
 
 @dataclasses.dataclass(frozen=True)
 class AttackSpec:
-    """`run(apply_fn, params, x, y, *, eps, norm, domain, key, settings) -> x_adv`."""
+    """`run(apply_fn, params, x, y, *, eps, norm, domain, key, settings) -> x_adv`. `reads`: the
+    keys of `settings` that `run` reads (two runs that differ only in other keys are the same
+    attack, so their adversarial examples can be shared)."""
 
     name: str
     run: Callable[..., Any]
@@ -26,6 +28,7 @@ class AttackSpec:
     norms: tuple[str, ...]
     min_classes: int = 2
     paper: str = ""
+    reads: tuple[str, ...] = ()
 
 
 def _fgsm(apply_fn, params, x, y, *, eps, norm, domain, key, settings: Mapping[str, Any]):
@@ -62,11 +65,15 @@ def _cw(apply_fn, params, x, y, *, eps, norm, domain, key, settings):
 
 ATTACKS: dict[str, AttackSpec] = {
     "fgsm": AttackSpec("fgsm", _fgsm, True, False, ("linf", "l2"), paper="Goodfellow et al. 2015"),
-    "pgd": AttackSpec("pgd", _pgd, True, True, ("linf", "l2"), paper="Madry et al. 2018"),
-    "apgd": AttackSpec("apgd", _apgd("ce"), True, True, ("linf", "l2"), paper="Croce & Hein 2020"),
+    "pgd": AttackSpec("pgd", _pgd, True, True, ("linf", "l2"), paper="Madry et al. 2018",
+                      reads=("steps", "restarts", "loss")),
+    "apgd": AttackSpec("apgd", _apgd("ce"), True, True, ("linf", "l2"), paper="Croce & Hein 2020",
+                       reads=("apgd_steps", "restarts")),
     "apgd_dlr": AttackSpec("apgd_dlr", _apgd("dlr"), True, True, ("linf", "l2"), min_classes=3,
-                           paper="Croce & Hein 2020"),
-    "square": AttackSpec("square", _square, False, True, ("linf",), paper="Andriushchenko et al. 2020"),
-    "autoattack": AttackSpec("autoattack", _autoattack, True, True, ("linf", "l2"), paper="Croce & Hein 2020"),
-    "cw": AttackSpec("cw", _cw, True, False, ("l2",), paper="Carlini & Wagner 2017"),
+                           paper="Croce & Hein 2020", reads=("apgd_steps", "restarts")),
+    "square": AttackSpec("square", _square, False, True, ("linf",), paper="Andriushchenko et al. 2020",
+                         reads=("square_queries",)),
+    "autoattack": AttackSpec("autoattack", _autoattack, True, True, ("linf", "l2"), paper="Croce & Hein 2020",
+                             reads=("apgd_steps", "square_queries")),
+    "cw": AttackSpec("cw", _cw, True, False, ("l2",), paper="Carlini & Wagner 2017", reads=("apgd_steps",)),
 }
