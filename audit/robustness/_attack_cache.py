@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import collections
 import hashlib
+import threading
 from typing import Any, Hashable
 
 import numpy as np
@@ -21,6 +22,7 @@ import numpy as np
 MAX_ENTRIES = 64
 
 _entries: collections.OrderedDict[Hashable, tuple[np.ndarray, np.ndarray, np.ndarray]] = collections.OrderedDict()
+_lock = threading.Lock()  # the dashboard calls analyzers from several threads
 
 
 def model_key(model) -> tuple[Any, ...]:
@@ -40,28 +42,31 @@ def digest(*arrays: np.ndarray) -> str:
 def lookup(key: Hashable, x: np.ndarray, y: np.ndarray) -> np.ndarray | None:
     """The adversarial rows stored for `key` whose first len(x) rows were computed on exactly
     `x`, `y` (in the same order); None when there are none."""
-    entry = _entries.get(key)
-    if entry is None:
-        return None
-    xs, ys, adv = entry
-    n = len(x)
-    if n > len(xs) or not (np.array_equal(xs[:n], x) and np.array_equal(ys[:n], y)):
-        return None
-    _entries.move_to_end(key)
-    return adv[:n].copy()
+    with _lock:
+        entry = _entries.get(key)
+        if entry is None:
+            return None
+        xs, ys, adv = entry
+        n = len(x)
+        if n > len(xs) or not (np.array_equal(xs[:n], x) and np.array_equal(ys[:n], y)):
+            return None
+        _entries.move_to_end(key)
+        return adv[:n].copy()
 
 
 def store(key: Hashable, x: np.ndarray, y: np.ndarray, adv: np.ndarray) -> None:
     """Keep `adv` (computed on `x`, `y`) for `key` unless a longer result is stored already."""
-    old = _entries.get(key)
-    if old is not None and len(old[0]) >= len(x):
-        return
-    _entries[key] = (np.array(x, copy=True), np.array(y, copy=True), np.array(adv, copy=True))
-    _entries.move_to_end(key)
-    while len(_entries) > MAX_ENTRIES:
-        _entries.popitem(last=False)
+    with _lock:
+        old = _entries.get(key)
+        if old is not None and len(old[0]) >= len(x):
+            return
+        _entries[key] = (np.array(x, copy=True), np.array(y, copy=True), np.array(adv, copy=True))
+        _entries.move_to_end(key)
+        while len(_entries) > MAX_ENTRIES:
+            _entries.popitem(last=False)
 
 
 def clear() -> None:
     """Forget every stored result (tests; a long session that wants the memory back)."""
-    _entries.clear()
+    with _lock:
+        _entries.clear()
