@@ -62,15 +62,19 @@ def _write_outputs(report, out: str) -> tuple[str, str]:
     return json_path, html_path
 
 
-def _write_ci_outputs(report, *, junit: str | None, summary_md: str | None) -> None:
-    """--junit (each policy rule a test case) and --summary-md (a verdict for a pull-request comment)."""
+def _write_ci_outputs(report, *, junit: str | None, summary_md: str | None, card_md: str | None = None) -> None:
+    """--junit (each policy rule a test case), --summary-md (a verdict for a pull-request comment) and
+    --card-md (the model card as Markdown)."""
     from audit.pipeline._report import write_atomic
+    from audit.render.card import card_markdown
     from audit.render.ci import junit_xml, summary_markdown
 
     if junit:
         write_atomic(junit, junit_xml(report))
     if summary_md:
         write_atomic(summary_md, summary_markdown(report).encode())
+    if card_md:
+        write_atomic(card_md, card_markdown(report).encode())
 
 
 def _compile_cache(setting: str | None) -> str | None:
@@ -101,20 +105,40 @@ def _compile_cache(setting: str | None) -> str | None:
 def _run(args: argparse.Namespace) -> int:
     from audit.pipeline import AuditConfig, run_config
 
-    for flag, path in (("--junit", args.junit), ("--summary-md", args.summary_md)):
+    for flag, path, example in (("--junit", args.junit, "results.xml"), ("--summary-md", args.summary_md, "summary.md"),
+                                ("--card-md", args.card_md, "card.md")):
         if path and os.path.isdir(path):
-            raise AuditInputError(f"{flag} {path} is a folder; give a file name, e.g. {flag} results.xml.")
+            raise AuditInputError(f"{flag} {path} is a folder; give a file name, e.g. {flag} {example}.")
     _compile_cache(args.compile_cache)
     config = AuditConfig.from_yaml(args.config)
+    if args.chunk_rows is not None or args.sample_rows is not None:  # stream the data file (audit.data.open_stream)
+        config = _streaming(config, args.chunk_rows, args.sample_rows)
     report, _, _ = run_config(config, progress=not args.quiet)
     json_path, html_path = _write_outputs(report, args.out or os.path.join("reports", "out", config.name))
-    _write_ci_outputs(report, junit=args.junit, summary_md=args.summary_md)
+    _write_ci_outputs(report, junit=args.junit, summary_md=args.summary_md, card_md=args.card_md)
     print(_summary(report))
     print(f"report written to {os.path.abspath(html_path)} (and {os.path.basename(json_path)})")
     if report.incomplete:
         _say_incomplete(report)
         return 2
     return 0 if report.passed else 1
+
+
+def _streaming(config, chunk_rows: int | None, sample_rows: int | None):
+    """The config with data.stream set from --chunk-rows / --sample-rows (over the config's own)."""
+    import dataclasses
+
+    from audit.pipeline import AuditConfig
+
+    d = dict(config.data)
+    if "csv" not in d and "parquet" not in d:
+        raise AuditInputError("--chunk-rows / --sample-rows stream a data file: the config's data section "
+                              "must name a 'csv' or 'parquet' file.")
+    stream = dict(d["stream"]) if isinstance(d.get("stream"), dict) else {}
+    stream.update({k: v for k, v in (("chunk_rows", chunk_rows), ("sample_rows", sample_rows)) if v is not None})
+    checked = AuditConfig.from_dict({**config.to_dict(), "data": {**d, "stream": stream}}, source=config.source,
+                                    lines=config.lines, registry=config.registry)
+    return dataclasses.replace(config, data=checked.data)
 
 
 def _say_incomplete(report) -> None:
@@ -134,6 +158,19 @@ def _report(args: argparse.Namespace) -> int:
     for path in ([report.to_html(args.html)] if args.html else []) + (
             [report.to_json(args.single_file, single_file=True)] if args.single_file else []):
         print(f"report written to {os.path.abspath(path)}")
+    return 0
+
+
+def _card(args: argparse.Namespace) -> int:
+    from audit.pipeline import AuditReport
+    from audit.pipeline._report import write_atomic
+    from audit.render.card import card_markdown
+
+    if os.path.isdir(args.out):
+        raise AuditInputError(f"-o {args.out} is a folder; give a file name, e.g. -o card.md.")
+    text = card_markdown(AuditReport.load(args.result))
+    write_atomic(args.out, text.encode())
+    print(f"model card written to {os.path.abspath(args.out)}")
     return 0
 
 
@@ -279,6 +316,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help="no progress output")
     p.add_argument("--junit", metavar="XML", help="also write the policy as JUnit XML (one test case per rule)")
     p.add_argument("--summary-md", metavar="MD", help="also write a short Markdown verdict (for a PR comment)")
+    p.add_argument("--card-md", metavar="MD", help="also write the model card (the config's card: section and "
+                   "the audit's findings) as Markdown")
+    p.add_argument("--chunk-rows", type=int, metavar="N", help="stream the data file N rows at a time (data "
+                   "larger than memory; imbalance and fairness count every row, other sections use a sample)")
+    p.add_argument("--sample-rows", type=int, metavar="N", help="with streaming: rows in the seeded sample that "
+                   "fits the encoding and feeds the per-example sections (default 20000)")
     p.add_argument("--compile-cache", metavar="DIR", help="keep compiled programs here for the next run "
                    "(default $AUDIT_COMPILE_CACHE or ~/.cache/flax-audit/xla; 'off' to disable)")
     p.set_defaults(handler=_run)
@@ -288,6 +331,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--html", help="HTML file to write")
     p.add_argument("--single-file", help="JSON file to write with every array inline (no .arrays.npz), to share")
     p.set_defaults(handler=_report)
+
+    p = commands.add_parser("card", help="write the model card of a saved report.json as Markdown")
+    p.add_argument("result", help="report.json written by `audit run`")
+    p.add_argument("-o", "--out", required=True, help="Markdown file to write, e.g. card.md")
+    p.set_defaults(handler=_card)
 
     p = commands.add_parser("diff", help="compare two reports; exit 1 when the new one regressed")
     p.add_argument("old", help="report.json of the earlier model")

@@ -9,7 +9,8 @@ function (sklearn backend), and DiCE "gradient" on a PyTorch copy of the same we
 min-max/one-hot encoding in front). Every counterfactual is scored by the same code: validity (our
 model gives the target), cost (MAD-scaled L1 + 1 per changed categorical; cheapest valid per row),
 sparsity (columns changed), diversity (mean pairwise cost-distance between a row's valid ones) and
-seconds per requested counterfactual. Ours is timed after one warm-up call (compilation shown apart).
+seconds per requested counterfactual. Ours is timed after one warm-up call (compilation shown apart),
+the median of 5 calls.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ def _score(space, model, raw0, cfs, target):
     pair = space.cost(safe[:, :, None], safe[:, None])
     both = valid[:, :, None] & valid[:, None] & ~np.eye(k, dtype=bool)
     div = np.where(both.sum((1, 2)) > 0, np.where(both, pair, 0).sum((1, 2)) / np.maximum(both.sum((1, 2)), 1), np.nan)
-    return {"validity": float(valid.mean()), "row_validity": float(np.isfinite(cheapest).mean()),
+    return {"validity": float(valid.mean()), "valid": valid, "row_validity": float(np.isfinite(cheapest).mean()),
             "cost": cheapest, "sparsity": float(changed[valid].mean()) if valid.any() else np.nan,
             "diversity": float(np.nanmean(div)) if np.isfinite(div).any() else np.nan}
 
@@ -90,9 +91,12 @@ def main() -> None:
         start = time.perf_counter()
         counterfactuals(model, data, X, k=args.k, method=method, seed=1)  # warm-up: compiles
         compile_s = time.perf_counter() - start
-        start = time.perf_counter()
-        res = counterfactuals(model, data, X, k=args.k, method=method, seed=0)
-        seconds = time.perf_counter() - start
+        times = []
+        for _ in range(5):  # one call takes about a second: the median of 5 resists a shared machine's load spikes
+            start = time.perf_counter()
+            res = counterfactuals(model, data, X, k=args.k, method=method, seed=0)
+            times.append(time.perf_counter() - start)
+        seconds = float(np.median(times))
         results[f"audit {method}"] = (_score(space, model, res.original, res.counterfactuals, target), seconds,
                                       compile_s)
 
@@ -137,12 +141,17 @@ def main() -> None:
                                                   vary, args.k)
 
     print(f"\n{len(X)} denied credit rows, k={args.k}, sex and age immutable\n")
-    print("| method | validity | rows with one | mean cheapest cost (rows all found) | sparsity | diversity | "
-          "ms per counterfactual | compile (s) |")
-    print("|---|---|---|---|---|---|---|---|")
+    # a row is feasible when some method found a valid counterfactual for it (one exists); the rest
+    # are infeasible as far as any method can tell, and count as neither valid nor invalid
+    feasible = np.any([r[0]["valid"].any(1) for r in results.values()], axis=0)
+    print(f"feasible rows (some method found one): {feasible.sum()} of {len(X)}\n")
+    print("| method | validity | validity on feasible rows | rows with one | mean cheapest cost (rows all found) | "
+          "sparsity | diversity | ms per counterfactual | compile (s) |")
+    print("|---|---|---|---|---|---|---|---|---|")
     every = np.all([np.isfinite(r[0]["cost"]) for r in results.values()], axis=0)
     for name, (s, seconds, compile_s) in results.items():
-        print(f"| {name} | {s['validity']:.3f} | {s['row_validity']:.3f} | {np.mean(s['cost'][every]):.3f} "
+        print(f"| {name} | {s['validity']:.3f} | {s['valid'][feasible].mean():.3f} | {s['row_validity']:.3f} | "
+              f"{np.mean(s['cost'][every]):.3f} "
               f"({every.sum()} rows) | {s['sparsity']:.2f} | {s['diversity']:.2f} | "
               f"{1000 * seconds / (len(X) * args.k):.2f} | {compile_s:.1f} |")
 

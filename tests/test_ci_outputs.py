@@ -66,6 +66,9 @@ analyzers:
 policy:
   - {{metric: slices.error, max: 0.5}}
   - {{metric: slices.worst_error_ratio, max: 1.5}}
+card:
+  intended_use: Screening loan applications for a person to review.
+  limitations: [Synthetic data only]
 """
 
 
@@ -73,8 +76,9 @@ def test_cli_writes_junit_and_summary(tmp_path, capsys):
     config = tmp_path / "config.yaml"
     config.write_text(textwrap.dedent(CONFIG.format(model=tmp_path / "model")))
     junit, md = tmp_path / "ci" / "results.xml", tmp_path / "summary.md"
+    card = tmp_path / "card.md"
     code = cli.main(["run", str(config), "--out", str(tmp_path / "out"), "--quiet", "--junit", str(junit),
-                     "--summary-md", str(md)])
+                     "--summary-md", str(md), "--card-md", str(card)])
     assert code == 1  # the planted cohort breaks the slices rule
     cases = {c.get("name"): c for c in ET.parse(junit).getroot().iter("testcase")}
     assert set(cases) == {"slices.error", "slices.worst_error_ratio"}
@@ -85,6 +89,14 @@ def test_cli_writes_junit_and_summary(tmp_path, capsys):
     assert "**FAILED**" in text and "slices.worst_error_ratio" in text
     html = (tmp_path / "out" / "report.html").read_text()
     assert "housing = rent and sector = retail" in html and "corrected p" in html
+    # the model card: the config's text and the audit's findings; `audit card` writes the same card later
+    text = card.read_text()
+    assert "**Primary intended uses:** Screening loan applications for a person to review." in text
+    assert "- Synthetic data only" in text and "| Worst cohort's error over the rest's (slices.worst_error_ratio) |" in text
+    assert cli.main(["card", str(tmp_path / "out" / "report.json"), "-o", str(tmp_path / "again.md")]) == 0
+    assert (tmp_path / "again.md").read_text() == text
     capsys.readouterr()
     assert cli.main(["run", str(config), "--junit", str(tmp_path)]) == 2
     assert "is a folder" in capsys.readouterr().err
+    assert cli.main(["run", str(config), "--card-md", str(tmp_path)]) == 2
+    assert "--card-md" in capsys.readouterr().err

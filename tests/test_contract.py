@@ -38,6 +38,7 @@ SETTINGS = {
     "adversarial_detection": {"n": 30, "steps": 3, "detectors": ["energy", "msp"]},
     "transfer": {"epochs": 1, "n": 60, "steps": 3, "eps": [0.1]},
     "missing": {"rates": [0.2]},
+    "missing_strategies": {"strategies": ["mean", "median"], "train_options": {"epochs": 2}},
     "fairness_mitigation": {"attribute": "sex", "methods": ["reweighing"], "train_options": {"epochs": 2},
                             "n_bootstrap": 20},
     "imbalance_mitigation": {"methods": ["none", "class_weight"], "train_options": {"epochs": 2}},

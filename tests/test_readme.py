@@ -21,7 +21,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 README = open(os.path.join(ROOT, "README.md")).read()
 BIN = os.path.dirname(sys.executable)
 # the exit code each README command must give (the demo audits are built to fail their policies)
-EXPECTED = {"train": 0, "run": 1, "report": 0, "diff": 0, "demo": 1}
+EXPECTED = {"train": 0, "run": 1, "report": 0, "card": 0, "diff": 0, "demo": 1}
 
 
 def section(title: str) -> str:
@@ -55,7 +55,7 @@ def test_readme_commands_parse_and_name_files_that_exist():
     from audit.cli import build_parser
 
     lines = commands()
-    assert [shlex.split(c)[1] for c in lines] == ["train", "run", "report", "run", "diff", "demo"]
+    assert [shlex.split(c)[1] for c in lines] == ["train", "run", "report", "card", "run", "diff", "demo"]
     for line in lines:
         build_parser().parse_args(shlex.split(line)[1:])  # SystemExit on a bad option
     assert os.path.isfile(os.path.join(ROOT, "reports", "credit.yaml"))
@@ -92,6 +92,7 @@ def test_readme_commands_in_order_fast_variant(tmp_path, monkeypatch, capsys):
         assert cli.main(shlex.split(line)[1:] + (["--quiet"] if verb == "run" else [])) == EXPECTED[verb], \
             (line, capsys.readouterr())
     assert os.path.isfile(os.path.join(cwd, "credit.html"))
+    assert open(os.path.join(cwd, "card.md")).read().startswith("# Model card: credit")
     assert os.path.isfile(os.path.join(cwd, "models", "credit", "manifest.json"))  # ../models from reports/
 
 

@@ -14,8 +14,10 @@ NAMES = ("credit", "breast_cancer", "digits", "mnist")
 
 def _credit_data(*, n: int = 20_000, seed: int = 0, include_sensitive: bool = False,
                  hidden_cohort: bool = False, missing: str | None = None,
-                 imputation: dict | None = None) -> Dataset:
-    frame = _credit.credit_frame(n, seed=seed, hidden_cohort=hidden_cohort, missing=missing)
+                 imputation: dict | None = None, label_bias: bool = True,
+                 recourse_bias: bool = False) -> Dataset:
+    frame = _credit.credit_frame(n, seed=seed, hidden_cohort=hidden_cohort, missing=missing,
+                                 label_bias=label_bias, recourse_bias=recourse_bias)
     if missing is not None and imputation is None:
         imputation = {"strategy": "median"}
     return from_pandas(frame, target="default", sensitive=list(_credit.SENSITIVE),
@@ -63,8 +65,10 @@ def load(name: str, *, seed: int = 0, **options) -> Dataset:
     `seed` fixes the train/val/test split (and, for credit, the generated rows). Credit also
     takes `n` (rows, default 20,000), `include_sensitive` (feed sex and age to the model),
     `hidden_cohort` (plant a cohort with label noise, for error analysis; see `audit.datasets.credit`),
-    `missing` ("mnar" / "mcar": planted missing incomes, see `audit.data._credit`) and
-    `imputation` (the `missing=` option of `from_pandas`; default median).
+    `missing` ("mnar" / "mcar": planted missing incomes, see `audit.data._credit`),
+    `imputation` (the `missing=` option of `from_pandas`; default median), `label_bias` (default
+    True: women labelled defaulters more often) and `recourse_bias` (default False: women aged 50+ labelled
+    defaulters far more often, a planted recourse burden; see `audit.data._credit`).
     """
     loaders = {"credit": _credit_data, "breast_cancer": _breast_cancer, "digits": _digits,
                "mnist": _mnist}

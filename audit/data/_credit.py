@@ -10,6 +10,21 @@ and analyzers can check:
   ``self_employed`` +1.2). The Bayes-optimal accuracy is about 0.95 (majority rate 0.90).
 - ``BIAS``: on top of that, women are labelled as defaulters more often (+1.5 on the logit):
   historical label bias against ``sex == "female"``.
+  This constant shift makes women denied more often, but it does NOT make a denied woman need a
+  clearly larger change than a denied man: it moves the decision threshold within the upper tail
+  of the risk, and the part of the risk beyond the threshold is distributed about alike in both
+  groups (zoo MLP fed sex, 8,000 rows, ``audit.recourse.evaluate`` on the training split: mean
+  cheapest-counterfactual cost 0.88 for 259 denied women vs 0.81 for 140 men, ratio 1.09,
+  interval [0.94, 1.29]). Here the bias shows
+  as more denials, not as a clearly higher recourse burden.
+- ``RECOURSE_BIAS`` (only with ``recourse_bias=True``; off by default, which leaves every row as
+  above): women aged 50 or over are labelled defaulters far more often still (+3.0 more on the
+  logit, added after the intercept is fixed, so every other row keeps its label). It pushes these
+  women deep past the threshold rather than just over it, so the women a model denies need more
+  change to be approved: the planted truth for ``audit.recourse``'s burden ratio (same model and
+  analyzer: 433 women denied at mean cost 1.08 vs 145 men at 0.80, ratio 1.36, interval [1.19,
+  1.57]). ``label_bias=False`` removes ``BIAS`` too, for data without either bias (ratio 1.10 for
+  men, interval [0.91, 1.28]: no clear gap).
 - ``PROXY``: ``sector`` has no effect on the label, but its distribution depends strongly on sex,
   so a model that never sees ``sex`` can still learn the bias through it.
 - ``IRRELEVANT`` columns (``housing``, ``purpose``, ``n_dependents``, ``loan_amount``) are
@@ -40,6 +55,7 @@ IRRELEVANT = ("housing", "purpose", "n_dependents", "loan_amount")
 PROXY = "sector"
 SENSITIVE = ("sex", "age")
 BIAS = {"attribute": "sex", "group": "female", "logit_shift": 1.5}
+RECOURSE_BIAS = {"attribute": "sex", "group": "female", "min_age": 50, "logit_shift": 3.0}
 POSITIVE_RATE = 0.10
 CATEGORICAL = ("employment", "housing", "purpose", "sector")
 HIDDEN_COHORT = {"sector": "retail", "housing": "rent", "flip_probability": 0.4}
@@ -66,16 +82,24 @@ def missing_probability(sex: np.ndarray, default: np.ndarray) -> np.ndarray:
 
 
 def credit_frame(n: int = 20_000, *, seed: int = 0, hidden_cohort: bool = False,
-                 missing: str | None = None) -> pd.DataFrame:
+                 missing: str | None = None, label_bias: bool = True,
+                 recourse_bias: bool = False) -> pd.DataFrame:
     """The raw credit table: `n` applicants with a `default` column ("yes"/"no").
 
     `hidden_cohort=True` flips labels in the planted `HIDDEN_COHORT` and `missing` ("mnar" or
     "mcar") blanks some incomes, as the module docstring states; each is drawn from its own random
-    stream, so every other row and label is the same as without."""
+    stream, so every other row and label is the same as without. `label_bias=False` drops the
+    `BIAS` shift and `recourse_bias=True` plants `RECOURSE_BIAS`; either changes the labels (the
+    intercept is re-solved for the same default rate), never the features."""
     if missing not in (None, "mnar", "mcar"):
         from audit.errors import AuditInputError
 
         raise AuditInputError(f"credit option missing={missing!r} must be 'mnar', 'mcar' or None.")
+    for name, value in (("label_bias", label_bias), ("recourse_bias", recourse_bias)):
+        if not isinstance(value, (bool, np.bool_)):
+            from audit.errors import AuditInputError
+
+            raise AuditInputError(f"credit option {name}={value!r} must be true or false.")
     rng = np.random.default_rng(seed)
     sex = rng.choice(["female", "male"], size=n)
     age = rng.integers(21, 76, size=n)
@@ -94,15 +118,17 @@ def credit_frame(n: int = 20_000, *, seed: int = 0, hidden_cohort: bool = False,
                       rng.choice(_SECTORS, size=n, p=_SECTOR_P["male"]))
 
     log_income = np.log(income)
+    deep = recourse_bias & (sex == RECOURSE_BIAS["group"]) & (age >= RECOURSE_BIAS["min_age"])
     logit = (2.2 * late + 10.0 * (debt_ratio - 0.28)
              - 2.5 * (log_income - 10.6) / 0.45 - 1.5 * (history - 9.0) / 5.0
              + 3.5 * (employment == "unemployed") + 1.2 * (employment == "self_employed")
-             + BIAS["logit_shift"] * (sex == BIAS["group"]))
+             + BIAS["logit_shift"] * label_bias * (sex == BIAS["group"]))
     lo, hi = -20.0, 20.0  # intercept so that the expected default rate is POSITIVE_RATE
     for _ in range(60):
         mid = (lo + hi) / 2
         lo, hi = (mid, hi) if _sigmoid(logit + mid).mean() < POSITIVE_RATE else (lo, mid)
-    default = rng.random(n) < _sigmoid(logit + (lo + hi) / 2)
+    # the recourse bias comes on top of the intercept: every other row keeps its label
+    default = rng.random(n) < _sigmoid(logit + (lo + hi) / 2 + RECOURSE_BIAS["logit_shift"] * deep)
     if hidden_cohort:
         noise = np.random.default_rng([seed, 21]).random(n) < HIDDEN_COHORT["flip_probability"]
         cohort = (sector == HIDDEN_COHORT["sector"]) & (housing == HIDDEN_COHORT["housing"])

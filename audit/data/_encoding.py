@@ -172,8 +172,7 @@ class TabularEncoding(Result):
         for j, c in enumerate(self.columns):
             if c.kind == "categorical":
                 values = frame[c.name].astype(str).to_numpy()
-                index = {cat: i for i, cat in enumerate(c.categories)}
-                codes = np.array([index.get(v, -1) for v in values])
+                codes = pd.Index(c.categories).get_indexer(values)  # hashed lookup, -1 when unseen
                 unknown = np.flatnonzero(codes < 0)
                 if unknown.size and handle_unknown == "error":
                     raise AuditInputError(

@@ -40,7 +40,11 @@ def _fmt(v: float) -> str:
     return np.format_float_positional(float(v), trim="-")
 
 
-def _bin(values: np.ndarray, name: str, edges: Sequence[float] | None, n_bins: int) -> Grouping:
+def binning(values: np.ndarray, name: str, edges: Sequence[float] | None, n_bins: int, *,
+            lo: float | None = None, hi: float | None = None) -> tuple[np.ndarray, tuple[str, ...], str]:
+    """(interior cuts, labels, rule) of a continuous attribute: cut at `edges`, or at the
+    `n_bins`-quantiles of `values`; `lo` / `hi` (default: the values' extremes) close the first and
+    last bins. A streamed audit passes the extremes of every row and the quantiles of a sample."""
     whole = bool(np.all(values == np.round(values)))
     if edges is None:
         cuts = np.quantile(values, np.arange(1, n_bins) / n_bins)
@@ -51,13 +55,19 @@ def _bin(values: np.ndarray, name: str, edges: Sequence[float] | None, n_bins: i
         if cuts.ndim != 1 or not np.all(np.isfinite(cuts)):
             raise AuditInputError(f"bin edges for {name!r} must be a list of finite numbers, got {edges!r}.")
         rule = f"bins at the given edges {list(map(float, cuts))}"
-    lo, hi = float(values.min()), float(values.max())
+    lo = float(values.min()) if lo is None else float(lo)
+    hi = float(values.max()) if hi is None else float(hi)
     cuts = np.unique(cuts[(cuts > lo) & (cuts <= hi)])
     bounds = [lo, *cuts.tolist(), hi]
     labels = [f"[{_fmt(a)}, {_fmt(b)})" for a, b in zip(bounds[:-2], bounds[1:-1])]
     labels.append(f"[{_fmt(bounds[-2])}, {_fmt(hi)}]")
+    return cuts, tuple(labels), rule
+
+
+def _bin(values: np.ndarray, name: str, edges: Sequence[float] | None, n_bins: int) -> Grouping:
+    cuts, labels, rule = binning(values, name, edges, n_bins)
     codes = np.searchsorted(cuts, values, side="right")
-    return Grouping(name=name, labels=tuple(labels), codes=codes.astype(np.int64), rule=rule)
+    return Grouping(name=name, labels=labels, codes=codes.astype(np.int64), rule=rule)
 
 
 def make_grouping(values, name: str, *, edges: Sequence[float] | None = None, n_bins: int = 4,

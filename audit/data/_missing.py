@@ -49,8 +49,11 @@ def check_options(missing: Mapping[str, Any] | None, where: str = "missing") -> 
     return out
 
 
-def make_imputer(strategy: str, *, n_neighbors: int = 5, max_iter: int = 10, seed: int = 0) -> Any:
-    """An unfitted scikit-learn imputer for `strategy` ("indicator" fills with the mean)."""
+def make_imputer(strategy: str, *, n_neighbors: int = 5, max_iter: int = 10, seed: int = 0,
+                 posterior: bool = False) -> Any:
+    """An unfitted scikit-learn imputer for `strategy` ("indicator" fills with the mean);
+    `posterior`: an IterativeImputer that draws each fill from its posterior (`sample_posterior`,
+    one draw of a multiple imputation) instead of filling the predicted mean."""
     from sklearn.impute import KNNImputer, SimpleImputer
 
     if strategy in ("mean", "median", "most_frequent", "indicator"):
@@ -61,7 +64,8 @@ def make_imputer(strategy: str, *, n_neighbors: int = 5, max_iter: int = 10, see
         from sklearn.experimental import enable_iterative_imputer  # noqa: F401
         from sklearn.impute import IterativeImputer
 
-        return IterativeImputer(max_iter=max_iter, random_state=seed, keep_empty_features=True)
+        return IterativeImputer(max_iter=max_iter, random_state=seed, keep_empty_features=True,
+                                sample_posterior=posterior)
     raise AuditInputError(f"imputation strategy {strategy!r} cannot fill values; choose one of "
                           f"{[s for s in STRATEGIES if s != 'drop']}.")
 
@@ -70,7 +74,8 @@ def make_imputer(strategy: str, *, n_neighbors: int = 5, max_iter: int = 10, see
 class Imputation(Result):
     """How missing numeric values are filled: `strategy`, fitted on `fit_rows` (the training rows'
     numeric raw columns `numeric`, NaN where missing). `masked` names the columns whose 0/1
-    missingness mask is a model input (empty unless indicators are on)."""
+    missingness mask is a model input (empty unless indicators are on). `posterior` (iterative
+    only): fills are draws from the posterior, one imputation of a multiple imputation."""
 
     strategy: str
     numeric: tuple[str, ...]
@@ -79,6 +84,7 @@ class Imputation(Result):
     n_neighbors: int = 5
     max_iter: int = 10
     seed: int = 0
+    posterior: bool = False
 
     @classmethod
     def fit(cls, numeric_frame, *, strategy: str, indicators: bool, n_neighbors: int = 5,
@@ -97,9 +103,9 @@ class Imputation(Result):
     def imputer(self) -> Any:
         """The fitted scikit-learn imputer (built from `fit_rows` once, then cached)."""
         cached = self.__dict__.get("_fitted")
-        if cached is None:
+        if cached is None:  # fitted on a writable copy: IterativeImputer writes into inputs with no holes
             cached = make_imputer(self.strategy, n_neighbors=self.n_neighbors, max_iter=self.max_iter,
-                                  seed=self.seed).fit(self.fit_rows)
+                                  seed=self.seed, posterior=self.posterior).fit(np.array(self.fit_rows))
             object.__setattr__(self, "_fitted", cached)
         return cached
 
@@ -116,4 +122,4 @@ class Imputation(Result):
 
     def __hash__(self) -> int:
         return hash((self.strategy, self.numeric, self.masked, self.fit_rows.tobytes(),
-                     self.n_neighbors, self.max_iter, self.seed))
+                     self.n_neighbors, self.max_iter, self.seed, self.posterior))

@@ -346,3 +346,53 @@ def limit_changes(margin: Callable, space: Space, raw0: np.ndarray, cf: np.ndarr
     cf = np.where(rank < max_changes, cf, r0)
     return cf, found & (margin(cf, target[:, None]) > SAFETY)
 
+
+
+FILL_SCALES = (1.25, 1.5, 2.0, 3.0)  # further-out copies of a valid change, tried when a row is short
+
+
+def fill(margin: Callable, space: Space, raw0: np.ndarray, cf: np.ndarray, found: np.ndarray,
+         target: np.ndarray, spares: np.ndarray, spares_ok: np.ndarray, k: int,
+         max_changes: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Top up rows that have at least one but fewer than `k` distinct valid counterfactuals.
+
+    Sparsifying and shrinking make different candidates coincide, so a row can end with fewer than
+    k distinct ones although many valid ones were found. Candidates, in the order `pick` prefers
+    them (cheapest, new sets of changed columns first): `spares` (the candidates before
+    sparsifying/shrinking), each valid pick moved further out (`FILL_SCALES` times its change),
+    the union of two picks' changes, and each pick with one more categorical column switched.
+    Every candidate is checked against the model (past the safety margin), the hard constraints
+    and `max_changes`; the rows' cheapest counterfactual is unchanged (every candidate costs at
+    least as much as the pick it comes from)."""
+    own = ~space.changed(raw0, cf[:, 0]).any(-1)  # already the target: its own counterfactual, nothing to add
+    short = found.any(1) & (found.sum(1) < k) & ~own
+    if not short.any():
+        return cf, found
+    rows = np.flatnonzero(short)
+    r0, base, ok = raw0[rows], cf[rows], found[rows]
+    R0 = r0[:, None]
+    cands, parents = [spares[rows]], [spares_ok[rows]]  # candidates and whether their source was valid
+    for t in FILL_SCALES:
+        cands.append(space.round_integers(np.broadcast_to(R0, base.shape), R0 + t * (base - R0)))
+        parents.append(ok)
+    changed = space.changed(R0, base)
+    for a in range(k):
+        for b in range(k):
+            if a != b:
+                cands.append(np.where(changed[:, a], base[:, a], base[:, b])[:, None])
+                parents.append((ok[:, a] & ok[:, b])[:, None])
+    for j in np.flatnonzero(space.is_cat & space.mutable):
+        for level in range(int(space.hi[j]) + 1):
+            c = base.copy()
+            c[..., j] = level
+            cands.append(c)
+            parents.append(ok & (r0[:, j] != level)[:, None])  # never back to the original level (cheaper)
+    pool, parent_ok = np.concatenate(cands, axis=1), np.concatenate(parents, axis=1)
+    n_changed = space.changed(R0, pool).sum(-1)
+    pool_ok = (parent_ok & (n_changed >= 1) & space.satisfied(np.broadcast_to(R0, pool.shape), pool)
+               & (n_changed <= (max_changes if max_changes is not None else space.d)))
+    pool_ok &= margin(pool, target[rows][:, None]) > SAFETY
+    new, got = pick(space, r0, np.concatenate([base, pool], axis=1), np.concatenate([ok, pool_ok], axis=1), k)
+    cf, found = cf.copy(), found.copy()
+    cf[rows], found[rows] = new, got
+    return cf, found

@@ -43,6 +43,12 @@ class CounterfactualResult(Result):
                    "Share of requested counterfactuals (rows x k) that the model classifies as the target."),
         MetricSpec("row_validity", "higher", "Rows with a counterfactual",
                    "Share of rows with at least one valid counterfactual."),
+        MetricSpec("feasible_validity", "higher", "Counterfactual validity where recourse exists",
+                   "Share of requested counterfactuals that the model classifies as the target, over the rows "
+                   "with at least one (rows with none are infeasible, not invalid)."),
+        MetricSpec("infeasible_rate", "lower", "Rows without a counterfactual",
+                   "Share of rows for which no counterfactual was found under the constraints (the search "
+                   "samples out to the edges of the data's range)."),
         MetricSpec("cost", "lower", "Mean cheapest counterfactual cost",
                    "Mean over rows with a valid counterfactual of the cheapest one's cost (MAD-scaled L1)."),
         MetricSpec("sparsity", "lower", "Mean columns changed",
@@ -83,11 +89,20 @@ class CounterfactualResult(Result):
         ok = np.isfinite(cost)
         return np.where(ok, cost, np.nan), ok
 
+    def validity_split(self) -> dict[str, int]:
+        """The n x k requested counterfactuals, counted: `valid` (the model gives the target),
+        `invalid` (missing although the row has a valid one: fewer than k distinct were found) and
+        `infeasible` (the row has none under the constraints)."""
+        valid = self.validity.astype(bool)
+        ok = valid.any(axis=1)
+        return {"valid": int(valid.sum()), "invalid": int((~valid[ok]).sum()), "infeasible": int((~valid[~ok]).sum())}
+
     def metrics(self) -> dict[str, float]:
         valid = self.validity.astype(bool)
         cheapest, ok = self.cheapest()
         mean = lambda v: float(np.mean(v)) if np.size(v) else float("nan")
-        return {"validity": mean(valid), "row_validity": mean(ok), "cost": mean(cheapest[ok]),
+        return {"validity": mean(valid), "feasible_validity": mean(valid[ok]), "infeasible_rate": mean(~ok),
+                "row_validity": mean(ok), "cost": mean(cheapest[ok]),
                 "sparsity": mean(self.sparsity[valid]), "plausibility": mean(self.plausibility[valid]),
                 "diversity": mean(self.diversity[np.isfinite(self.diversity)])}
 
@@ -262,8 +277,11 @@ def counterfactuals(model, data, X: Any, *, target: int | str | Sequence[int | s
             g_cf, g_found = search.gradient_search(model, space, raw0, tgt, k=k, steps=steps,
                                                    step_size=step_size, seed=seed)
             cf, found = np.concatenate([g_cf, cf], axis=1), np.concatenate([g_found, found], axis=1)
+        spares, spares_ok = [cf], [found]  # before sparsifying: distinct spares for rows left short
         if sparsify:
             cf = search.sparsify(margin, space, raw0, cf, tgt, found)
+            spares.append(cf)
+            spares_ok.append(found)
         if max_changes is not None:
             cf, found = search.limit_changes(margin, space, raw0, cf, tgt, found, max_changes)
         cf = search.shrink(margin, space, raw0, cf, tgt, found)
@@ -273,6 +291,8 @@ def counterfactuals(model, data, X: Any, *, target: int | str | Sequence[int | s
                                     np.concatenate([found, ok], axis=1), k)
         else:
             cf, found = search.pick(space, raw0, cf, found, k)
+        cf, found = search.fill(margin, space, raw0, cf, found, tgt, np.concatenate(spares, axis=1),
+                                np.concatenate(spares_ok, axis=1), k, max_changes)
         r0 = raw0[:, None]
         valid = found & (margin(cf, tgt[:, None]) > 0)
         cost_ = np.where(valid, space.cost(r0, cf), np.nan)

@@ -14,10 +14,12 @@ from audit.fairness._metrics import (by_group, demographic_parity_difference, de
                                      equalized_odds_difference, equalized_odds_ratio)
 from audit.data._groups import Grouping, intersect, make_grouping
 from audit.fairness._mitigate import FairnessMitigation, MitigationArm, mitigate, reweighing_weights
+from audit.fairness._stream import FairnessSink, evaluate_stream
 from audit.fairness._report import AttributeResult, FairnessReport, GroupTable, ProxyResult
 
-__all__ = ["AttributeResult", "DISPARITIES", "Disparity", "FairnessMitigation", "FairnessReport", "Gap",
-           "GroupTable", "Grouping", "MitigationArm", "ProxyResult", "assess", "evaluate", "intersect",
+__all__ = ["AttributeResult", "DISPARITIES", "Disparity", "FairnessMitigation", "FairnessReport", "FairnessSink",
+           "Gap", "GroupTable", "Grouping", "MitigationArm", "ProxyResult", "assess", "evaluate", "evaluate_stream",
+           "intersect",
            "make_grouping", "mitigate", "reweighing_weights",
            # fairlearn's call shape: f(y_true, y_pred, *, sensitive_features, method, sample_weight, pos_label)
            "by_group", "demographic_parity_difference", "demographic_parity_ratio", "equal_opportunity_difference",

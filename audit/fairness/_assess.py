@@ -61,46 +61,63 @@ def assess(y_true, y_pred, groups, *, scores=None, class_names: Sequence[str] | 
     favorable = analysed[0] if favorable_class is None else _class_index(favorable_class, class_names)
     rng = np.random.default_rng(seed)
     G = len(grouping.labels)
-    tables, disparities = [], []
+    sums, auc, boot = {}, {}, {}
     for c in dict.fromkeys([*analysed, favorable]):
         y_pos, pred_pos = y_true == c, y_pred == c
         score = scores[:, c] if scores is not None else np.zeros(len(y_true))
         stats = _stats.row_stats(y_pos, pred_pos, y_true == y_pred, score, n_bins=n_bins)
-        sums = _stats.group_sums(stats, grouping.codes, G)
-        point = _stats.rates(sums, n_bins)
-        if scores is None:
+        sums[c] = _stats.group_sums(stats, grouping.codes, G)
+        auc[c] = np.full(G, np.nan) if scores is None else np.array(
+            [_stats.roc_auc(y_pos[grouping.codes == g], score[grouping.codes == g]) for g in range(G)])
+        boot[c] = _stats.bootstrap_sums(stats, grouping.codes, G, n_bootstrap=n_bootstrap, rng=rng) \
+            if n_bootstrap else None
+    return from_sums(name=grouping.name, rule=grouping.rule, labels=grouping.labels, empty=grouping.empty,
+                     sums=sums, roc_auc=auc, boot=boot, scores=scores is not None, analysed=analysed,
+                     favorable=favorable, class_names=class_names, n_bins=n_bins, confidence=confidence,
+                     min_group_size=min_group_size, min_count=min_count)
+
+
+def from_sums(*, name: str, rule: str, labels: tuple[str, ...], empty: tuple[str, ...],
+              sums: dict[int, np.ndarray], roc_auc: dict[int, np.ndarray], boot: dict[int, np.ndarray | None],
+              scores: bool, analysed: list[int], favorable: int, class_names: tuple[str, ...], n_bins: int,
+              confidence: float, min_group_size: int, min_count: int) -> AttributeResult:
+    """One attribute's tables and disparities from per-class group sums of `_stats.row_stats`
+    (`sums[c]` (G, S)), per-group ROC-AUC, and bootstrap replicate sums (`boot[c]` (B, G, S) or
+    None): `assess` adds the sums over rows in memory, a streamed audit over chunks, and both
+    apply these rules. `scores` says whether class probabilities were given (calibration)."""
+    G = len(labels)
+    tables, disparities = [], []
+    for c in dict.fromkeys([*analysed, favorable]):
+        point = _stats.rates(sums[c], n_bins)
+        if not scores:
             point["calibration_error"] = np.full(G, np.nan)
-            point["roc_auc"] = np.full(G, np.nan)
-        else:
-            point["roc_auc"] = np.array([_stats.roc_auc(y_pos[grouping.codes == g], score[grouping.codes == g])
-                                         for g in range(G)])
+        point["roc_auc"] = np.asarray(roc_auc[c], np.float64)
         reps = None
-        if n_bootstrap:
-            boot = _stats.bootstrap_sums(stats, grouping.codes, G, n_bootstrap=n_bootstrap, rng=rng)
-            reps = _stats.rates(boot, n_bins)
-            if scores is None:
-                reps["calibration_error"] = np.full((n_bootstrap, G), np.nan)
-        counts = {"size": sums[:, _stats.ONE], "positives": sums[:, _stats.POS],
-                  "negatives": sums[:, _stats.ONE] - sums[:, _stats.POS], "predicted": sums[:, _stats.SEL]}
+        if boot[c] is not None:
+            reps = _stats.rates(boot[c], n_bins)
+            if not scores:
+                reps["calibration_error"] = np.full(boot[c].shape[:2], np.nan)
+        group = sums[c]
+        counts = {"size": group[:, _stats.ONE], "positives": group[:, _stats.POS],
+                  "negatives": group[:, _stats.ONE] - group[:, _stats.POS], "predicted": group[:, _stats.SEL]}
         values = {m: np.asarray(point[m], np.float64) for m in _stats.GROUP_METRICS}
         names = [n for n in _disparity.DISPARITIES if n != "disparate_impact"] if c in analysed else []
         names += ["disparate_impact"] if c == favorable else []
         if c in analysed:
             exact = {m: _stats.exact_interval(k, n, confidence=confidence)
-                     for m, (k, n) in _stats.fractions(sums).items()}
+                     for m, (k, n) in _stats.fractions(group).items()}
             small = {m: ~_disparity.judged(counts, m, min_group_size=min_group_size, min_count=min_count)
                      for m in _disparity.DENOMINATOR}
-            tables.append(GroupTable(attribute=grouping.name, class_name=class_names[c],
-                                     groups=grouping.labels, values=values,
+            tables.append(GroupTable(attribute=name, class_name=class_names[c], groups=labels, values=values,
                                      ci_low={m: lo for m, (lo, _) in exact.items()},
                                      ci_high={m: hi for m, (_, hi) in exact.items()}, too_small=small))
         for dname in names:
-            if dname == "calibration_gap" and scores is None:
+            if dname == "calibration_gap" and not scores:
                 continue
             disparities.append(_disparity.compute(
-                dname, attribute=grouping.name, class_name=class_names[c], labels=grouping.labels,
+                dname, attribute=name, class_name=class_names[c], labels=labels,
                 point=point, reps=reps, counts=counts, confidence=confidence,
                 min_group_size=min_group_size, min_count=min_count))
-    return AttributeResult(name=grouping.name, rule=grouping.rule, groups=grouping.labels,
-                           sizes=grouping.sizes, tables=tuple(tables), disparities=tuple(disparities),
-                           empty_groups=grouping.empty)
+    sizes = np.rint(next(iter(sums.values()))[:, _stats.ONE]).astype(np.int64)
+    return AttributeResult(name=name, rule=rule, groups=labels, sizes=sizes, tables=tuple(tables),
+                           disparities=tuple(disparities), empty_groups=empty)

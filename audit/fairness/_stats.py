@@ -35,9 +35,22 @@ def row_stats(y_pos: np.ndarray, pred_pos: np.ndarray, correct: np.ndarray, scor
 
 def group_sums(stats: np.ndarray, codes: np.ndarray, n_groups: int) -> np.ndarray:
     """(n_groups, S) sums of the statistics per group."""
-    out = np.zeros((n_groups, stats.shape[1]))
-    np.add.at(out, codes, stats)
+    out = np.empty((n_groups, stats.shape[1]))
+    for j in range(stats.shape[1]):  # one bincount per statistic: in row order, like np.add.at, and far faster
+        out[:, j] = np.bincount(codes, weights=stats[:, j], minlength=n_groups)
     return out
+
+
+def weighted_group_sums(stats: np.ndarray, codes: np.ndarray, n_groups: int, weights: np.ndarray) -> np.ndarray:
+    """(B, n_groups, S) group sums of the statistics with row weights `weights` (n, B), one replicate
+    per column: the Poisson bootstrap's replicate sums. The statistics are sparse (six counts and
+    three calibration-bin entries per row), so one sparse product does every group and replicate."""
+    from scipy import sparse
+
+    n, S = stats.shape
+    rows, cols = np.nonzero(stats)
+    placed = sparse.csr_matrix((stats[rows, cols], (rows, codes[rows] * S + cols)), shape=(n, n_groups * S))
+    return np.ascontiguousarray((placed.T @ weights).reshape(n_groups, S, -1).transpose(2, 0, 1))
 
 
 def _ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:

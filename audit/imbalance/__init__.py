@@ -8,9 +8,10 @@ from audit.imbalance._calibration import Reliability, reliability
 from audit.imbalance._compare import MitigationComparison, compare_mitigations, resample
 from audit.imbalance._evaluate import class_metrics, evaluate
 from audit.imbalance._report import ImbalanceReport
+from audit.imbalance._stream import ImbalanceSink, evaluate_stream
 from audit.imbalance._threshold import (OperatingPoint, ThresholdAnalysis, cost_threshold,
                                         f1_optimal_threshold)
 
-__all__ = ["ImbalanceReport", "MitigationComparison", "OperatingPoint", "Reliability", "ThresholdAnalysis",
-           "class_metrics", "compare_mitigations", "cost_threshold", "evaluate", "f1_optimal_threshold",
-           "reliability", "resample"]
+__all__ = ["ImbalanceReport", "ImbalanceSink", "MitigationComparison", "OperatingPoint", "Reliability",
+           "ThresholdAnalysis", "class_metrics", "compare_mitigations", "cost_threshold", "evaluate",
+           "evaluate_stream", "f1_optimal_threshold", "reliability", "resample"]

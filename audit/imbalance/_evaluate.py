@@ -7,36 +7,68 @@ import numpy as np
 from audit.errors import AuditInputError
 from audit.data._checks import check_model_data, check_predictions
 from audit.imbalance import _threshold
-from audit.imbalance._calibration import reliability
+from audit.imbalance._calibration import from_sums, reliability_sums
 from audit.imbalance._report import ImbalanceReport
 from audit.results import Finding, Provenance, timer
 
 
-def class_metrics(y, pred, proba, n_classes: int) -> tuple[dict[str, np.ndarray], dict[str, float], np.ndarray]:
-    """(per-class metrics, summary metrics, confusion matrix) with scikit-learn's definitions."""
+def brier_sum(y, proba, n_classes: int) -> float:
+    """Sum over rows of the Brier loss, scikit-learn's `brier_score_loss` times the row count:
+    (P(class 1) - y)^2 for a binary model, sum_k (p_k - [y == k])^2 otherwise."""
+    proba = np.asarray(proba, np.float64)
+    if n_classes == 2:
+        return float(((proba[:, 1] - (np.asarray(y) == 1)) ** 2).sum())
+    return float(((proba - np.eye(n_classes)[np.asarray(y)]) ** 2).sum())
+
+
+def confusion_matrix(y, pred, n_classes: int) -> np.ndarray:
+    """(K, K) counts of rows of true class i predicted j (scikit-learn's layout)."""
+    return np.bincount(np.asarray(y, np.int64) * n_classes + np.asarray(pred, np.int64),
+                       minlength=n_classes * n_classes).reshape(n_classes, n_classes)
+
+
+def count_metrics(confusion: np.ndarray, brier_total: float) -> tuple[dict[str, np.ndarray], dict[str, float]]:
+    """Per-class precision, recall, F1, support and the summary metrics, from the confusion matrix
+    (and the summed Brier loss) alone, with scikit-learn's definitions (zero_division=0; recall NaN
+    for a class absent from the rows; balanced accuracy over the classes present): the one owner of
+    these rules, for rows in memory and for a streamed file alike."""
+    c = np.asarray(confusion, np.float64)
+    n = c.sum()
+    tp, support, predicted = np.diag(c), c.sum(axis=1), c.sum(axis=0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        precision = np.where(predicted > 0, tp / np.where(predicted > 0, predicted, 1), 0.0)
+        recall = np.where(support > 0, tp / np.where(support > 0, support, 1), np.nan)
+        f1_den = 2 * tp + (predicted - tp) + (support - tp)
+        f1 = np.where(f1_den > 0, 2 * tp / np.where(f1_den > 0, f1_den, 1), 0.0)
+    present = support > 0
+    cov_tp = tp.sum() * n - support @ predicted
+    cov_pp, cov_tt = n * n - predicted @ predicted, n * n - support @ support
+    mcc = 0.0 if cov_pp * cov_tt == 0 else cov_tp / np.sqrt(cov_tt * cov_pp)
+    summary = {"accuracy": float(tp.sum() / n), "majority_accuracy": float(support.max() / n),
+               "balanced_accuracy": float(recall[present].mean()), "macro_f1": float(f1.mean()),
+               "weighted_f1": float((f1 * support).sum() / n), "mcc": float(mcc),
+               "brier": float(brier_total / n)}
+    return {"precision": precision, "recall": recall, "f1": f1, "support": support}, summary
+
+
+def score_metrics(y, proba, n_classes: int) -> dict[str, np.ndarray]:
+    """Per-class one-vs-rest ROC-AUC and average precision (NaN for a class absent or alone)."""
     from sklearn import metrics as skm
 
-    labels = np.arange(n_classes)
-    precision, recall, f1, support = skm.precision_recall_fscore_support(
-        y, pred, labels=labels, zero_division=0.0)
-    present = np.bincount(y, minlength=n_classes) > 0
-    recall = np.where(present, recall, np.nan)
+    counts = np.bincount(y, minlength=n_classes)
     auc = np.full(n_classes, np.nan)
     ap = np.full(n_classes, np.nan)
-    for k in np.flatnonzero(present & (np.bincount(y, minlength=n_classes) < len(y))):
+    for k in np.flatnonzero((counts > 0) & (counts < len(y))):
         auc[k] = skm.roc_auc_score(y == k, proba[:, k])
         ap[k] = skm.average_precision_score(y == k, proba[:, k])
-    per_class = {"precision": precision, "recall": recall, "f1": f1, "support": support.astype(np.float64),
-                 "roc_auc": auc, "pr_auc": ap}
-    counts = np.bincount(y, minlength=n_classes)
-    summary = {"accuracy": float(skm.accuracy_score(y, pred)),
-               "majority_accuracy": float(counts.max() / len(y)),
-               "balanced_accuracy": float(skm.balanced_accuracy_score(y, pred)),
-               "macro_f1": float(skm.f1_score(y, pred, labels=labels, average="macro", zero_division=0.0)),
-               "weighted_f1": float(skm.f1_score(y, pred, labels=labels, average="weighted", zero_division=0.0)),
-               "mcc": float(skm.matthews_corrcoef(y, pred)),
-               "brier": float(skm.brier_score_loss(y, proba if n_classes > 2 else proba[:, 1], labels=labels))}
-    return per_class, summary, skm.confusion_matrix(y, pred, labels=labels)
+    return {"roc_auc": auc, "pr_auc": ap}
+
+
+def class_metrics(y, pred, proba, n_classes: int) -> tuple[dict[str, np.ndarray], dict[str, float], np.ndarray]:
+    """(per-class metrics, summary metrics, confusion matrix) with scikit-learn's definitions."""
+    confusion = confusion_matrix(y, pred, n_classes)
+    per_class, summary = count_metrics(confusion, brier_sum(y, proba, n_classes))
+    return {**per_class, **score_metrics(y, proba, n_classes)}, summary, confusion
 
 
 def _recall_at(thresholds, class_names, k: int, point) -> float:
@@ -159,31 +191,51 @@ def evaluate(model, data, *, split: str = "test", seed: int = 0, n_bins: int = 1
         K = model.n_classes
         train_rows = data.splits.get("train", np.arange(0))
         train_counts = np.bincount(data.y[train_rows], minlength=K) if len(train_rows) else np.bincount(y, minlength=K)
-        counts = np.bincount(y, minlength=K)
-        per_class, summary, confusion = class_metrics(y, pred, proba, K)
-        rel = reliability(y, proba, n_bins=n_bins)
-        thresholds = None
-        if K == 2 and counts.min() > 0:
+        fit = None
+        if K == 2 and np.bincount(y, minlength=K).min() > 0:
             fit_rows = data.splits.get(threshold_split, np.arange(0)) if threshold_split else np.arange(0)
             if len(fit_rows) and len(np.unique(data.y[fit_rows])) == 2:
                 score_fit = model.predict_proba(data.X[fit_rows]).astype(np.float64)[:, 1]
                 if not np.isfinite(score_fit).all():
                     raise AuditInputError(f"the model's scores on split {threshold_split!r} are NaN or infinite.")
-                y_fit, chosen_on = data.y[fit_rows], threshold_split
+                fit = (data.y[fit_rows], score_fit, threshold_split)
             else:
-                score_fit, y_fit, chosen_on = proba[:, 1], y, split
-            thresholds = _threshold.analyse(y, proba[:, 1], y_fit=y_fit, score_fit=score_fit, chosen_on=chosen_on,
-                                            positive_class=model.class_names[1], fp_cost=fp_cost,
-                                            fn_cost=fn_cost, max_points=max_points)
-        findings = _findings((per_class, summary, rel, thresholds), class_names=model.class_names,
-                             train_counts=train_counts, counts=counts, min_recall=min_recall,
-                             max_recall_gap=max_recall_gap, max_ece=max_ece,
-                             max_accuracy_gap=max_accuracy_gap)
+                fit = (y, proba[:, 1], split)
+        parts = assemble(class_names=model.class_names, confusion=confusion_matrix(y, pred, K),
+                         brier_total=brier_sum(y, proba, K), rel_sums=reliability_sums(y, proba, n_bins=n_bins),
+                         ranked=(y, proba), fit=fit, train_counts=train_counts, fp_cost=fp_cost, fn_cost=fn_cost,
+                         max_points=max_points, min_recall=min_recall, max_recall_gap=max_recall_gap,
+                         max_ece=max_ece, max_accuracy_gap=max_accuracy_gap)
     settings = {"n_bins": n_bins, "threshold_split": threshold_split, "fp_cost": fp_cost, "fn_cost": fn_cost,
                 "min_recall": min_recall, "max_recall_gap": max_recall_gap, "max_ece": max_ece, "max_points": max_points,
                 "max_accuracy_gap": max_accuracy_gap}
-    return ImbalanceReport(class_names=tuple(model.class_names), split=split, train_counts=train_counts,
-                           counts=counts, per_class=per_class, summary=summary, confusion=confusion,
-                           reliability=rel, thresholds=thresholds, findings=findings,
-                           provenance=Provenance(method="imbalance.evaluate", settings=settings, seed=seed,
-                                                 seconds=t[0]))
+    return ImbalanceReport(split=split, **parts, provenance=Provenance(method="imbalance.evaluate", settings=settings,
+                                                                       seed=seed, seconds=t[0]))
+
+
+def assemble(*, class_names, confusion, brier_total, rel_sums, ranked, fit, train_counts, fp_cost, fn_cost,
+             max_points, min_recall, max_recall_gap, max_ece, max_accuracy_gap) -> dict:
+    """The ImbalanceReport's fields (but split and provenance) from counts and sums over the audited
+    rows (`confusion`, `brier_total`, `rel_sums`), the rows `ranked` = (y, proba) for the rank-based
+    metrics (ROC-AUC, PR-AUC, operating points: every audited row, or a streamed file's sample), and
+    `fit` = (y, P(class 1), split name) where binary thresholds are chosen (None: no threshold
+    analysis). Shared by `evaluate` and the streamed audit, so both apply one set of rules."""
+    K = len(class_names)
+    counts = np.asarray(confusion).sum(axis=1).astype(np.int64)
+    per_class, summary = count_metrics(confusion, brier_total)
+    per_class = {**per_class, **score_metrics(ranked[0], ranked[1], K)}
+    rel = from_sums(rel_sums)
+    thresholds = None
+    y_rank, proba_rank = ranked
+    if fit is not None and K == 2 and np.bincount(y_rank, minlength=K).min() > 0:
+        y_fit, score_fit, chosen_on = fit
+        thresholds = _threshold.analyse(y_rank, proba_rank[:, 1], y_fit=y_fit, score_fit=score_fit,
+                                        chosen_on=chosen_on, positive_class=class_names[1], fp_cost=fp_cost,
+                                        fn_cost=fn_cost, max_points=max_points)
+    findings = _findings((per_class, summary, rel, thresholds), class_names=tuple(class_names),
+                         train_counts=train_counts, counts=counts, min_recall=min_recall,
+                         max_recall_gap=max_recall_gap, max_ece=max_ece, max_accuracy_gap=max_accuracy_gap)
+    return {"class_names": tuple(class_names), "train_counts": np.asarray(train_counts, np.int64),
+            "counts": counts, "per_class": per_class, "summary": summary,
+            "confusion": np.asarray(confusion, np.int64), "reliability": rel, "thresholds": thresholds,
+            "findings": findings}

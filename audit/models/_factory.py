@@ -26,7 +26,7 @@ import numpy as np
 
 from audit.errors import AuditInputError
 from audit.models import zoo
-from audit.models._model import Model, split_nnx
+from audit.models._model import Model, _eval_view, split_nnx
 from audit.models._output import check_output
 
 FORMATS = ("auto", "orbax", "audit", "msgpack")
@@ -165,10 +165,47 @@ def module_of(model: Model, *, seed: int = 0):
                      output=arch.get("output", "logits"), seed=seed)
 
 
+def feature_apply(model: Model):
+    """`(params, x) -> features` from the `features` the model's factory section names, or None.
+
+    A method name runs that method of the factory's module on the model's own parameters (Linen:
+    `module.apply(variables, x, method=name)` in inference mode; NNX: the method of the module
+    merged with them); `"package.module:function"` is called as `function(params, x)` with the
+    model's parameters as its `apply` takes them.
+    """
+    from flax import nnx
+
+    arch = model.architecture or {}
+    spec = arch.get("features")
+    if not spec:
+        return None
+    if ":" in spec:
+        return import_object(spec, python_path=arch.get("python_path") or (), what="feature function")
+    module = module_of(model)
+    if isinstance(module, nnx.Module):
+        if not callable(getattr(module, spec, None)):
+            raise AuditInputError(f"model.features names {spec!r}, but the factory's {type(module).__name__} "
+                                  "has no such method.")
+        graphdef, _, rest = nnx.split(_eval_view(module), (nnx.Param, nnx.BatchStat), ...)
+        return lambda params, x: getattr(nnx.merge(graphdef, params, rest), spec)(x)
+    if _is_linen(module):
+        method = getattr(type(module), spec, None)
+        if not callable(method):
+            raise AuditInputError(f"model.features names {spec!r}, but the factory's {type(module).__name__} "
+                                  "has no such method.")
+        parameters = inspect.signature(method).parameters
+        flags = next(({n: False} for n in ("train", "training") if n in parameters),
+                     {"deterministic": True} if "deterministic" in parameters else {})
+        return lambda variables, x: module.apply(variables, x, method=spec, **flags)
+    raise AuditInputError(f"model.features names the method {spec!r}, but the factory returns an audit.Model; "
+                          "name a function 'package.module:function' called as function(params, x) instead.")
+
+
 def from_factory(factory: str, *, input_shape: Sequence[int], class_names: Sequence[str],
                  checkpoint: str | os.PathLike | None = None, format: str = "auto", step: int | None = None,
                  options: Mapping[str, Any] | None = None, python_path: Sequence[str] = (),
-                 output: str = "logits", retrain: str | None = None, seed: int = 0) -> Model:
+                 output: str = "logits", retrain: str | None = None, features: str | None = None,
+                 seed: int = 0) -> Model:
     """The Model a factory builds, with parameters from `checkpoint` when given.
 
     `format`: "orbax" (a StandardCheckpointer / PyTreeCheckpointer directory, or a
@@ -176,6 +213,9 @@ def from_factory(factory: str, *, input_shape: Sequence[int], class_names: Seque
     "msgpack" (a file of `flax.serialization.to_bytes(variables)`), or "auto" (detected).
     `retrain` names a user training function (`"package.module:train"`) for the analyzers that
     retrain; without it they retrain the factory's architecture with `audit.models.train`.
+    `features` names what the out-of-distribution detectors read (see `feature_apply`): a method of
+    the factory's module (`"embed"`) or a function `"package.module:function"` called as
+    `function(params, x)`; without it they find the penultimate layer themselves.
     """
     from audit.models import _orbax
 
@@ -184,9 +224,13 @@ def from_factory(factory: str, *, input_shape: Sequence[int], class_names: Seque
     python_path = [os.path.abspath(p) for p in python_path]
     arch = {"factory": factory, "options": dict(options or {}), "python_path": python_path,
             "output": check_output(output), "retrain": retrain}
+    if features is not None:
+        arch["features"] = features
     if retrain is not None:
         import_object(retrain, python_path=python_path, what="retrain function")  # fail early
     model = build(arch, input_shape=tuple(input_shape), class_names=tuple(class_names), seed=seed)
+    if features is not None:
+        feature_apply(model)  # fail early: an unknown method or function is named now, not mid-audit
     if checkpoint is None:
         return model
     checkpoint = os.path.abspath(os.fspath(checkpoint))
@@ -196,7 +240,8 @@ def from_factory(factory: str, *, input_shape: Sequence[int], class_names: Seque
 
 
 # ---- the config's `model:` section ---------------------------------------------------------
-CONFIG_KEYS = {"factory", "checkpoint", "format", "python_path", "step", "output", "retrain", "options"}
+CONFIG_KEYS = {"factory", "checkpoint", "format", "python_path", "step", "output", "retrain", "options",
+               "features"}
 
 
 def check_config(section: Mapping[str, Any], where) -> None:
@@ -224,6 +269,8 @@ def check_config(section: Mapping[str, Any], where) -> None:
                  "a non-negative integer (a CheckpointManager step) or null"),
         "output": (lambda v: v in ("logits", "probabilities", "sigmoid"), "'logits', 'probabilities' or 'sigmoid'"),
         "options": (lambda v: isinstance(v, Mapping), "a mapping of keyword arguments for the factory"),
+        "features": (lambda v: isinstance(v, str) and (v.isidentifier() or (v.count(":") == 1 and all(v.split(":")))),
+                     "a method of the factory's module ('embed') or 'package.module:function'"),
     }
     for key, (ok, expected) in checks.items():
         if key in section and not ok(section[key]):

@@ -112,7 +112,8 @@ def from_config(section: Mapping[str, Any], data, *, seed: int = 0, train_settin
     python_path = section.get("python_path") or []
     python_path = [python_path] if isinstance(python_path, str) else list(python_path)
     common = dict(options=section.get("options") or {}, python_path=python_path,
-                  output=section.get("output", "logits"), retrain=section.get("retrain"), seed=seed)
+                  output=section.get("output", "logits"), retrain=section.get("retrain"),
+                  features=section.get("features"), seed=seed)
     from audit.models._factory import from_factory
 
     if section.get("checkpoint"):

@@ -17,14 +17,14 @@ weaker than PGD. A detector's number is reported with its adaptive number beside
 from __future__ import annotations
 
 import dataclasses
-from typing import Sequence
+from typing import Callable, Sequence
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from audit.errors import AuditInputError
-from audit.ood._features import _truncated
+from audit.ood._features import _batched, jax_features
 from audit.ood._scores import Mahalanobis
 from audit.results import Finding, MetricSpec, Provenance, Result, timer
 
@@ -83,7 +83,7 @@ def _squeezers(x: jax.Array, bits: int) -> list[jax.Array]:
     return [depth, median]
 
 
-def _score_fn(name: str, model, mahalanobis: Mahalanobis | None, bits: int):
+def _score_fn(name: str, model, mahalanobis: Mahalanobis | None, bits: int, features: Callable | None = None):
     """x -> detector score (jax, differentiable), higher = more suspicious."""
     apply, params = model.apply, model.params
     if name == "squeeze":
@@ -101,7 +101,7 @@ def _score_fn(name: str, model, mahalanobis: Mahalanobis | None, bits: int):
         means, precision = jnp.asarray(mahalanobis.means, jnp.float32), jnp.asarray(mahalanobis.precision, jnp.float32)
 
         def score(x):
-            f, _ = _truncated(apply, params, x)
+            f = features(params, x)
             diff = f.reshape(f.shape[0], 1, -1) - means[None]
             return jnp.min(jnp.einsum("ncd,de,nce->nc", diff, precision, diff), axis=1)
     return score
@@ -140,10 +140,12 @@ def _adaptive(model, score, x0, y, *, eps, steps, threshold, scale, lam, kappa, 
 
 def detect_adversarial(model, data, *, eps: float | None = None, steps: int = 40, n: int = 200,
                        detectors: Sequence[str] | None = None, fpr: float = 0.05, bits: int = 4,
-                       lam: float = 1.0, kappa: float = 0.5, batch_size: int = 100, seed: int = 0
-                       ) -> AdversarialDetectionReport:
+                       lam: float = 1.0, kappa: float = 0.5, batch_size: int = 100, features: str | None = None,
+                       seed: int = 0) -> AdversarialDetectionReport:
     """Detection rates of each detector on PGD examples and on an adaptive attack, at `fpr` false
-    alarms on clean test rows. `eps` defaults to 0.1 for images and 0.25 (standardised units) for tables."""
+    alarms on clean test rows. `eps` defaults to 0.1 for images and 0.25 (standardised units) for tables.
+    `features` (what Mahalanobis reads) as in `audit.ood.jax_features`: the adaptive attack
+    differentiates through it, so it must be a JAX function, not a numpy callable."""
     from audit.robustness import domain_for, pgd
 
     names = tuple(detectors) if detectors is not None else tuple(
@@ -167,14 +169,13 @@ def detect_adversarial(model, data, *, eps: float | None = None, steps: int = 40
         keep = model.predict(x) == y  # attack only rows the model gets right
         x, y = x[keep], y[keep].astype(np.int32)
         domain = domain_for(data)
-        mahalanobis = None
+        mahalanobis, feature_fn = None, None
         if "mahalanobis" in names:
-            from audit.ood._features import feature_function
-
-            features, _ = feature_function(model)
+            feature_fn, _ = jax_features(model, features)
+            batched = _batched(feature_fn, model, 1024)
             train = data.train
             sub = rng.choice(len(train), size=min(5000, len(train)), replace=False)
-            mahalanobis = Mahalanobis.fit(features(train.X[sub]), train.y[sub], model.n_classes)
+            mahalanobis = Mahalanobis.fit(batched(train.X[sub]), train.y[sub], model.n_classes)
         key = jax.random.PRNGKey(seed)
         x_pgd = np.concatenate([np.asarray(pgd(model.apply, model.params, x[i:i + batch_size], y[i:i + batch_size],
                                                eps=eps, steps=steps, domain=domain, key=jax.random.fold_in(key, i)))
@@ -182,13 +183,13 @@ def detect_adversarial(model, data, *, eps: float | None = None, steps: int = 40
         fooled_pgd = model.predict(x_pgd) != y
         results = []
         for name in names:
-            score = jax.jit(_score_fn(name, model, mahalanobis, bits))
+            score = jax.jit(_score_fn(name, model, mahalanobis, bits, feature_fn))
             batched = lambda z: np.concatenate([np.asarray(score(jnp.asarray(z[i:i + batch_size])))
                                                 for i in range(0, len(z), batch_size)])
             clean = batched(x)
             threshold = float(np.quantile(clean, 1 - fpr))
             scale = float(np.std(clean)) or 1.0
-            adaptive = jax.jit(lambda xb, yb: _adaptive(model, _score_fn(name, model, mahalanobis, bits), xb, yb,
+            adaptive = jax.jit(lambda xb, yb: _adaptive(model, _score_fn(name, model, mahalanobis, bits, feature_fn), xb, yb,
                                                         eps=eps, steps=steps, threshold=threshold, scale=scale,
                                                         lam=lam, kappa=kappa, lower=domain.lower,
                                                         upper=domain.upper, mutable=domain.mutable))

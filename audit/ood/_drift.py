@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import numpy as np
 import pandas as pd
@@ -184,8 +184,10 @@ def _load_current(data, current: Mapping[str, Any] | None, seed: int):
 
 
 def evaluate(model, data, *, current: Mapping[str, Any] | None = None, alpha: float = 0.05,
-             n_permutations: int = 200, max_rows: int = 1000, min_group_size: int = 30, seed: int = 0) -> DriftReport:
-    """Compare the training rows with `current` (default: the test split, a no-drift baseline)."""
+             n_permutations: int = 200, max_rows: int = 1000, min_group_size: int = 30,
+             features: str | Callable | None = None, seed: int = 0) -> DriftReport:
+    """Compare the training rows with `current` (default: the test split, a no-drift baseline).
+    The multivariate test compares the model's `features` (as in `audit.ood.feature_function`)."""
     if not 0 < alpha < 1:
         raise AuditInputError(f"drift.alpha must be between 0 and 1, got {alpha!r}.")
     for key, value, low in (("n_permutations", n_permutations, 1), ("max_rows", max_rows, 10),
@@ -213,10 +215,10 @@ def evaluate(model, data, *, current: Mapping[str, Any] | None = None, alpha: fl
                 rows.append((c.name, test, float(statistic), psi(r, k, categorical=c.kind == "categorical")))
             adjusted = holm(np.array(p_values))
             columns = [ColumnDrift(n, tst, s, p, pa, ps) for (n, tst, s, ps), p, pa in zip(rows, p_values, adjusted)]
-        features, _ = feature_function(model)
+        feature_of, _ = feature_function(model, features=features)
         a_rows = rng.choice(len(ref), size=min(max_rows, len(ref)), replace=False)
         b_rows = rng.choice(len(x_cur), size=min(max_rows, len(x_cur)), replace=False)
-        mmd, mmd_p = mmd_test(features(ref.X[a_rows]), features(x_cur[b_rows]), n_permutations=n_permutations, rng=rng)
+        mmd, mmd_p = mmd_test(feature_of(ref.X[a_rows]), feature_of(x_cur[b_rows]), n_permutations=n_permutations, rng=rng)
         proba_ref, proba_cur = model.predict_proba(ref.X), model.predict_proba(x_cur)
         if model.n_classes == 2:
             prediction_test, prediction_p = "Kolmogorov-Smirnov on P(class 1)", float(

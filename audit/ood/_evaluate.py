@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 from scipy.special import softmax
@@ -46,7 +46,8 @@ def evaluate(model, data, *, detectors: Sequence[str] | None = None, shifts: Seq
              n: int = 1000, k: int = 10, autoencoder_epochs: int = 20, n_bootstrap: int = 200,
              confidence: float = 0.95, coverage: float = 0.8, min_group_size: int = 30, max_train: int = 5000,
              uncertainty: Sequence[str] = (), mc_samples: int = 20, ensemble_size: int = 3,
-             ensemble_train_options: Mapping[str, Any] | None = None, seed: int = 0) -> OodReport:
+             ensemble_train_options: Mapping[str, Any] | None = None, features: str | Callable | None = None,
+             seed: int = 0) -> OodReport:
     """Fit each detector on up to `max_train` training rows; score `n` test rows (inliers) and the same
     rows under each shift (outliers); AUROC / FPR95 per detector and shift with bootstrap intervals;
     selective prediction (risk-coverage, AURC) per detector and abstention per sensitive group.
@@ -57,6 +58,8 @@ def evaluate(model, data, *, detectors: Sequence[str] | None = None, shifts: Seq
     `uncertainty`: "mc_dropout" (`mc_samples` passes with the model's dropout on) and / or
     "ensemble" (`ensemble_size` retrained copies) add predictive-entropy and mutual-information
     detectors (`<method>_entropy`, `<method>_mi`) and the calibration (ECE) of their mean prediction.
+    `features`: what Mahalanobis and kNN read (see `feature_function`): by default the model's own
+    `features:` method or function when its config names one, else its penultimate layer.
     """
     detectors = tuple(detectors) if detectors is not None else tuple(
         d for d in DETECTORS if not (d == "isolation_forest" and data.kind == "image"))
@@ -70,12 +73,12 @@ def evaluate(model, data, *, detectors: Sequence[str] | None = None, shifts: Seq
     rng = np.random.default_rng(seed)
     with timer() as t:
         train, test = data.train, data.test
-        train_rows = np.sort(rng.choice(len(train), size=min(max_train, len(train)), replace=False))
+        train_rows = _training_rows(rng, len(train), max_train)
         test_rows = np.sort(rng.choice(len(test), size=min(n, len(test)), replace=False))
         x_train, y_train = train.X[train_rows], train.y[train_rows]
         x_test, y_test = test.X[test_rows], test.y[test_rows]
-        features, source = feature_function(model)
-        fitted = fit_detectors(detectors, x_train=x_train, y_train=y_train, features_train=features(x_train),
+        feature_of, source = feature_function(model, features=features)
+        fitted = fit_detectors(detectors, x_train=x_train, y_train=y_train, features_train=feature_of(x_train),
                                n_classes=model.n_classes, kind=data.kind, k=k, seed=seed,
                                ae_epochs=autoencoder_epochs)
         if data.kind == "image":
@@ -107,7 +110,7 @@ def evaluate(model, data, *, detectors: Sequence[str] | None = None, shifts: Seq
         calibration: dict[str, float] = {}
 
         def scores_of(x, labels=None):
-            logits, f = model.logits(x), features(x)
+            logits, f = model.logits(x), feature_of(x)
             out = {d: fitted.score(d, x, logits, f) for d in detectors}
             for u, probs_of in members.items():
                 probs = probs_of(x)
@@ -129,7 +132,8 @@ def evaluate(model, data, *, detectors: Sequence[str] | None = None, shifts: Seq
         error = (logits.argmax(axis=1) != y_test).astype(np.float64)
         full_rows = np.asarray(data.splits["test"])[test_rows] if len(data.splits.get("test", ())) else test_rows
         abstention = tuple(_abstention(d, inlier[d], error, data, full_rows, coverage) for d in used)
-    report_findings = _findings(separations, tuple(shifted), abstention, coverage, min_group_size, source)
+    report_findings = _findings(separations, tuple(shifted), abstention, coverage, min_group_size, source,
+                                requested_logits=features == "logits")
     report_findings += tuple(Finding(f"uncertainty:{u}", "warn", f"{u} was not run", why) for u, why in skipped.items())
     return OodReport(detectors=used, calibration=calibration, shifts=tuple(shifted), features=source,
                      n_inliers=len(test_rows),
@@ -141,8 +145,42 @@ def evaluate(model, data, *, detectors: Sequence[str] | None = None, shifts: Seq
                                                    "n_bootstrap": n_bootstrap, "confidence": confidence,
                                                    "coverage": coverage, "max_train": max_train,
                                                    "uncertainty": list(uncertainty), "mc_samples": mc_samples,
-                                                   "ensemble_size": ensemble_size},
+                                                   "ensemble_size": ensemble_size,
+                                                   "features": "callable" if callable(features) else features},
                                            seed=seed, seconds=t[0]))
+
+
+def _training_rows(rng: np.random.Generator, n_train: int, max_train: int) -> np.ndarray:
+    """The training rows the detectors are fitted on: the first draw of the run's generator."""
+    return np.sort(rng.choice(n_train, size=min(max_train, n_train), replace=False))
+
+
+LIVE_DETECTORS = ("msp", "energy", "mahalanobis", "knn")
+
+
+def scorer(model, data, *, detectors: Sequence[str] = LIVE_DETECTORS, k: int = 10, max_train: int = 5000,
+           features: str | Callable | None = None, seed: int = 0) -> Callable[[np.ndarray], dict[str, np.ndarray]]:
+    """`x -> {detector: score}` for any inputs, with detectors fitted exactly as `evaluate` fits them
+    with the same `k`, `max_train`, `features` and `seed`: a new input's scores compare directly
+    with an audit's inlier scores (the dashboard's live score uses it). Cheap detectors only:
+    msp, energy, mahalanobis, knn."""
+    bad = [d for d in detectors if d not in LIVE_DETECTORS]
+    if bad:
+        raise AuditInputError(f"live OOD scores support {list(LIVE_DETECTORS)}; got {bad}.")
+    rng = np.random.default_rng(seed)
+    rows = _training_rows(rng, len(data.train), max_train)
+    feature_of, _ = feature_function(model, features=features)
+    needs_features = any(d in ("mahalanobis", "knn") for d in detectors)
+    fitted = fit_detectors(detectors, x_train=data.train.X[rows], y_train=data.train.y[rows],
+                           features_train=feature_of(data.train.X[rows]) if needs_features else None,
+                           n_classes=model.n_classes, kind=data.kind, k=k, seed=seed, ae_epochs=0)
+
+    def score(x: np.ndarray) -> dict[str, np.ndarray]:
+        x = np.asarray(x, np.float32)
+        logits, f = model.logits(x), feature_of(x) if needs_features else None
+        return {d: fitted.score(d, x, logits, f) for d in detectors}
+
+    return score
 
 
 def _abstention(detector, score, error, data, rows, coverage) -> Abstention:
@@ -161,9 +199,10 @@ def _abstention(detector, score, error, data, rows, coverage) -> Abstention:
     return Abstention(detector, grid, risk, aurc, rates, sizes)
 
 
-def _findings(separations, shifts, abstention, coverage, min_group_size, source) -> tuple[Finding, ...]:
+def _findings(separations, shifts, abstention, coverage, min_group_size, source,
+              requested_logits=False) -> tuple[Finding, ...]:
     out = []
-    if source == "logits":
+    if source == "logits" and not requested_logits:
         out.append(Finding("features", "warn", "Detectors read logits",
                            "The model's last layer is not a dense layer, so Mahalanobis and kNN use its logits "
                            "instead of its penultimate features; they are weaker there."))

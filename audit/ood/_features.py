@@ -3,7 +3,9 @@
 Mahalanobis and kNN detectors work on the representation the classifier's head reads, not on
 logits. The zoo, Linen and NNX models all end in a dense layer (`dot_general` with the weights);
 its activation operand is the feature vector. Models that do not end that way fall back to their
-logits, and the report says so.
+logits, and the report says so. A user's model may name its own feature function instead: a
+factory section's `features:` (a method of the module or `package.module:function`), or a callable
+passed from Python.
 """
 
 from __future__ import annotations
@@ -14,6 +16,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jax.extend import core as jcore
+
+from audit.errors import AuditInputError
+from audit.models._factory import feature_apply
+
+CHOICES = ("auto", "penultimate", "logits")  # besides a callable or the model's own `features:`
 
 
 def _last_dense_input(jaxpr, input_var) -> tuple[int, int] | None:
@@ -54,15 +61,12 @@ def _truncated(apply: Callable, params: Any, x: jax.Array) -> tuple[jax.Array, b
     return read(jaxpr.eqns[stop].invars[operand]), True
 
 
-def feature_function(model, *, batch_size: int = 1024) -> tuple[Callable[[np.ndarray], np.ndarray], str]:
-    """(x -> features as float32 numpy, "penultimate" or "logits"): batched, padded, compiled once."""
-    probe = jnp.zeros((1, *model.input_shape), jnp.float32)
-    _, found = _truncated(model.apply, model.params, probe)
-    source = "penultimate" if found else "logits"
+def _batched(fn: Callable, model, batch_size: int) -> Callable[[np.ndarray], np.ndarray]:
+    """x -> fn(params, x) flattened to (n, d) float32 numpy, in fixed-size padded batches (compiles once)."""
 
     @jax.jit
     def batch(params, x):
-        f, _ = _truncated(model.apply, params, x)
+        f = fn(params, x)
         return f.reshape(f.shape[0], -1).astype(jnp.float32)
 
     def features(x: np.ndarray) -> np.ndarray:
@@ -74,4 +78,42 @@ def feature_function(model, *, batch_size: int = 1024) -> tuple[Callable[[np.nda
         return np.concatenate([np.asarray(batch(model.params, padded[i:i + size]))
                                for i in range(0, len(padded), size)])[:n]
 
-    return features, source
+    return features
+
+
+def jax_features(model, features: str | None = None) -> tuple[Callable, str]:
+    """(`(params, x) -> features`, traceable and differentiable; where they come from).
+
+    `features`: None (the model's own `features:` if its factory names one, else "auto"), "auto" /
+    "penultimate" (the input of the last dense layer, found in the jaxpr; logits when there is
+    none) or "logits". The source is "penultimate", "logits" or "model:<name>".
+    """
+    if features is not None and features not in CHOICES:
+        raise AuditInputError(f"ood features {features!r} is not known; use one of {list(CHOICES)}, a callable from "
+                              "Python, or name the model's feature method in its config (model.features).")
+    if features is None and (named := feature_apply(model)) is not None:
+        return named, f"model:{model.architecture['features']}"
+    if features == "logits":
+        return model.apply, "logits"
+    probe = jnp.zeros((1, *model.input_shape), jnp.float32)
+    _, found = _truncated(model.apply, model.params, probe)
+    return (lambda p, x: _truncated(model.apply, p, x)[0]), ("penultimate" if found else "logits")
+
+
+def feature_function(model, *, features: str | Callable | None = None,
+                     batch_size: int = 1024) -> tuple[Callable[[np.ndarray], np.ndarray], str]:
+    """(x -> features as float32 numpy of shape (n, d), where they come from).
+
+    `features` as in `jax_features`, or a callable `x -> features` on a numpy batch (source
+    "callable").
+    """
+    if callable(features):
+        def user(x: np.ndarray) -> np.ndarray:
+            out = np.asarray(features(np.asarray(x, np.float32)), np.float32)
+            if out.ndim < 1 or len(out) != len(x):
+                raise AuditInputError(f"the feature function returned shape {out.shape} for {len(x)} rows; it must "
+                                      "return one feature vector per row.")
+            return out.reshape(len(x), -1)
+        return user, "callable"
+    fn, source = jax_features(model, features)
+    return _batched(fn, model, batch_size), source

@@ -20,7 +20,7 @@ from typing import Callable
 
 import numpy as np
 from scipy.linalg import pinvh
-from scipy.special import logsumexp, softmax
+from scipy.special import softmax
 
 DETECTORS = ("msp", "energy", "mahalanobis", "knn", "autoencoder", "isolation_forest")
 
@@ -30,7 +30,9 @@ def msp_score(logits: np.ndarray) -> np.ndarray:
 
 
 def energy_score(logits: np.ndarray, *, temperature: float = 1.0) -> np.ndarray:
-    return -temperature * logsumexp(np.asarray(logits, np.float64) / temperature, axis=-1)
+    z = np.asarray(logits, np.float64) / temperature
+    top = z.max(axis=-1)
+    return -temperature * (top + np.log(np.exp(z - top[..., None]).sum(axis=-1)))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -47,20 +49,26 @@ class Mahalanobis:
         distance, so inputs that light it up look normal: on MNIST vs uniform noise the default
         1e-6 lifts AUROC from 0.954 to 0.984 (39 of 128 units dead)."""
         f = np.asarray(features, np.float64)
-        means = np.stack([f[labels == c].mean(axis=0) if np.any(labels == c) else np.full(f.shape[1], np.nan)
-                          for c in range(n_classes)])
-        centred = f - means[labels]
-        covariance = centred.T @ centred / len(f)
+        labels = np.asarray(labels, np.int64)
+        counts = np.bincount(labels, minlength=n_classes).astype(np.float64)
+        sums = (np.arange(n_classes)[:, None] == labels[None, :]).astype(np.float64) @ f  # one product
+        with np.errstate(invalid="ignore", divide="ignore"):
+            means = sums / counts[:, None]
+        seen = counts > 0
+        # within-class scatter = total scatter minus the between-class part: two small products, no
+        # n x d copy (float64 keeps the cancellation far below the 1e-9 the tests ask of it)
+        covariance = (f.T @ f - (means[seen].T * counts[seen]) @ means[seen]) / len(f)
         covariance[np.diag_indices_from(covariance)] += ridge * max(np.trace(covariance) / len(covariance), 1e-12)
         return cls(means=means[np.isfinite(means).all(axis=1)], precision=pinvh(covariance))
 
     def score(self, features: np.ndarray) -> np.ndarray:
         f = np.asarray(features, np.float64)
-        best = np.full(len(f), np.inf)
-        for mean in self.means:  # a few classes: one BLAS product each
-            diff = f - mean
-            best = np.minimum(best, np.einsum("nd,nd->n", diff @ self.precision, diff))
-        return best
+        centre = self.means.mean(axis=0)  # expand around the class means' centre: small terms, no cancellation
+        f, means = f - centre, self.means - centre
+        fp = f @ self.precision
+        quadratic = np.einsum("nd,nd->n", fp, f)
+        offsets = np.einsum("cd,de,ce->c", means, self.precision, means)
+        return np.maximum((quadratic[:, None] - 2.0 * (fp @ means.T) + offsets[None, :]).min(axis=1), 0.0)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -14,13 +14,17 @@ import yaml
 
 from audit.errors import AuditInputError
 from audit.models import _factory
+from audit.pipeline._card import check_card
 from audit.pipeline._policy import Rule
 from audit.pipeline._registry import Registry, _settings_parameters, check_settings, spec_for
 from audit.pipeline._schema import check_policy, check_values
 
-_TOP = {"name", "seed", "data", "model", "analyzers", "policy"}
+_TOP = {"name", "seed", "data", "model", "analyzers", "policy", "card"}
 _DATA_BUNDLED = {"dataset", "options"}
-_DATA_CSV = {"csv", "target", "sensitive", "categorical", "drop", "include_sensitive", "class_names", "missing"}
+_DATA_CSV = {"csv", "target", "sensitive", "categorical", "drop", "include_sensitive", "class_names", "missing",
+             "stream"}
+_DATA_FILE = ("csv", "parquet")  # a table file: the same keys for either
+_STREAM = {"chunk_rows", "sample_rows"}
 _MODEL = {"path", "train"} | _factory.CONFIG_KEYS
 def _positive_int(v: Any) -> bool:
     return isinstance(v, int) and not isinstance(v, bool) and v >= 1
@@ -102,7 +106,8 @@ def _known(value: Mapping[str, Any], allowed: set[str], where: _Where, *path) ->
 
 @dataclasses.dataclass(frozen=True)
 class AuditConfig:
-    """What to audit: data and model sources (for the CLI), analyzers with settings, seed, policy."""
+    """What to audit: data and model sources (for the CLI), analyzers with settings, seed, policy, and
+    the model card's text (`card`, see audit/pipeline/_card.py)."""
 
     name: str = "audit"
     seed: int = 0
@@ -110,6 +115,7 @@ class AuditConfig:
     model: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     analyzers: Mapping[str, Mapping[str, Any]] = dataclasses.field(default_factory=dict)
     policy: tuple[Rule, ...] = ()
+    card: Mapping[str, Any] = dataclasses.field(default_factory=dict)  # model card text (pipeline/_card.py)
     source: str | None = None
     # the analyzers this config may name (default: audit.pipeline.ANALYZERS); not part of to_dict
     registry: Registry | None = dataclasses.field(default=None, compare=False, repr=False)
@@ -137,7 +143,7 @@ class AuditConfig:
                    analyzers={k: dict(v or {}) for k, v in (d.get("analyzers") or {}).items()},
                    policy=tuple(Rule.from_dict(r, where=where("policy", i))
                                 for i, r in enumerate(d.get("policy") or [])),
-                   source=source, lines=dict(lines or {}), registry=registry)
+                   card=dict(d.get("card") or {}), source=source, lines=dict(lines or {}), registry=registry)
 
     @classmethod
     def from_yaml(cls, path: str | os.PathLike, *, registry: Registry | None = None) -> "AuditConfig":
@@ -164,14 +170,15 @@ class AuditConfig:
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "seed": self.seed, "data": dict(self.data), "model": dict(self.model),
                 "analyzers": {k: dict(v) for k, v in self.analyzers.items()},
-                "policy": [r.to_dict() for r in self.policy]}
+                "policy": [r.to_dict() for r in self.policy],
+                **({"card": dict(self.card)} if self.card else {})}
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.to_dict(), sort_keys=False)
 
 
 # Keys that hold file or folder paths, per config section.
-_PATHS = {"data": ("csv",), "model": ("path", "checkpoint", "python_path")}
+_PATHS = {"data": ("csv", "parquet"), "model": ("path", "checkpoint", "python_path")}
 
 
 def _resolve(section: Mapping[str, Any], keys: tuple[str, ...], base: str) -> dict[str, Any]:
@@ -185,6 +192,18 @@ def _resolve(section: Mapping[str, Any], keys: tuple[str, ...], base: str) -> di
     return out
 
 
+def _check_stream(stream: Any, where: _Where) -> None:
+    """data.stream: {chunk_rows, sample_rows} (positive integers; either may be left to its default),
+    or true for both defaults: audit the file chunk by chunk (audit.data.open_stream)."""
+    if stream is True:
+        return
+    stream = _mapping(stream, where, "data", "stream")
+    _known(stream, _STREAM, where, "data", "stream")
+    for key, value in stream.items():
+        if not _positive_int(value):
+            raise AuditInputError(f"{where('data', 'stream', key)} must be a positive integer, got {value!r}.")
+
+
 def validate(d: Mapping[str, Any], where: _Where, registry: Registry | None = None) -> None:
     """Check a config mapping; raises AuditInputError naming the first bad key."""
     _known(d, _TOP, where)
@@ -194,11 +213,16 @@ def validate(d: Mapping[str, Any], where: _Where, registry: Registry | None = No
         raise AuditInputError(f"{where('name')} must be a string.")
     data = _mapping(d.get("data"), where, "data")
     if data:
-        if ("dataset" in data) == ("csv" in data):
-            raise AuditInputError(f"{where('data')} needs exactly one of 'dataset' (a bundled name) or 'csv' (a path).")
-        _known(data, _DATA_BUNDLED if "dataset" in data else _DATA_CSV, where, "data")
-        if "csv" in data and "target" not in data:
-            raise AuditInputError(f"{where('data')} with 'csv' needs 'target' (the label column).")
+        sources = [k for k in ("dataset", *_DATA_FILE) if k in data]
+        if len(sources) != 1:
+            raise AuditInputError(f"{where('data')} needs exactly one of 'dataset' (a bundled name), 'csv' or "
+                                  "'parquet' (a path).")
+        file_keys = _DATA_CSV - {"csv"} | {sources[0]}
+        _known(data, _DATA_BUNDLED if "dataset" in data else file_keys, where, "data")
+        if sources[0] in _DATA_FILE and "target" not in data:
+            raise AuditInputError(f"{where('data')} with {sources[0]!r} needs 'target' (the label column).")
+        if "stream" in data:
+            _check_stream(data["stream"], where)
         if "options" in data:
             _mapping(data["options"], where, "data", "options")
         if "missing" in data:
@@ -223,6 +247,7 @@ def validate(d: Mapping[str, Any], where: _Where, registry: Registry | None = No
         check_settings(name, settings, lambda key, _n=name: where("analyzers", _n, key), registry)
         check_values(name, settings, lambda key, *index, _n=name: where("analyzers", _n, key, *index),
                      _settings_parameters(spec))
+    check_card(d.get("card"), where)
     policy = d.get("policy") or []
     if not isinstance(policy, (list, tuple)):
         raise AuditInputError(f"{where('policy')} must be a list of rules like "

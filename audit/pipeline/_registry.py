@@ -30,6 +30,9 @@ class AnalyzerSpec:
     needs_sensitive: bool = False
     retrains: bool = False
     needs_architecture: bool = False  # retrains from the model's recorded architecture (zoo or factory)
+    # counts over a file larger than memory: sink(model, stream, *, seed, **settings) with
+    # update(chunk, proba) and result(sample_proba) (audit.data.open_stream); None: runs on the sample
+    stream_sink: Callable[..., Any] | None = None
 
     def applies_to(self, model, data) -> str | None:
         """None if the analyzer can run on this model and data, else why not."""
@@ -59,9 +62,9 @@ ANALYZERS: dict[str, AnalyzerSpec] = {spec.name: spec for spec in (
                  robustness.explanation_stability, robustness.ExplanationStabilityReport,
                  needs_gradients=True),
     AnalyzerSpec("fairness", "Fairness", fairness.evaluate, fairness.FairnessReport,
-                 needs_sensitive=True),
+                 needs_sensitive=True, stream_sink=fairness.FairnessSink),
     AnalyzerSpec("imbalance", "Class balance, thresholds and calibration", imbalance.evaluate,
-                 imbalance.ImbalanceReport),
+                 imbalance.ImbalanceReport, stream_sink=imbalance.ImbalanceSink),
     AnalyzerSpec("recourse", "Recourse: what it takes to change a decision, per group", recourse.evaluate,
                  recourse.RecourseReport, needs_sensitive=True, kinds=("tabular",)),
     AnalyzerSpec("slices", "Error analysis: cohorts worse than the rest", slices.evaluate, slices.SliceReport,
@@ -69,6 +72,9 @@ ANALYZERS: dict[str, AnalyzerSpec] = {spec.name: spec for spec in (
     AnalyzerSpec("ood", "Out-of-distribution detection and abstention", ood.evaluate, ood.OodReport),
     AnalyzerSpec("missing", "Missing data: who is missing, and what missing values cost", missing.evaluate,
                  missing.MissingReport, kinds=("tabular",)),
+    AnalyzerSpec("missing_strategies", "Missing data: the safest imputation strategy (retrained)",
+                 missing.compare_strategies, missing.StrategyComparison, kinds=("tabular",), retrains=True,
+                 needs_architecture=True),
     AnalyzerSpec("drift", "Data drift", ood.drift, ood.DriftReport),
     AnalyzerSpec("adversarial_detection", "Adversarial-input detection (with adaptive attacks)",
                  ood.detect_adversarial, ood.AdversarialDetectionReport, needs_gradients=True),

@@ -11,8 +11,10 @@ from typing import Any
 import numpy as np
 
 from audit._versions import library_versions
+from audit.data import attribute_groups
 from audit.errors import AuditInputError
 from audit.pipeline._config import AuditConfig
+from audit.pipeline._provenance import provenance
 from audit.pipeline._registry import ANALYZERS, Registry, check_settings, run_analyzer, spec_for
 from audit.pipeline._report import AuditReport, Section
 from audit.pipeline._schema import check_against_data
@@ -34,8 +36,41 @@ def _advisory(section: str, finding: Finding) -> Finding:
     return Finding(**{**finding.to_dict(), "id": f"{section}:{finding.id}", "status": status})
 
 
+def _streamed(names, registry, model, data, stream, config, progress) -> tuple[dict, dict, list, dict]:
+    """One pass over a file larger than memory for every configured analyzer that counts
+    (`AnalyzerSpec.stream_sink`): (results, seconds, errors as (name, why), what the pass saw)."""
+    sinks, results, seconds, errors = {}, {}, {}, []
+    for name in names:
+        spec = spec_for(name, registry)
+        if spec.stream_sink is None or spec.applies_to(model, data):
+            continue
+        try:
+            sinks[name] = spec.stream_sink(model, stream, seed=config.seed, **dict(config.analyzers.get(name, {})))
+        except AuditInputError as exc:
+            errors.append((name, str(exc)))
+    seen: dict[str, Any] = {}
+    if sinks:
+        _log(f"streaming {stream.n_rows} rows of {stream.path} in chunks of {stream.chunk_rows} "
+             f"for {', '.join(sinks)} ...", progress)
+        t0 = time.perf_counter()
+        try:
+            seen = stream.score(model, list(sinks.values()))
+        except AuditInputError as exc:  # a bad chunk midway: every streamed section says why
+            return {}, {}, errors + [(name, str(exc)) for name in sinks], {}
+        sample_proba = stream.sample_proba(model)
+        for name, sink in sinks.items():
+            t1 = time.perf_counter()
+            try:
+                results[name] = sink.result(sample_proba)
+            except AuditInputError as exc:
+                errors.append((name, str(exc)))
+            seconds[name] = sink.seconds + time.perf_counter() - t1
+        _log(f"streamed in {time.perf_counter() - t0:.1f} s", progress)
+    return results, seconds, errors, seen
+
+
 def run(model, data, config: AuditConfig | None = None, *, registry: Registry | None = None,
-        progress: bool = True) -> AuditReport:
+        progress: bool = True, stream=None) -> AuditReport:
     """Audit `model` on `data` with the analyzers and policy of `config`.
 
     Analyzers run in the order of `config.analyzers` (when the config names none: every
@@ -46,6 +81,10 @@ def run(model, data, config: AuditConfig | None = None, *, registry: Registry | 
     reported as pass / warn. The same seed gives the same numbers. `registry` (name ->
     AnalyzerSpec) is where analyzer names are looked up: by default the config's, else
     `audit.pipeline.ANALYZERS`.
+
+    With `stream` (an `audit.data.TabularStream`, whose `sample` is `data`), the analyzers that
+    count (imbalance, fairness) run over every row of the file in one chunked pass, and every
+    other analyzer runs on the seeded sample `data`; a "data:streamed" finding says which is which.
     """
     config = config or AuditConfig(registry=registry)
     if registry is None:
@@ -59,6 +98,9 @@ def run(model, data, config: AuditConfig | None = None, *, registry: Registry | 
     sections: dict[str, Section] = {}
     findings: list[Finding] = []
     start = time.perf_counter()
+    streamed, stream_seconds, stream_errors, seen = ({}, {}, [], {}) if stream is None else \
+        _streamed(names, registry, model, data, stream, config, progress)
+    failed_early = dict(stream_errors)
     for i, name in enumerate(names, 1):
         spec = spec_for(name, registry)
         reason = spec.applies_to(model, data)
@@ -69,8 +111,14 @@ def run(model, data, config: AuditConfig | None = None, *, registry: Registry | 
         _log(f"[{i}/{len(names)}] {spec.title} ...", progress)
         t0 = time.perf_counter()
         try:
-            result = run_analyzer(spec, model, data, settings=dict(config.analyzers.get(name, {})),
-                                  seed=config.seed, progress=progress)
+            if name in failed_early:
+                raise AuditInputError(failed_early[name])
+            if name in streamed:
+                result = streamed[name]
+                t0 -= stream_seconds[name]
+            else:
+                result = run_analyzer(spec, model, data, settings=dict(config.analyzers.get(name, {})),
+                                      seed=config.seed, progress=progress)
         except Exception as exc:  # noqa: BLE001 - keep the finished sections; say which one failed and why
             why = str(exc) if isinstance(exc, AuditInputError) else f"{type(exc).__name__}: {exc}"
             _log(f"[{i}/{len(names)}] {spec.title} FAILED: {why}", progress)
@@ -93,22 +141,62 @@ def run(model, data, config: AuditConfig | None = None, *, registry: Registry | 
                     + ", ".join(f"{c} ({n} rows)" for c, n in sorted(unknown.items()))
                     + "; the model never saw these levels, so its outputs on them are extrapolations.",
             value=float(touched)))
+    if stream is not None:
+        findings.append(_stream_finding(stream, seen, streamed, sections))
     report = AuditReport(name=config.name, sections=sections, findings=(), metadata={})
     metrics = report.metrics()
     policy = [rule.evaluate(metrics) for rule in config.policy]
     metadata = {
         "config": config.to_dict(), "seed": config.seed, "libraries": library_versions(_LIBRARIES),
         "platform": f"{platform.system()} {platform.machine()}",
-        "data": {**data.summary(), "fingerprint": data.fingerprint()},
+        "data": {**data.summary(), "fingerprint": data.fingerprint(), "groups": group_sizes(data),
+                 **({} if stream is None else {"stream": {**stream.summary(), **seen}})},
         "model": {**model.summary(), "training": (model.metadata or {}).get("training")},
         "durations": {**{n: s.seconds for n, s in sections.items()}, "total": time.perf_counter() - start},
+        "provenance": provenance(config_source=config.source, model=model),
     }
     return AuditReport(name=config.name, sections=sections, findings=tuple(policy + findings),
                        metadata=to_jsonable(metadata))
 
 
+def group_sizes(data) -> dict[str, list[list]]:
+    """{attribute: [[group, rows in the data, rows in the test split], ...]} per sensitive attribute,
+    grouped as every analyzer groups it (continuous attributes binned), for the model card."""
+    test = data.splits.get("test")
+    out = {}
+    for attribute in sorted(data.sensitive):
+        whole = attribute_groups(data, attribute)
+        tested = np.bincount(whole.codes[test], minlength=len(whole.labels)) if test is not None else None
+        out[attribute] = [[label, int(n), None if tested is None else int(tested[k])]
+                          for k, (label, n) in enumerate(zip(whole.labels, whole.sizes))]
+    return out
+def _stream_finding(stream, seen: dict, streamed: dict, sections: dict) -> Finding:
+    """Which sections counted every row of the file and which ran on its seeded sample."""
+    counted = sorted(streamed)
+    sampled = sorted(n for n, s in sections.items() if n not in streamed and not s.skipped and not s.failed)
+    unknown = seen.get("unknown_levels") or {}
+    message = (f"The data file {stream.path} has {stream.n_rows} rows, read in {seen.get('chunks', 0)} chunks of at "
+               f"most {stream.chunk_rows}. " + (f"Counted over every row: {', '.join(counted)} (their ROC-AUC, "
+               "thresholds and proxies on the sample). " if counted else "")
+               + (f"Run on a seeded sample of {len(stream.sample)} rows (seed {stream.seed}; the same sample fitted "
+                  f"the encoding): {', '.join(sampled)}." if sampled else
+                  f"The encoding was fitted on a seeded sample of {len(stream.sample)} rows (seed {stream.seed})."))
+    if unknown:
+        message += (" Rows with category levels the sample never saw (encoded all-zero): "
+                    + ", ".join(f"{c} ({n} rows)" for c, n in sorted(unknown.items())) + ".")
+    return Finding(id="data:streamed", status="warn" if unknown else "pass",
+                   title=f"Streamed {stream.n_rows} rows; sampled {len(stream.sample)}", message=message,
+                   value=float(stream.n_rows))
+
+
+def _file_options(d: dict) -> tuple[str, dict]:
+    source = "csv" if "csv" in d else "parquet"
+    return d[source], {k: v for k, v in d.items() if k not in (source, "stream")}
+
+
 def load_data(config: AuditConfig):
-    """The Dataset a config names (bundled or CSV)."""
+    """The Dataset a config names (bundled, CSV or Parquet); for a streamed file (data.stream), its
+    seeded sample (`load_stream` reads the whole file)."""
     from audit import data as data_module
 
     d = dict(config.data)
@@ -117,8 +205,26 @@ def load_data(config: AuditConfig):
                               "(data: {dataset: credit}) or a CSV file.")
     if "dataset" in d:
         return data_module.load(d["dataset"], seed=config.seed, **dict(d.get("options") or {}))
-    options = {k: v for k, v in d.items() if k != "csv"}
-    return data_module.from_csv(d["csv"], seed=config.seed, **options)
+    if d.get("stream"):
+        return load_stream(config).sample
+    path, options = _file_options(d)
+    if "csv" in d:
+        return data_module.from_csv(path, seed=config.seed, **options)
+    return data_module.from_parquet(path, seed=config.seed, **options)
+
+
+def load_stream(config: AuditConfig):
+    """The `TabularStream` of a config whose data section has `stream:`, else None."""
+    from audit import data as data_module
+
+    d = dict(config.data)
+    if not d.get("stream"):
+        return None
+    if "dataset" in d:
+        raise AuditInputError("data.stream applies to a 'csv' or 'parquet' file, not a bundled dataset.")
+    path, options = _file_options(d)
+    sizes = d["stream"] if isinstance(d["stream"], dict) else {}
+    return data_module.open_stream(path, seed=config.seed, **sizes, **options)
 
 
 def load_model(config: AuditConfig, data, *, progress: bool = True):
@@ -185,7 +291,8 @@ def check_fit(model, data, path: str, *, trainable: bool = False) -> None:
 
 def run_config(config: AuditConfig, *, progress: bool = True) -> tuple[AuditReport, Any, Any]:
     """Load data and model as the config says, then `run`. Returns (report, model, data)."""
-    data = load_data(config)
+    stream = load_stream(config)
+    data = load_data(config) if stream is None else stream.sample
     check_against_data(config, data)  # before the model is trained or any analyzer runs
     model = load_model(config, data, progress=progress)
-    return run(model, data, config, progress=progress), model, data
+    return run(model, data, config, progress=progress, stream=stream), model, data

@@ -62,6 +62,8 @@ SCALARS: dict[Any, tuple[Callable[[Any], bool], str]] = {
     "max_difference": _PROBABILITY, "clean_weight": _PROBABILITY,
     "warmup": _interval(0, 1, open_high=True),
     ("adversarial_training", "eps"): _POSITIVE,
+    ("missing", "draws"): _at_least(2), "importance_rows": _at_least(1),
+    ("missing_strategies", "rate"): _interval(0, 1, open_high=True),
 }
 # Settings that hold a list of numbers: the rule for each element (and whether it may be empty).
 LISTS: dict[str, tuple[Callable[[Any], bool], str]] = {
@@ -76,6 +78,8 @@ def _choices() -> dict[Any, tuple[str, ...]]:
     from audit.explain._analyze import METHODS as EXPLAIN_METHODS
     from audit.fairness._mitigate import CONSTRAINTS, METHODS as FAIRNESS_MITIGATIONS
     from audit.imbalance._compare import METHODS as IMBALANCE_MITIGATIONS
+    from audit.missing._evaluate import SCENARIOS as MISSING_SCENARIOS, STRATEGIES as MISSING_STRATEGIES
+    from audit.missing._strategies import FILLS as MISSING_FILLS
     from audit.robustness._adversarial_training import RECIPES
     from audit.robustness._certify import METHODS as CERTIFY_METHODS
     from audit.robustness._domain import NORMS
@@ -87,7 +91,9 @@ def _choices() -> dict[Any, tuple[str, ...]]:
             "method": RECIPES, ("explain", "methods"): EXPLAIN_METHODS,
             ("certify", "methods"): CERTIFY_METHODS, ("explanation_stability", "methods"): STABILITY_METHODS,
             ("fairness_mitigation", "methods"): FAIRNESS_MITIGATIONS,
-            ("imbalance_mitigation", "methods"): IMBALANCE_MITIGATIONS}
+            ("imbalance_mitigation", "methods"): IMBALANCE_MITIGATIONS,
+            ("missing", "strategies"): MISSING_STRATEGIES, ("missing", "scenarios"): MISSING_SCENARIOS,
+            ("missing_strategies", "strategies"): MISSING_FILLS}
 
 
 def _hint(value: Any, allowed: Iterable[str]) -> str:

@@ -1,4 +1,11 @@
-"""The self-contained HTML audit report: one file, opens offline, prints well, escapes everything."""
+"""The self-contained HTML audit report: one file, opens offline, prints well, escapes everything.
+
+A sticky table of contents, one findings table (each finding once, numbered F1..Fn, sortable and
+filterable by a small inline script; without script it is a plain sorted table) whose rows link to
+the sections that discuss them, collapsible sections (open when they hold a failure), metric
+titles from the metric declarations, the model card, and a provenance line (date, flax-audit
+version, git commit of the audited code).
+"""
 
 from __future__ import annotations
 
@@ -9,9 +16,12 @@ import jinja2
 import yaml
 from matplotlib.figure import Figure
 
-from audit.pipeline._meaning import spec_of
+from audit.pipeline._meaning import spec_in
+from audit.render._findings import fmt, shown_findings
 from audit.render._png import figure_to_data_uri
+from audit.render.card import card_content
 from audit.render.figures import audit as audit_figures
+from audit.render.figures import card as card_figures
 
 # Section name -> "module:function" returning [(caption, Figure), ...] for that section's result.
 SECTION_FIGURES: dict[str, str] = {
@@ -28,6 +38,7 @@ SECTION_FIGURES: dict[str, str] = {
     "explanation_stability": "audit.render.figures.certify:explanation_stability_figures",
     "recourse": "audit.render.figures.recourse:report_figures",
     "missing": "audit.render.figures.missing:report_figures",
+    "missing_strategies": "audit.render.figures.missing:comparison_figures",
     "ood": "audit.render.figures.ood:report_figures",
     "drift": "audit.render.figures.ood:drift_figures",
     "adversarial_detection": "audit.render.figures.ood:detection_figures",
@@ -37,6 +48,8 @@ SECTION_FIGURES: dict[str, str] = {
 # Section name -> "module:function" returning tables [{caption, columns, rows: [(label, [(text, marked)])]}];
 # cells are plain text (escaped by the template), `marked` cells are highlighted.
 SECTION_TABLES: dict[str, str] = {
+    "certify": "audit.render.figures.certify:certification_tables",
+    "fairness": "audit.render.figures.fairness:group_tables",
     "recourse": "audit.render.figures.recourse:example_tables",
     "slices": "audit.render.figures.slices:cohort_tables",
 }
@@ -51,9 +64,9 @@ def _section_figures(name: str, result: Any) -> list[tuple[str, str]]:
     return [(caption, figure_to_data_uri(fig)) for caption, fig in make(result)]
 
 
-def _declared(metric: str) -> tuple[str, str, str]:
+def _declared(report, metric: str) -> tuple[str, str, str]:
     """(which way is better, title, meaning) as the metric's analyzer declares it."""
-    spec = spec_of(metric)
+    spec = spec_in(report, metric)
     if spec is None:
         return "", "", "undeclared"
     better = {"higher": "higher", "lower": "lower", "info": "neither"}[spec.direction]
@@ -68,43 +81,40 @@ def _section_tables(name: str, result: Any) -> list[dict[str, Any]]:
     return getattr(importlib.import_module(module), attribute)(result)
 
 
-def _fmt(value: Any) -> str:
-    if value is None:
-        return "n/a"
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    return str(value)
-
-
 _ENV = jinja2.Environment(loader=jinja2.PackageLoader("audit.render", "templates"),
                           autoescape=True, undefined=jinja2.StrictUndefined, trim_blocks=True,
                           lstrip_blocks=True)
-_ENV.filters["fmt"] = _fmt
+_ENV.filters["fmt"] = fmt
 
 
 def render_report(report) -> str:
-    """The report as one HTML string; figures are inline PNGs, no scripts, no external URLs."""
-    order = {"fail": 0, "warn": 1, "pass": 2}
-    findings = sorted(report.findings, key=lambda f: order[f.status])
+    """The report as one HTML string: figures are inline PNGs, one inline script (sorting and
+    filtering the findings; the page reads the same without it), no external URLs."""
+    shown = shown_findings(report)
     sections = []
     for name, section in report.sections.items():
-        own = [f for f in findings if f.id.startswith(f"{name}:") or
-               (f.metric or "").startswith(f"{name}.")]
+        own = [s for s in shown if s.section == name]
+        counts = {status: sum(s.finding.status == status for s in own) for status in ("fail", "warn", "pass")}
         sections.append({"name": name, "title": section.title, "skipped": section.skipped,
-                         "failed": getattr(section, "failed", None),
-                         "seconds": section.seconds, "findings": own,
-                         "metrics": [(k, v, *_declared(f"{name}.{k}")) for k, v in sorted(section.metrics().items())],
+                         "failed": getattr(section, "failed", None), "seconds": section.seconds,
+                         "findings": own, "counts": counts, "open": bool(counts["fail"] or section.failed),
+                         "metrics": [(k, v, *_declared(report, f"{name}.{k}"))
+                                     for k, v in sorted(section.metrics().items())],
                          "figures": _section_figures(name, section.result),
                          "tables": _section_tables(name, section.result)})
     counts = {s: sum(f.status == s for f in report.findings) for s in ("pass", "warn", "fail")}
     meta = report.metadata
+    card = card_content(report)
+    curves = (figure_to_data_uri(card_figures.training_curves(card["training"]["history"]))
+              if card["training"] and card["training"]["epochs"] else None)
     template = _ENV.get_template("report.html.j2")
     return template.render(
-        report=report, verdict=report.verdict, counts=counts, findings=findings,
-        attention=[f for f in findings if f.status != "pass"], sections=sections,
+        report=report, verdict=report.verdict, counts=counts, findings=shown, sections=sections,
+        section_titles={s["name"]: s["title"] for s in sections}, card=card, training_curves=curves,
         scorecard=figure_to_data_uri(audit_figures.scorecard(report)) if report.findings else None,
         durations=figure_to_data_uri(audit_figures.durations(report)) if report.sections else None,
         data=meta.get("data", {}), model=meta.get("model", {}), libraries=meta.get("libraries", {}),
+        provenance=meta.get("provenance") or {},
         config_yaml=yaml.safe_dump(meta.get("config", {}), sort_keys=False),
         durations_table=sorted((meta.get("durations") or {}).items()),
         seed=meta.get("seed"))

@@ -32,9 +32,14 @@ def show(model, data, row: int) -> None:
                                            monotone, int(k))
     frame = res.to_frame()
     target = res.class_names[int(res.target[0])]
+    split = res.validity_split()
     if not res.validity[0].any():
-        st.warning(f"No change within the data's range and these constraints makes the model say {target!r}.")
+        st.warning(f"Infeasible: no change within the data's range and these constraints makes the model say "
+                   f"{target!r}.")
         return
+    st.caption(f"Of {int(k)} requested: {split['valid']} valid"
+               + (f", {split['invalid']} invalid (fewer distinct changes than asked)" if split["invalid"] else "")
+               + "; infeasible would mean none exists under these constraints.")
     st.caption(f"The cheapest changes that make the model say {target!r} (cost: MAD-scaled L1, 1 per changed "
                "category; highlighted cells differ from the original).")
     shown = frame[["kind", *names, "class", "cost", "sparsity"]].reset_index(drop=True)

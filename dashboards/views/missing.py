@@ -1,5 +1,7 @@
 """Missing data: who is missing values, whether missingness predicts the label, and what values
-missing at prediction time cost the model, per group. Reads the `missing` section only."""
+missing at prediction time cost the model, per group, per injection scenario and per imputation
+strategy (and, when the retraining comparison ran, which strategy is safest end to end). Reads
+the `missing` and `missing_strategies` sections only."""
 
 from __future__ import annotations
 
@@ -16,7 +18,7 @@ if result is None:
     st.stop()
 
 st.caption(f"Profile over all rows, before imputation; robustness on the {result.split} rows with values blanked "
-           f"completely at random. Imputer: {result.imputer}.")
+           f"(at random, from the most important columns, or from one group's rows). Imputer: {result.imputer}.")
 _widgets.findings_list(result.findings)
 
 if result.columns:
@@ -31,8 +33,34 @@ if result.attributes:
     st.pyplot(mfig.group_rates(result))
 if len(result.curve) > 1:
     st.subheader("Values missing at prediction time")
-    st.pyplot(mfig.robustness_curves(result))
-    st.dataframe(pd.DataFrame([{"missing share": p.rate, "accuracy": p.accuracy.rate,
-                                "accuracy interval": f"[{p.accuracy.ci_low:.3f}, {p.accuracy.ci_high:.3f}]",
-                                "minority recall": p.minority_recall.rate} for p in result.curve]),
-                 hide_index=True, width="stretch")
+    labels = [f"{c.description} — {'data imputer' if c.strategy == 'data' else c.strategy}" for c in result.curves]
+    chosen = result.curves[labels.index(st.selectbox("Scenario and imputer", labels, key="missing_curve"))]
+    st.pyplot(mfig.robustness_curves(result, chosen))
+    rows = []
+    for p in chosen.points:
+        row = {"missing share": p.rate, "accuracy": p.accuracy.rate,
+               "accuracy interval": f"[{p.accuracy.ci_low:.3f}, {p.accuracy.ci_high:.3f}]",
+               "minority recall": p.minority_recall.rate}
+        for g in p.gaps:
+            row[f"DP gap ({g.attribute})"] = g.demographic_parity
+            row[f"EO gap ({g.attribute})"] = g.equalized_odds
+        rows.append(row)
+    st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
+    if sum(c.strategy == "data" for c in result.curves) > 1:
+        st.subheader("Scenarios side by side")
+        st.pyplot(mfig.scenario_curves(result))
+    if result.curves[0].points[0].gaps:
+        st.subheader("Fairness gaps as values go missing")
+        st.pyplot(mfig.fairness_curves(result))
+    if sum(c.scenario == "mcar" for c in result.curves) > 1:
+        st.subheader("Imputation strategies")
+        st.pyplot(mfig.strategy_curves(result))
+
+comparison = report.sections.get("missing_strategies")
+if comparison is not None and comparison.result is not None:
+    st.subheader("The safest strategy, retrained end to end")
+    _widgets.findings_list(comparison.result.findings)
+    st.pyplot(mfig.strategy_grid(comparison.result))
+    st.dataframe(pd.DataFrame([{"trained with": c.train, "imputed with": c.evaluate, "accuracy": c.accuracy.rate,
+                                "worst group": c.worst_group.label, "worst-group accuracy": c.worst_group.rate}
+                               for c in comparison.result.cells]), hide_index=True, width="stretch")

@@ -1,5 +1,5 @@
 """Does the model know what it does not know? AUROC per detector and shift, score distributions,
-selective prediction per group, and a live score for a picked test input."""
+selective prediction per group, and live scores for a picked test row or an uploaded input."""
 
 from __future__ import annotations
 
@@ -7,9 +7,16 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from audit.ood import energy_score, msp_score
+from audit import ood
+from audit.errors import AuditInputError
 from audit.render.figures import ood as ofig
-from dashboards import _state, _widgets
+from dashboards import _live, _state, _upload, _widgets
+
+
+@st.cache_resource(show_spinner="Fitting the detectors on the training rows...", max_entries=2)
+def _fitted_scorer(_model, _data, key, detectors, k, max_train, features, seed):
+    """Detectors fitted once per (model, data, settings), as the audit fitted them."""
+    return ood.scorer(_model, _data, detectors=detectors, k=k, max_train=max_train, features=features, seed=seed)
 
 report = _state.require_report()
 st.title("Does it know what it does not know?")
@@ -47,16 +54,49 @@ st.subheader("Score one input")
 ctx = _state.live_context(report)
 if ctx.live:
     model, data = ctx.model, ctx.data
-    proba = model.predict_proba(data.test.X)
-    row = _widgets.pick_example(model, data, proba, key="ood_pick")
-    if row is not None:
-        logits = model.logits(data.test.X[row:row + 1])
-        cols = st.columns(2)
-        for col, (name, score) in zip(cols, (("msp", msp_score(logits)[0]), ("energy", energy_score(logits)[0]))):
-            if name in result.inlier_scores:
-                share = float(np.mean(result.inlier_scores[name] < score))
-                col.metric(f"{name} score", f"{score:.3f}", help="higher = more unusual")
-                col.caption(f"more unusual than {share:.0%} of the audited test inputs")
+    settings = result.provenance.settings
+    live = [d for d in ood.LIVE_DETECTORS if d in result.inlier_scores]
+    chosen = settings.get("features")
+    score = _fitted_scorer(model, data, _live.key_of(model, data), tuple(live), int(settings.get("k", 10)),
+                           int(settings.get("max_train", 5000)), chosen if chosen in ("auto", "penultimate", "logits") else None,
+                           result.provenance.seed or 0)
+    source = st.radio("Input", ["a test row", "an upload"], horizontal=True, key="ood_source")
+    x, label = None, ""
+    if source == "a test row":
+        proba = model.predict_proba(data.test.X)
+        row = _widgets.pick_example(model, data, proba, key="ood_pick")
+        if row is not None:
+            x, label = data.test.X[row:row + 1], f"test row {row}"
+    else:
+        kinds = ["csv"] if data.kind == "tabular" else ["png", "jpg", "jpeg"]
+        upload = st.file_uploader("A CSV with the raw columns (the first row is scored)" if data.kind == "tabular"
+                                  else "An image (resized to the model's input)", type=kinds, key="ood_upload")
+        invert = data.kind == "image" and st.checkbox("Dark strokes on a light background (invert)", key="ood_invert")
+        if upload is not None:
+            try:
+                if data.kind == "tabular":
+                    x, raw = _upload.table_inputs(upload.getvalue(), data.encoding)
+                    x = x[:1]
+                    st.dataframe(raw.head(1), hide_index=True)
+                else:
+                    x = _upload.image_input(upload.getvalue(), model.input_shape, low=float(data.train.X.min()),
+                                            high=float(data.train.X.max()), invert=invert)
+                    st.image(np.clip((x[0] - x.min()) / max(float(x.max() - x.min()), 1e-9), 0, 1), width=112,
+                             caption="as the model sees it")
+                label = upload.name
+            except AuditInputError as exc:
+                st.error(str(exc))
+    if x is not None:
+        scores = score(x)
+        predicted = model.class_names[int(model.predict(x)[0])]
+        st.caption(f"{label}: predicted {predicted}. Each detector's score (higher = more unusual) and the share of "
+                   f"the audited test inputs it exceeds; detectors fitted on the same training rows as the audit.")
+        cols = st.columns(len(live))
+        for col, name in zip(cols, live):
+            value = float(scores[name][0])
+            share = float(np.mean(result.inlier_scores[name] < value))
+            col.metric(f"{name}", f"{value:.3g}", help="higher = more unusual")
+            col.caption(f"more unusual than {share:.0%} of audited inputs" + (" ⚠" if share >= 0.99 else ""))
 
 drift = report.sections.get("drift")
 if drift is not None and drift.result is not None:

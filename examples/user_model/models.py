@@ -45,11 +45,15 @@ class ResidualMLP(nnx.Module):
         self.dropout = nnx.Dropout(dropout, rngs=rngs)
         self.head = nnx.Linear(hidden, 1, rngs=rngs)
 
-    def __call__(self, x: jax.Array) -> jax.Array:
+    def embed(self, x: jax.Array) -> jax.Array:
+        """The representation the head reads (the audit's OOD detectors use it: `features: embed`)."""
         h = jax.nn.relu(self.stem(x))
         for inner, outer in zip(self.inner, self.outer):
             h = h + outer(self.dropout(jax.nn.relu(inner(h))))
-        return self.head(jax.nn.relu(h))[:, 0]  # one logit per row: P(class 1) = sigmoid
+        return jax.nn.relu(h)
+
+    def __call__(self, x: jax.Array) -> jax.Array:
+        return self.head(self.embed(x))[:, 0]  # one logit per row: P(class 1) = sigmoid
 
 
 def make_cnn(n_classes: int, hidden: int = 32) -> DigitsCNN:

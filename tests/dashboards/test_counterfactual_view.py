@@ -19,6 +19,8 @@ def test_counterfactuals_for_the_picked_row(credit_report):
     assert any(s.value == "What would change this decision?" for s in at.subheader)
     table = at.dataframe[0].value
     assert list(table["kind"])[0] == "original" and (table["kind"] == "counterfactual").any()
+    n_cf = int((table["kind"] == "counterfactual").sum())
+    assert any(c.value.startswith(f"Of 3 requested: {n_cf} valid") for c in at.caption)  # the validity split
     at.multiselect(key="cf_immutable").set_value(["income", "debt_ratio"]).run()
     at.multiselect(key="cf_up").set_value(["late_payments"]).run()
     assert not at.exception, [e.value for e in at.exception]

@@ -37,6 +37,25 @@ def test_credit_planted_properties():
     assert care[sex == "female"].mean() > 4 * care[sex == "male"].mean()  # the proxy
 
 
+def test_credit_recourse_bias_and_unbiased_options():
+    base = _credit.credit_frame(20_000, seed=0)
+    planted = _credit.credit_frame(20_000, seed=0, recourse_bias=True)
+    unbiased = _credit.credit_frame(20_000, seed=0, label_bias=False)
+    features = [c for c in base.columns if c != "default"]
+    assert planted[features].equals(base[features]) and unbiased[features].equals(base[features])
+    deep = ((base["sex"] == "female") & (base["age"] >= _credit.RECOURSE_BIAS["min_age"])).to_numpy()
+    yes = lambda f: (f["default"] == "yes").to_numpy()
+    # the recourse bias comes on top: every other row keeps its label, older women default far more
+    assert np.array_equal(yes(planted)[~deep], yes(base)[~deep])
+    assert np.all(yes(planted)[deep] >= yes(base)[deep]) and yes(planted)[deep].mean() > 2 * yes(base)[deep].mean()
+    # without the label bias women and men default at about the same rate (the intercept is re-solved)
+    female = (base["sex"] == "female").to_numpy()
+    assert abs(yes(unbiased)[female].mean() - yes(unbiased)[~female].mean()) < 0.015
+    assert abs(yes(unbiased).mean() - _credit.POSITIVE_RATE) < 0.01
+    with pytest.raises(AuditInputError, match="recourse_bias='yes' must be true or false"):
+        datasets.load("credit", n=100, recourse_bias="yes")
+
+
 def test_credit_generation_and_split_are_seeded():
     a, b, c = (datasets.load("credit", n=500, seed=s) for s in (1, 1, 2))
     assert np.array_equal(a.X, b.X) and np.array_equal(a.splits["test"], b.splits["test"])

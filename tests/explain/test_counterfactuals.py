@@ -146,6 +146,35 @@ def test_counterfactuals_are_distinct_sorted_and_sparse(credit_cfs, method):
     assert res.metrics()["sparsity"] < len(data_cols) / 2
 
 
+@pytest.mark.parametrize("method", ["gradient", "growing_spheres"])
+def test_every_feasible_row_gets_k_distinct_and_the_split_adds_up(credit_cfs, method):
+    res = credit_cfs[method]
+    n, k = res.validity.shape
+    split = res.validity_split()
+    assert sum(split.values()) == n * k and split["valid"] == res.validity.sum()
+    m = res.metrics()
+    # fill: a row with one valid counterfactual gets k distinct ones (DiCE's validity is per requested one)
+    assert split["invalid"] == 0 and m["feasible_validity"] == 1.0
+    assert m["infeasible_rate"] == split["infeasible"] / (n * k)
+    cf = res.counterfactuals
+    for a in range(k):
+        for b in range(a + 1, k):
+            assert np.all(np.abs(cf[:, a] - cf[:, b]).max(axis=1) > 0)
+
+
+def test_fill_tops_up_without_changing_the_cheapest(credit_sens, monkeypatch):
+    from audit.explain import _cf_search
+
+    data, model = credit_sens
+    X = data.X[model.predict(data.X) == 1][:40]
+    full = counterfactuals(model, data, X, k=4, method="growing_spheres", seed=0, **SETTINGS)
+    monkeypatch.setattr(_cf_search, "fill", lambda margin, space, raw0, cf, found, *a, **kw: (cf, found))
+    bare = counterfactuals(model, data, X, k=4, method="growing_spheres", seed=0, **SETTINGS)
+    assert bare.validity_split()["invalid"] > 0  # without it some rows are short of k distinct
+    assert full.validity_split()["invalid"] == 0 and full.validity.sum() > bare.validity.sum()
+    np.testing.assert_array_equal(full.cheapest()[0], bare.cheapest()[0])
+
+
 def test_gradient_search_improves_on_sampling_alone(credit_cfs):
     g, s = credit_cfs["gradient"], credit_cfs["growing_spheres"]
     (gc, gok), (sc, sok) = g.cheapest(), s.cheapest()

@@ -21,7 +21,18 @@ def test_fairness_figures_draw_from_the_result(credit_model, credit_small):
     assert isinstance(figs.group_bars(report), Figure)
     assert "sex" in figs.proxy_chart(report, attribute="sex").axes[0].get_title()
     captions = [c for c, f in figs.report_figures(report)]
-    assert len(captions) == 5 and all(isinstance(f, Figure) for _, f in figs.report_figures(report))
+    assert len(captions) == 3 and all(isinstance(f, Figure) for _, f in figs.report_figures(report))
+    # the group metric table goes into the HTML report as a table (text cells), not a picture
+    tables = figs.group_tables(report)
+    assert [t["caption"].split(" (")[0] for t in tables] == ["Group metrics by sex", "Group metrics by sex&age"]
+    a = report.attribute("sex")
+    table = tables[0]
+    assert len(table["rows"]) == len(a.groups) and len(table["columns"]) == len(figs._TABLE)
+    for k, (label, cells) in enumerate(table["rows"]):
+        assert label.startswith(f"{a.table().groups[k]} (n={int(a.sizes[k])}")
+        for m, (text, marked) in zip(figs._TABLE, cells):
+            v = float(a.table().values[m][k])
+            assert text == ("n/a" if v != v else f"{v:.3f}") and marked == (a.table().groups[k] in a.table().small_groups(m))
 
 
 def test_mitigation_figure(credit_model, credit_small):

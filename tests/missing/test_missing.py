@@ -69,28 +69,38 @@ def test_mcar_gives_no_such_finding(mcar):
 
 
 def test_robustness_curve_equals_injection_by_hand_with_sklearn(mnar):
+    """MCAR injection redone by hand: one uniform per numeric value from default_rng((seed, chunk)),
+    blanked below the rate, filled by scikit-learn's SimpleImputer fitted on the training rows."""
     model = _linear(mnar)
-    report = evaluate(model, mnar, rates=(0.1, 0.4), seed=7, attributes=["sex"])
+    report = evaluate(model, mnar, rates=(0.1, 0.4), seed=7, attributes=["sex"], scenarios=("mcar",))
     enc, rows, train = mnar.encoding, mnar.splits["test"], mnar.splits["train"]
     numeric = [j for j, c in enumerate(enc.columns) if c.kind == "numeric"]
     raw_nan = np.where(mnar.missing_mask, np.nan, mnar.raw)
     imputer = SimpleImputer(strategy="median").fit(raw_nan[train][:, numeric])
-    rng = np.random.default_rng(7)
-    assert report.curve[0].accuracy.rate == pytest.approx(np.mean(model.predict(mnar.X[rows]) == mnar.y[rows]))
+    u = np.random.default_rng((7, 0)).random((len(rows), len(numeric)))
+    y, female = mnar.y[rows], mnar.sensitive["sex"][rows] == "female"
+    assert report.curve[0].accuracy.rate == pytest.approx(np.mean(model.predict(mnar.X[rows]) == y))
     for point in report.curve[1:]:
         raw = raw_nan[rows].copy()
-        blank = rng.random(raw.shape) < point.rate
-        blank[:, [j for j in range(raw.shape[1]) if j not in numeric]] = False
-        raw[blank] = np.nan
+        part = raw[:, numeric]
+        part[u < point.rate] = np.nan
         filled = raw.copy()
-        filled[:, numeric] = imputer.transform(raw[:, numeric])
-        correct = model.predict(enc.encode(filled)) == mnar.y[rows]  # complete now: encode only scales
+        filled[:, numeric] = imputer.transform(part)
+        pred = model.predict(enc.encode(filled))  # complete now: encode only scales
+        correct = pred == y
         assert point.accuracy.rate == pytest.approx(correct.mean(), abs=1e-12)
-        minority = mnar.y[rows] == 1
+        minority = y == 1
         assert point.minority_recall.rate == pytest.approx(correct[minority].mean(), abs=1e-12)
-        female = mnar.sensitive["sex"][rows] == "female"
         group = next(g for g in point.groups if g.accuracy.label == "female")
         assert group.accuracy.rate == pytest.approx(correct[female].mean(), abs=1e-12)
+        # the fairness gaps are audit.fairness's, which equal fairlearn's (tests/fairness)
+        rate = lambda m: (pred[m] == 1).mean()  # noqa: E731
+        gap = next(g for g in point.gaps if g.attribute == "sex")
+        assert gap.demographic_parity == pytest.approx(abs(rate(female) - rate(~female)), abs=1e-12)
+        tpr = lambda m: (pred[m & minority] == 1).mean()  # noqa: E731
+        fpr = lambda m: (pred[m & ~minority] == 1).mean()  # noqa: E731
+        assert gap.equalized_odds == pytest.approx(max(abs(tpr(female) - tpr(~female)),
+                                                       abs(fpr(female) - fpr(~female))), abs=1e-12)
 
 
 def test_pipeline_registry_json_and_bad_input(mnar):
@@ -108,10 +118,12 @@ def test_pipeline_registry_json_and_bad_input(mnar):
 def test_html_report_draws_the_missing_section(mnar, tmp_path):
     from audit.render.figures.missing import report_figures
 
-    report = audit.run(_linear(mnar), mnar, audit.AuditConfig(name="m", analyzers={"missing": {"rates": [0.2, 0.4]}}),
-                       progress=False)
+    report = audit.run(_linear(mnar), mnar, audit.AuditConfig(name="m", analyzers={"missing": {
+        "rates": [0.2, 0.4], "attributes": ["sex"]}}), progress=False)
     figures = report_figures(report.sections["missing"].result)
-    assert len(figures) == 2
+    captions = [c for c, _ in figures]
+    assert len(figures) == 4 and captions[2].startswith("Injection scenarios") and captions[3].startswith("Fairness")
+    assert len(figures[2][1].axes[0].lines) == 3  # mcar, important, the sex group
     assert figures[1][1].axes[0].lines[0].get_ydata().shape == (3,)  # rate 0 and the two injected rates
     report.to_html(tmp_path / "r.html")
     html = (tmp_path / "r.html").read_text()
@@ -141,11 +153,15 @@ def test_complete_data_and_every_metric_is_declared(mnar):
     from audit.results import metric_spec
 
     complete = audit.datasets.load("credit", n=2000)
-    report = evaluate(_linear(complete), complete, rates=(0.2,))
+    report = evaluate(_linear(complete), complete, rates=(0.2,), scenarios=("mcar",), attributes=())
     assert report.columns == () and report.findings[0].id == "missing.none"
     assert "mean" in report.imputer and set(report.metrics()) == {"accuracy@0.2", "accuracy_drop@0.2",
                                                                  "minority_recall@0.2"}
-    for r in (report, evaluate(_linear(mnar), mnar, rates=(0.2,))):
+    full = evaluate(_linear(mnar), mnar, rates=(0.2,), strategies=("data", "mean"), draws=2)
+    assert {"accuracy_drop@0.2:important", "accuracy_drop@0.2:group:sex", "accuracy_drop@0.2:mcar/mean",
+            "demographic_parity_difference@0:sex", "equalized_odds_difference@0.2:sex:group:sex",
+            "importance:income"} <= set(full.metrics())
+    for r in (report, full):
         assert all(metric_spec(MissingReport.METRICS, name) is not None for name in r.metrics())
 
 

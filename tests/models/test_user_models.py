@@ -313,6 +313,7 @@ SMALL = {
     "imbalance": {},
     "slices": {"max_order": 2, "min_size": 20},
     "missing": {"rates": [0.2]},
+    "missing_strategies": {"strategies": ["mean", "median"], "train_options": {"epochs": 1}},
     "corruptions": {"n": 100, "severities": [1, 3]},
     "recourse": {"max_rows": 20, "n_bootstrap": 20},
     "ood": {"n": 100, "autoencoder_epochs": 1, "n_bootstrap": 10, "detectors": ["msp", "energy", "mahalanobis", "knn"]},
@@ -336,8 +337,17 @@ def user_models(credit, user_package):
     return out
 
 
-@pytest.mark.parametrize("kind", ["nnx", "linen"])
-@pytest.mark.parametrize("name", sorted(ANALYZERS))
+def _cases():
+    """Every analyzer on both models; the retraining ones on the Linen model only in the slow run
+    (the NNX case already retrains a non-zoo architecture in the default run); missing_strategies
+    retrains once per strategy (~20 s each here), so it runs only in the slow run on both."""
+    for name in sorted(ANALYZERS):
+        for kind in ("nnx", "linen"):
+            slow = (kind == "linen" and ANALYZERS[name].retrains) or name == "missing_strategies"
+            yield pytest.param(name, kind, marks=[pytest.mark.slow] if slow else [], id=f"{kind}-{name}")
+
+
+@pytest.mark.parametrize(("name", "kind"), list(_cases()))
 def test_every_analyzer_runs_on_user_models(name, kind, user_models, credit):
     from audit.pipeline._registry import check_settings, run_analyzer
 

@@ -162,3 +162,29 @@ def test_ood_runs_from_a_config_into_the_html_report(tmp_path, credit_small, cre
     assert AuditReport.load(path).sections["ood"].result == report.sections["ood"].result
     html = open(report.to_html(str(tmp_path / "r.html"))).read()
     assert "AUROC of each detector on each shift" in html and "Selective prediction" in html
+
+
+def test_scores_and_auroc_equal_pytorch_ood_on_the_same_features():
+    """pytorch-ood (where installed: it needs torch, a bench extra) gives the same AUROC for
+    Mahalanobis, kNN and energy on the same features and logits, to 1e-6."""
+    import importlib.util
+    import os
+
+    pytest.importorskip("torch")
+    if importlib.util.find_spec("pytorch_ood") is None:
+        pytest.skip("pytorch-ood is not installed (pip install -e '.[bench]')")
+
+    spec = importlib.util.spec_from_file_location(
+        "bench_ood", os.path.join(os.path.dirname(__file__), "..", "..", "bench", "ood.py"))
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    rng = np.random.default_rng(5)
+    y = rng.integers(0, 3, 600)
+    f_train = rng.normal(size=(600, 8)) + y[:, None]
+    f_in, f_out = rng.normal(size=(200, 8)) + 1.0, rng.normal(1.0, 2.5, size=(200, 8))
+    logits_in, logits_out = rng.normal(size=(200, 3)) * 3, rng.normal(size=(200, 3))
+    rows = bench.against_pytorch_ood(bench.load_pytorch_ood(), f_train, y, f_in, f_out, logits_in, logits_out, 3,
+                                     k=5, repeats=1)
+    assert len(rows) == 3
+    for row in rows:
+        assert row["ours_auroc"] == pytest.approx(row["peer_auroc"], abs=1e-6), row

@@ -33,6 +33,21 @@ SMALL = {
 }
 
 
+def _contract_settings() -> dict:
+    """The contract test's small settings (tests/test_contract.py lists every analyzer)."""
+    import importlib.util
+    import os
+
+    path = os.path.join(os.path.dirname(__file__), "..", "test_contract.py")
+    spec = importlib.util.spec_from_file_location("_contract_settings", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.SETTINGS
+
+
+SMALL = {**_contract_settings(), **SMALL}  # the analyzers added since keep the contract's settings
+
+
 @pytest.fixture(scope="module")
 def every_result(credit_small, credit_model):
     results = {}

@@ -85,20 +85,38 @@ def test_infeasible_rows_are_counted_per_group(linear_groups):
     assert np.isnan(rep.metrics()["burden_ratio:group"])
 
 
-@pytest.fixture(scope="module")
-def credit_recourse():
-    data = datasets.load("credit", n=8000, seed=0, include_sensitive=True)
+def _credit_burden(**planted):
+    data = datasets.load("credit", n=8000, seed=0, include_sensitive=True, **planted)
     model = train("mlp", data, epochs=10, batch_size=128, widths=(32, 16), progress=False, seed=0)
     return evaluate(model, data, split="train", attributes=["sex"], n_bootstrap=300, seed=0)
+
+
+@pytest.fixture(scope="module")
+def credit_recourse():
+    """The planted recourse burden: women aged 50+ labelled defaulters far more often (audit.data._credit)."""
+    return _credit_burden(recourse_bias=True)
 
 
 def test_planted_credit_bias_burdens_women(credit_recourse):
     a = credit_recourse.attribute("sex")
     assert credit_recourse.favorable_class == "no"
     female, male = a.group("female"), a.group("male")
-    assert female.n_denied > 1.5 * male.n_denied  # the label bias: women are denied more often
-    assert a.high_group == "female" and a.burden_ratio > 1.05  # and need more change when denied
+    assert female.n_denied > 2 * male.n_denied  # the label bias: women are denied more often
     assert not female.too_small and not male.too_small
+    # and the women denied need clearly more change to be approved: the interval excludes 1
+    assert a.high_group == "female" and a.low_group == "male" and a.ci_low > 1.1
+    assert a.burden_ratio == pytest.approx(female.mean_cost / male.mean_cost)
+    finding = next(f for f in credit_recourse.findings if f.id == "recourse.burden:sex")
+    assert finding.status == "fail" and "'female'" in finding.message  # 1.36 > the 1.25 rule, and sure
+
+
+@pytest.mark.slow  # ~30 s: a second model and search
+def test_no_clear_burden_without_the_bias():
+    """The same data, model and analyzer without either label bias: no clear gap either way."""
+    a = _credit_burden(label_bias=False).attribute("sex")
+    assert not a.group("female").too_small and not a.group("male").too_small
+    assert a.ci_low < 1.0 < a.ci_high
+    assert a.burden_ratio < 1.25
 
 
 def test_json_round_trip(credit_recourse):

@@ -35,7 +35,15 @@ def test_figures_and_tables(tricky):
     rep = evaluate(model, data, n_bootstrap=50, seed=0)
     figs = rfig.report_figures(rep)
     assert len(figs) == 2 and all(isinstance(f, Figure) for _, f in figs)
-    tables = rfig.example_tables(rep, n=4)
+    split, *tables = rfig.example_tables(rep, n=4)
+    # the validity split first: requested = valid + invalid + infeasible, overall and per group
+    assert split["columns"] == ["requested", "valid", "invalid", "infeasible"]
+    counts = {label: [int(v) for v, _ in cells] for label, cells in split["rows"]}
+    assert counts["all denied rows"] == [len(rep.rows), int(rep.feasible.sum()), 0, int((~rep.feasible).sum())]
+    for label, (req, valid, invalid, infeasible) in counts.items():
+        assert req == valid + invalid + infeasible, label
+    g1 = rep.attribute("group").group("g1")
+    assert counts["group = g1"] == [g1.n_denied, g1.n_feasible, 0, g1.n_denied - g1.n_feasible]
     assert 1 <= len(tables) <= 4
     for t in tables:
         (_, before), (_, after) = t["rows"]

@@ -260,7 +260,14 @@ def test_certify_figures_and_registry(report):
     from audit.render.figures import certify as cfig
 
     figures = cfig.certify_figures(report)
-    assert len(figures) == 3 and all(isinstance(f, Figure) for _, f in figures)
+    assert len(figures) == 2 and all(isinstance(f, Figure) for _, f in figures)
+    (table,) = cfig.certification_tables(report)  # the per-eps numbers as an HTML table, not a picture
+    columns = [c for c in report.columns if c != "clean"]
+    assert len(table["columns"]) == len(columns) and len(table["rows"]) == len(report.eps)
+    for row, (label, cells) in zip(report.table(), table["rows"]):
+        assert label == f"eps {row['eps']:g}"
+        assert [t for t, _ in cells] == [f"{row[c]:.3f}" for c in columns]
+        assert not any(marked for _, marked in cells)  # sound certificates: nothing above the attacks
     for name, result in (("certify", CertificationReport), ):
         spec = ANALYZERS[name]
         assert spec.result is result and spec.function is certify

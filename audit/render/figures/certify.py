@@ -1,7 +1,10 @@
-"""Figures for Robustness II: certified vs empirical accuracy, the per-eps table, smoothing radii,
-adversarial training before/after, explanation stability. Pure: result -> Figure."""
+"""Figures for Robustness II: certified vs empirical accuracy, smoothing radii, adversarial training
+before/after, explanation stability; and the per-eps table (an HTML table, not a picture).
+Pure: result -> Figure (or table rows)."""
 
 from __future__ import annotations
+
+from typing import Any
 
 import numpy as np
 from matplotlib.figure import Figure
@@ -30,23 +33,25 @@ def certified_accuracy_curves(report) -> Figure:
     return fig
 
 
-def certification_table(report) -> Figure:
-    """The per-eps table as a figure: one row per eps, one column per attack / certificate."""
-    rows = report.table()
-    columns = ["eps", *report.columns]
-    fig = Figure(figsize=(1.0 + 0.95 * len(columns), 0.6 + 0.32 * len(rows)))
-    ax = fig.add_subplot()
-    ax.axis("off")
-    cells = [[f"{r['eps']:g}", *(f"{r[c]:.3f}" for c in report.columns)] for r in rows]
-    table = ax.table(cellText=cells, colLabels=[c.replace("_", " ") for c in columns], loc="center")
-    table.auto_set_font_size(False)
-    table.set_fontsize(8)
-    for (i, j), cell in table.get_celld().items():
-        if i > 0 and j > 0 and columns[j] in _CERTIFIED_STYLE:
-            cell.set_facecolor("#f3e8f7")
+def certification_tables(report) -> list[dict[str, Any]]:
+    """The per-eps numbers as an HTML table: one row per eps, one column per attack and certificate;
+    a certificate above the attacks' worst case (impossible for a sound bound) is marked."""
+    columns = [c for c in report.columns if c != "clean"]
+    worst = report.accuracy.get("worst_case")
+    rows = []
+    for j, row in enumerate(report.table()):
+        cells = []
+        for c in columns:
+            broken = c in _CERTIFIED_STYLE and worst is not None and row[c] > float(worst[j]) + 1e-9
+            cells.append((f"{row[c]:.3f}", bool(broken)))
+        rows.append((f"eps {row['eps']:g}", cells))
     violated = [f for f in report.findings if f.id.startswith("certified_le_empirical") and f.status == "fail"]
-    ax.set_title("Certified <= empirical: " + ("BROKEN" if violated else "holds"), fontsize=9)
-    return fig
+    clean = f"clean accuracy {float(report.accuracy['clean'][0]):.3f}; " if "clean" in report.accuracy else ""
+    return [{"caption": (f"Accuracy per eps ({report.norm}): {clean}attacks give upper bounds, certificates "
+                         "(certified) lower bounds. Certified <= empirical "
+                         + ("is BROKEN in the marked cells." if violated else "holds.")),
+             "columns": [f"{c} (certified)" if c in _CERTIFIED_STYLE else c.replace("_", " ") for c in columns],
+             "rows": rows}]
 
 
 def smoothing_radius_histogram(report) -> Figure:
@@ -117,8 +122,7 @@ def explanation_stability_bars(report) -> Figure:
 def certify_figures(report) -> list[tuple[str, Figure]]:
     figures = [("Empirical robust accuracy under each attack (an upper bound on true robustness) and "
                 "certified accuracy (a lower bound); certified must stay below empirical.",
-                certified_accuracy_curves(report)),
-               ("The same numbers as a table, one row per eps.", certification_table(report))]
+                certified_accuracy_curves(report))]
     if report.smoothing_radius.size:
         figures.append(("Certified L2 radius of the smoothed classifier per example.",
                         smoothing_radius_histogram(report)))

@@ -1,11 +1,14 @@
 """Fairness figures from a `FairnessReport` / `FairnessMitigation`: disparities with intervals,
-a heat map of group metrics, group metric bars, proxies, and mitigation before/after bars.
+a heat map of group metrics (the dashboard's; the HTML report shows `group_tables`), group metric bars,
+proxies, and mitigation before/after bars.
 
 Pure functions drawn with matplotlib's Figure API (no pyplot state, no show()); they read the
 result only and never call the model.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 import numpy as np
 from matplotlib.figure import Figure
@@ -75,6 +78,29 @@ def group_heatmap(report, *, attribute: str | None = None, class_name: str | Non
     return fig
 
 
+_TITLES = {"tpr": "true positive rate", "fpr": "false positive rate", "fnr": "false negative rate",
+           "roc_auc": "ROC AUC"}
+
+
+def group_tables(report) -> list[dict[str, Any]]:
+    """The group metric table per attribute as an HTML table (rows: groups with sizes; columns: metrics),
+    for the first analysed class; groups too small to judge are named so and their cells marked."""
+    tables = []
+    for a in report.attributes:
+        table = a.table(None)
+        small = {g for m in _TABLE for g in table.small_groups(m)}
+        rows = []
+        for k, (g, n) in enumerate(zip(table.groups, a.sizes)):
+            label = f"{g} (n={int(n)}{', too small to judge' if g in small else ''})"
+            cells = [("n/a" if not np.isfinite(v) else f"{v:.3f}", g in table.small_groups(m))
+                     for m in _TABLE for v in [float(table.values[m][k])]]
+            rows.append((label, cells))
+        tables.append({"caption": (f"Group metrics by {a.name} (class {table.class_name!r}); marked: the group is "
+                                   "too small to judge that metric (min_group_size / min_count)."),
+                       "columns": [_TITLES.get(m, m.replace("_", " ")) for m in _TABLE], "rows": rows})
+    return tables
+
+
 def group_bars(report, *, attribute: str | None = None, metrics=("selection_rate", "tpr", "fpr"),
                class_name: str | None = None) -> Figure:
     """Selected group metrics side by side per group, with the overall base rate for reference."""
@@ -138,7 +164,6 @@ def report_figures(report) -> list[tuple[str, Figure]]:
     out = []
     for a in report.attributes:
         out.append((f"Disparities by {a.name} with bootstrap intervals", disparity_chart(report, attribute=a.name)))
-        out.append((f"Group metrics by {a.name}", group_heatmap(report, attribute=a.name)))
     for p in report.proxies:
         out.append((f"Proxies for {p.attribute}", proxy_chart(report, attribute=p.attribute)))
     return out

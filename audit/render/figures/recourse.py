@@ -67,17 +67,40 @@ def report_figures(report) -> list[tuple[str, Figure]]:
              cost_histogram(report))]
 
 
-def example_tables(report, *, n: int = 4) -> list[dict[str, Any]]:
-    """Worked examples: the cheapest denied rows to help and the most expensive, each as a two-row
-    table (original, counterfactual) with the changed cells marked. Values are plain text; the HTML
-    template escapes them."""
+def validity_table(report) -> dict[str, Any]:
+    """The counterfactuals searched, split: valid (the model gives the favourable class), invalid
+    (missing although one exists: fewer distinct than asked) and infeasible (none under the
+    constraints), over all denied rows and per group."""
     cf = report.counterfactuals
-    if cf is None or not report.feasible.any():
+    split = cf.validity_split() if cf is not None else {"valid": 0, "invalid": 0, "infeasible": 0}
+    k = cf.validity.shape[1] if cf is not None else 1
+    rows = [("all denied rows", [(str(len(report.rows) * k), False), (str(split["valid"]), False),
+                                 (str(split["invalid"]), False), (str(split["infeasible"]), split["infeasible"] > 0)])]
+    if k == 1:  # one counterfactual per row: a group's split follows from its feasible count
+        for a in report.attributes:
+            for g in a.groups:
+                rows.append((f"{a.name} = {g.label}", [(str(g.n_denied), False), (str(g.n_feasible), False),
+                                                       ("0", False), (str(g.n_denied - g.n_feasible),
+                                                                      g.n_denied > g.n_feasible)]))
+    return {"caption": (f"Counterfactuals searched for the rows denied {report.favorable_class!r}: valid, "
+                        "invalid (a valid one exists but fewer distinct than asked) and infeasible (none under "
+                        "the constraints; marked when any)."),
+            "columns": ["requested", "valid", "invalid", "infeasible"], "rows": rows}
+
+
+def example_tables(report, *, n: int = 4) -> list[dict[str, Any]]:
+    """The validity split (`validity_table`), then worked examples: the cheapest denied rows to
+    help and the most expensive, each as a two-row table (original, counterfactual) with the
+    changed cells marked. Values are plain text; the HTML template escapes them."""
+    cf = report.counterfactuals
+    if cf is None:
         return []
+    if not report.feasible.any():
+        return [validity_table(report)]
     ok = np.flatnonzero(report.feasible)
     order = ok[np.argsort(report.cost[ok], kind="stable")]
     picks = list(dict.fromkeys([*order[:n // 2], *order[::-1][:n - n // 2]]))
-    tables = []
+    tables = [validity_table(report)]
     for i in picks:
         before, after = cf.values(cf.original[i])[0], cf.values(cf.counterfactuals[i, 0])[0]
         changed = [b != a for b, a in zip(before, after)]
