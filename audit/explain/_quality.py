@@ -83,10 +83,19 @@ def _curve(model, X: np.ndarray, base: np.ndarray, order: np.ndarray, counts: np
     np.put_along_axis(rank, order, np.arange(order.shape[1])[None].repeat(n, 0), axis=1)
     out = np.zeros((n, len(counts)))
     per = max(1, MAX_CELLS // (len(counts) * D))
+    # units own disjoint inputs (pixels, one-hot blocks): an input is swapped when its unit is, a
+    # gather instead of a (units x inputs) matrix product (784 x 784 per image); overlapping
+    # groups keep the product
+    disjoint = bool((G.sum(axis=0) <= 1).all())
+    owner = np.where(G.any(axis=0), G.argmax(axis=0), G.shape[0])  # G.shape[0]: no unit (never swapped)
+    Gf = None if disjoint else G.astype(np.float32)
     for i in range(0, n, per):  # chunks of examples bound memory; all steps in one call
         sl = slice(i, i + per)
         chosen = rank[sl, None, :] < counts[None, :, None]  # (m, S, U)
-        mask = (chosen.astype(np.float32) @ G.astype(np.float32)) > 0  # (m, S, D)
+        if disjoint:
+            mask = np.concatenate([chosen, np.zeros(chosen.shape[:2] + (1,), bool)], axis=2)[:, :, owner]
+        else:
+            mask = (chosen.astype(np.float32) @ Gf) > 0  # (m, S, D)
         x, b = X[sl].reshape(-1, 1, D), base[sl].reshape(-1, 1, D)
         rows = np.where(mask, x, b) if insert else np.where(mask, b, x)
         prob = probabilities(model, rows.reshape((-1,) + model.input_shape))

@@ -81,13 +81,14 @@ def evaluate(model, data, *, attributes: Sequence[str | Sequence[str]] | None = 
         proxy_results = []
         if proxies and data.kind == "tabular" and data.encoding is not None and data.raw is not None:
             fit_rows = data.splits.get("train", np.arange(0))
+            memo: dict = {}  # one attribution per raw column, shared by every attribute's proxy analysis
             for key in keys:
                 if len(key) == 1:
                     proxy_results.append(proxy_analysis(
                         model, data, fit_rows, rows,
                         attribute_groups(data, key[0], fit_rows, edges=bins, n_bins=n_bins),
                         attribute_groups(data, key[0], rows, edges=bins, n_bins=n_bins),
-                        seed=seed, attribution=attribution))
+                        seed=seed, attribution=attribution, memo=memo))
         findings = _findings.fairness_findings(results, proxy_results, max_difference=max_difference)
     settings = {"attributes": ["&".join(k) for k in keys], "n_bootstrap": n_bootstrap,
                 "confidence": confidence, "classes": None if classes is None else [str(c) for c in classes],

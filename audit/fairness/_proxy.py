@@ -71,8 +71,11 @@ def shap_importance(model, data, fit_rows: np.ndarray, eval_rows: np.ndarray, *,
 
 
 def proxies(model, data, fit_rows: np.ndarray, eval_rows: np.ndarray, grouping_fit: Grouping,
-            grouping_eval: Grouping, *, seed: int, attribution: str = "permutation") -> ProxyResult:
-    """Proxy analysis of one attribute (tabular data with an encoding)."""
+            grouping_eval: Grouping, *, seed: int, attribution: str = "permutation",
+            memo: dict | None = None) -> ProxyResult:
+    """Proxy analysis of one attribute (tabular data with an encoding). The model's attribution
+    per raw column does not depend on the attribute: pass one `memo` dict to the calls for
+    several attributes on the same rows and it is computed once."""
     from sklearn.feature_selection import mutual_info_classif
 
     names = data.raw_feature_names
@@ -89,12 +92,15 @@ def proxies(model, data, fit_rows: np.ndarray, eval_rows: np.ndarray, grouping_f
     auc = _probe_auc(data.X[fit_rows][:, inputs], s_fit, data.X[eval_rows][:, inputs], s_eval, seed)
     share = method = None
     if grouping_eval.name in names:
-        if attribution == "shap":
-            imp = shap_importance(model, data, fit_rows, eval_rows, seed=seed)
-            method = "shap (mean |SHAP value| per raw column, audit.explain.shap_values)"
-        else:
-            imp = permutation_importance(model, data.select(eval_rows), seed=seed)
-            method = "permutation (total-variation change of predicted probabilities)"
+        memo = {} if memo is None else memo
+        if attribution not in memo:
+            if attribution == "shap":
+                memo[attribution] = shap_importance(model, data, fit_rows, eval_rows, seed=seed)
+            else:
+                memo[attribution] = permutation_importance(model, data.select(eval_rows), seed=seed)
+        imp = memo[attribution]
+        method = ("shap (mean |SHAP value| per raw column, audit.explain.shap_values)" if attribution == "shap"
+                  else "permutation (total-variation change of predicted probabilities)")
         total = imp.sum()
         share = float(imp[names.index(grouping_eval.name)] / total) if total > 0 else 0.0
     return ProxyResult(attribute=grouping_eval.name, columns=tuple(names[j] for j in keep),

@@ -19,10 +19,11 @@ import numpy as np
 import numpy.typing as npt
 
 from audit.errors import AuditInputError
+from audit.models._batching import padded_batches
 from audit.results import Finding, MetricSpec, Provenance, Result, timer
 from audit.robustness._domain import Domain
-from audit.robustness._evaluate import (attack_settings, default_attacks, domain_and_grid, run_attacks, sample_rows,
-                                        validate)
+from audit.robustness._evaluate import (attack_batch, attack_settings, default_attacks, domain_and_grid, run_attacks,
+                                        sample_rank, sample_rows, validate)
 from audit.robustness._ibp import check_ibp, ibp_margins
 from audit.robustness._pgd import pgd
 from audit.robustness._report import eps_name
@@ -130,15 +131,28 @@ def _smoothed_apply(apply_fn):
     return apply
 
 
-def attack_smoothed(model, x, y, *, eps: float, norm: str, sigma: float, domain: Domain, samples: int = 8,
-                    steps: int = 10, mutable=None, seed: int = 0) -> np.ndarray:
+def attack_smoothed(model, x, y, *, eps, norm: str, sigma: float, domain: Domain, samples: int = 8,
+                    steps: int = 10, mutable=None, seed: int = 0, batch_size: int | None = None) -> np.ndarray:
     """PGD on the smoothed classifier's expected softmax (Salman et al. 2019, "Provably robust deep
-    learning via adversarially trained smoothed classifiers"), `samples` fixed noise draws."""
+    learning via adversarially trained smoothed classifiers"), `samples` fixed noise draws.
+
+    `eps` is a scalar or one budget per row. With `batch_size`, rows go through fixed-size padded
+    batches (batch b's random start from `fold_in(key, b)`), so every number of rows and every
+    mix of budgets shares one compiled attack."""
     key = jax.random.key(seed)
     mask = np.asarray(domain.mutable) if mutable is None else mutable
     noise = jax.random.normal(key, (samples,) + tuple(model.input_shape)) * sigma * mask
-    return np.asarray(pgd(_smoothed_apply(model.apply), (model.params, noise), x, y, eps=eps, norm=norm,
-                          steps=steps, domain=domain, key=jax.random.fold_in(key, 1)))
+    apply, params = _smoothed_apply(model.apply), (model.params, noise)
+    if batch_size is None:
+        return np.asarray(pgd(apply, params, x, y, eps=eps, norm=norm, steps=steps, domain=domain,
+                              key=jax.random.fold_in(key, 1)))
+    x = np.asarray(x, np.float32)
+    eps_rows = np.broadcast_to(np.asarray(eps, np.float32), (len(x),))
+    index = np.arange(len(x)) // int(batch_size)
+    return padded_batches(
+        lambda xb, yb, eb, ib: pgd(apply, params, xb, yb, eps=eb, norm=norm, steps=steps, domain=domain,
+                                   key=jax.random.fold_in(jax.random.fold_in(key, 1), int(ib[0]))),
+        [x, np.asarray(y), eps_rows, index], int(batch_size))
 
 
 def _finding_ibp(grid, ibp, empirical) -> Finding:
@@ -232,9 +246,9 @@ def certify(model, data, *, norm: str = "linf", eps: Sequence[float] | None = No
         rows = sample_rows(len(part), n, seed=seed)
         x, y = part.X[rows], part.y[rows]
         m = len(x)
-        batch = min(int(batch_size or (64 if data.kind == "image" else 512)), m)
+        batch = attack_batch(int(batch_size or (64 if data.kind == "image" else 512)), m)
         hit = run_attacks(model, x, y, grid=grid, attacks=attacks, norm=norm, domain=domain, settings=settings,
-                          batch=batch, key=jax.random.key(seed))
+                          batch=batch, key=jax.random.key(seed), rank=sample_rank(len(part), n, seed=seed))
         clean = hit.clean
         accuracy: dict[str, np.ndarray] = {"clean": np.full(len(grid), clean.mean())}
         empirical = {}
@@ -264,17 +278,17 @@ def certify(model, data, *, norm: str = "linf", eps: Sequence[float] | None = No
             accuracy["smoothing"] = certified.mean(axis=1)
             violations = checked = 0
             if smoothing_attack_steps > 0:
-                for j, e in enumerate(grid):
-                    idx = np.flatnonzero(certified[j])
-                    if e == 0 or idx.size == 0:
-                        continue
-                    adv = attack_smoothed(model, x[idx], y[idx], eps=float(e), norm=norm, sigma=sigma,
+                # every (eps, certified row) pair in one attack with a budget per row: one compile
+                # for the whole grid, fixed-size batches; PREDICT draws fresh noise per pair
+                j_idx, i_idx = np.nonzero(certified & (grid > 0)[:, None])
+                if i_idx.size:
+                    adv = attack_smoothed(model, x[i_idx], y[i_idx], eps=grid[j_idx], norm=norm, sigma=sigma,
                                           domain=domain, samples=smoothing_attack_samples,
-                                          steps=smoothing_attack_steps, seed=seed + 7919 * (j + 1))
-                    after = predict_smoothed(model, adv, sigma=sigma, n=n_samples, alpha=alpha, seed=seed + j,
+                                          steps=smoothing_attack_steps, seed=seed + 7919, batch_size=batch)
+                    after = predict_smoothed(model, adv, sigma=sigma, n=n_samples, alpha=alpha, seed=seed + 1,
                                              mutable=mask)
-                    violations += int(np.sum((after != ABSTAIN) & (after != y[idx])))
-                    checked += int(idx.size)
+                    violations = int(np.sum((after != ABSTAIN) & (after != y[i_idx])))
+                    checked = int(i_idx.size)
                 checks.update(smoothing_checked=float(checked), smoothing_violations=float(violations))
                 findings.append(_finding_smoothing(violations, checked, alpha))
             abstain = float(np.mean(prediction == ABSTAIN))

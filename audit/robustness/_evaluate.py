@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import zlib
 from typing import Callable, Sequence
 
 import jax
@@ -15,7 +16,7 @@ from audit.data._groups import attribute_groups
 from audit.errors import AuditInputError
 from audit.models._batching import padded_batches
 from audit.results import Provenance, timer
-from audit.robustness import _sanity
+from audit.robustness import _attack_cache, _sanity
 from audit.robustness._core import loss_and_grad
 from audit.robustness._domain import Domain, check_domain, check_eps, domain_for
 from audit.robustness._minimal import minimal_perturbation
@@ -133,6 +134,24 @@ def sample_rows(n_rows: int, n: int, *, seed: int) -> np.ndarray:
     return np.sort(np.random.default_rng(seed).permutation(n_rows)[:min(int(n), n_rows)])
 
 
+def sample_rank(n_rows: int, n: int, *, seed: int) -> np.ndarray:
+    """rank[i]: the position of `sample_rows(n_rows, n, seed=seed)[i]` in the seeded permutation.
+    In rank order the rows of a smaller `n` come first, so `run_attacks` given this rank attacks
+    a smaller sample as a prefix of a larger one (and shares its adversarial examples)."""
+    perm = np.random.default_rng(seed).permutation(n_rows)[:min(int(n), n_rows)]
+    rank = np.empty(len(perm), np.int64)
+    rank[np.searchsorted(np.sort(perm), perm)] = np.arange(len(perm))
+    return rank
+
+
+def attack_batch(batch: int, m: int) -> int:
+    """Rows per attack call for `m` rows: `batch`, or the power of two that holds all m rows when
+    that is smaller. The size depends on m only through that power of two, so samples of 300 and
+    500 rows attack in the same batches (their adversarial examples can be shared) and padding
+    stays under 2x."""
+    return int(min(int(batch), 1 << max(0, int(m) - 1).bit_length()))
+
+
 def default_attacks(model, norm: str) -> tuple[str, ...]:
     """FGSM, PGD and APGD-CE for differentiable models, plus Square for linf (as AutoAttack)."""
     return (("fgsm", "pgd", "apgd") if model.differentiable else ()) + (("square",) if norm == "linf" else ())
@@ -168,44 +187,75 @@ class Attacked:
     distance: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)
 
 
+def _attack_key(key, name: str, e: float):
+    """The key of one attack at one eps: from the attack's name and the eps value (not their
+    places in a grid), so every section that runs this attack at this eps draws the same starts."""
+    bits = int(np.asarray(e, np.float32).view(np.uint32))
+    return jax.random.fold_in(jax.random.fold_in(key, zlib.crc32(name.encode())), bits)
+
+
 def run_attacks(model, x: np.ndarray, y: np.ndarray, *, grid: np.ndarray, attacks: Sequence[str], norm: str,
-                domain: Domain, settings: dict[str, int], batch: int, key) -> Attacked:
+                domain: Domain, settings: dict[str, int], batch: int, key, rank: np.ndarray | None = None) -> Attacked:
     """Every attack at every eps of `grid` on the rows `x`, `y` (batched to `batch` rows).
 
+    Rows are attacked in `rank` order (default: as given); the adversarial examples are kept in
+    `_attack_cache`, so a later call on a prefix of these rows in rank order (a smaller sample of
+    `sample_rank`'s permutation) with the same model, attack, settings, eps, batch and key reuses
+    them instead of attacking again: robustness and certification share their attacks.
     A minimal-perturbation attack (a spec with `minimal`, C&W) runs once for the whole grid: its
     closest adversarials are projected into each eps ball, exactly what its per-eps `run` gives.
     """
     proba = model.predict_proba(x)
     clean = proba.argmax(axis=1) == y
     m = len(x)
+    order = np.arange(m) if rank is None else np.argsort(rank, kind="stable")
+    xo, yo = np.ascontiguousarray(x[order]), np.ascontiguousarray(y[order])
+    common = (_attack_cache.model_key(model), norm, _attack_cache.digest(np.asarray(domain.lower),
+              np.asarray(domain.upper), np.asarray(domain.mutable)), int(batch),
+              _attack_cache.digest(np.asarray(jax.random.key_data(key))))
 
-    def batched(run, k, **kw):
+    def unordered(a):
+        out = np.empty_like(a)
+        out[order] = a
+        return out
+
+    def batched(run, k, **kw):  # rows in rank order, results back in the caller's order
         fn = lambda xb, yb, kb: run(model.apply, model.params, xb, yb, norm=norm, domain=domain, key=kb,
                                     settings=settings, **kw)
-        return _batched(fn, x, y, batch, k)
+        return jax.tree.map(lambda a: unordered(np.asarray(a)), _batched(fn, xo, yo, batch, k))
+
+    def attack_all(name, e):
+        spec = ATTACKS[name]
+        cache_key = (*common, name, float(e), tuple((k, settings.get(k)) for k in spec.reads))
+        adv = _attack_cache.lookup(cache_key, xo, yo)
+        if adv is None:
+            fn = lambda xb, yb, kb: spec.run(model.apply, model.params, xb, yb, eps=float(e), norm=norm,
+                                             domain=domain, key=kb, settings=settings)
+            adv = _batched(fn, xo, yo, batch, _attack_key(key, name, e))
+            _attack_cache.store(cache_key, xo, yo, adv)
+        return unordered(adv)
 
     closest, distance, stage = {}, {}, {}
-    for ai, a in enumerate(attacks):
+    for a in attacks:
         if ATTACKS[a].minimal is not None:
-            closest[a], distance[a] = batched(ATTACKS[a].minimal, jax.random.fold_in(key, 900_000 + ai))
+            closest[a], distance[a] = batched(ATTACKS[a].minimal, _attack_key(key, a, 0.0))
         if ATTACKS[a].run_staged is not None:
             stage[a] = np.full((len(grid), m), -1, np.int32)
     correct = {a: np.empty((len(grid), m), bool) for a in attacks}
     adversarial = np.repeat(x[None], len(grid), axis=0)
     by = np.full((len(grid), m), "", dtype=object)
     for j, e in enumerate(grid):
-        for ai, a in enumerate(attacks):
+        for a in attacks:
             if e == 0:
                 correct[a][j] = clean
                 continue
-            k = jax.random.fold_in(key, 1000 * j + ai)
             if a in closest:
                 adv = np.asarray(padded_batches(lambda xb, cb: project_closest(xb, cb, float(e), domain),
                                                 [x, closest[a]], batch))
             elif a in stage:
-                adv, stage[a][j] = batched(ATTACKS[a].run_staged, k, eps=float(e))
+                adv, stage[a][j] = batched(ATTACKS[a].run_staged, _attack_key(key, a, e), eps=float(e))
             else:
-                adv = batched(ATTACKS[a].run, k, eps=float(e))
+                adv = attack_all(a, e)
             ok = clean & (model.predict(adv) == y)
             correct[a][j] = ok
             new = ~ok & clean & (by[j] == "")
@@ -267,10 +317,10 @@ def evaluate(model, data, *, norm: str = "linf", eps: Sequence[float] | None = N
     with timer() as clock:
         rows = sample_rows(len(part), n, seed=seed)
         x, y = part.X[rows], part.y[rows]
-        batch = min(batch, len(x))  # every batched call below uses this one shape
+        batch = attack_batch(batch, len(x))  # every batched call below uses this one shape
         key = jax.random.key(seed)
         hit = run_attacks(model, x, y, grid=grid, attacks=attacks, norm=norm, domain=domain, settings=settings,
-                          batch=batch, key=key)
+                          batch=batch, key=key, rank=sample_rank(len(part), n, seed=seed))
         proba, clean, correct, ens = hit.proba, hit.clean, hit.correct, hit.worst
         ens_adv, ens_by = hit.adversarial, hit.by
         pred = proba.argmax(axis=1)

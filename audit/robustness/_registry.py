@@ -18,7 +18,9 @@ from audit.robustness._square import square
 
 @dataclasses.dataclass(frozen=True)
 class AttackSpec:
-    """`run(apply_fn, params, x, y, *, eps, norm, domain, key, settings) -> x_adv`.
+    """`run(apply_fn, params, x, y, *, eps, norm, domain, key, settings) -> x_adv`. `reads`: the
+    keys of `settings` that `run` reads (two runs that differ only in other keys are the same
+    attack, so their adversarial examples can be shared).
 
     An ensemble names its `stages` and gives `run_staged` (same arguments) returning `(x_adv,
     stage)`: per row the index into `stages` of the stage that broke it first, -1 where none did.
@@ -37,6 +39,7 @@ class AttackSpec:
     stages: tuple[str, ...] = ()
     run_staged: Callable[..., Any] | None = None
     minimal: Callable[..., Any] | None = None
+    reads: tuple[str, ...] = ()
 
 
 def _fgsm(apply_fn, params, x, y, *, eps, norm, domain, key, settings: Mapping[str, Any]):
@@ -95,12 +98,16 @@ def project_closest(x, closest, eps, domain):
 
 ATTACKS: dict[str, AttackSpec] = {
     "fgsm": AttackSpec("fgsm", _fgsm, True, False, ("linf", "l2"), paper="Goodfellow et al. 2015"),
-    "pgd": AttackSpec("pgd", _pgd, True, True, ("linf", "l2"), paper="Madry et al. 2018"),
-    "apgd": AttackSpec("apgd", _apgd("ce"), True, True, ("linf", "l2"), paper="Croce & Hein 2020"),
+    "pgd": AttackSpec("pgd", _pgd, True, True, ("linf", "l2"), paper="Madry et al. 2018",
+                      reads=("steps", "restarts", "loss")),
+    "apgd": AttackSpec("apgd", _apgd("ce"), True, True, ("linf", "l2"), paper="Croce & Hein 2020",
+                       reads=("apgd_steps", "restarts")),
     "apgd_dlr": AttackSpec("apgd_dlr", _apgd("dlr"), True, True, ("linf", "l2"), min_classes=3,
-                           paper="Croce & Hein 2020"),
-    "square": AttackSpec("square", _square, False, True, ("linf",), paper="Andriushchenko et al. 2020"),
+                           paper="Croce & Hein 2020", reads=("apgd_steps", "restarts")),
+    "square": AttackSpec("square", _square, False, True, ("linf",), paper="Andriushchenko et al. 2020",
+                         reads=("square_queries",)),
     "autoattack": AttackSpec("autoattack", _autoattack, True, True, ("linf", "l2"), paper="Croce & Hein 2020",
-                             stages=STAGES, run_staged=_autoattack_staged),
-    "cw": AttackSpec("cw", _cw, True, False, ("l2",), paper="Carlini & Wagner 2017", minimal=_cw_minimal),
+                             stages=STAGES, run_staged=_autoattack_staged, reads=("apgd_steps", "square_queries")),
+    "cw": AttackSpec("cw", _cw, True, False, ("l2",), paper="Carlini & Wagner 2017", minimal=_cw_minimal,
+                     reads=("apgd_steps",)),
 }

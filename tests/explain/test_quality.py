@@ -64,6 +64,20 @@ def test_groups_move_together(credit_small, credit_model):
     np.testing.assert_allclose(c.deletion[:, -1], p_base, rtol=1e-5)
 
 
+def test_disjoint_groups_gather_equals_the_overlapping_rule(linear_model, X):
+    """Disjoint groups swap inputs by a gather; a group set with one overlap goes through the
+    matrix product. Adding a duplicate of the last group that no ranking reaches before the
+    original changes nothing, so both rules must give the same curves."""
+    attr = np.random.default_rng(1).normal(size=(6, 3))
+    groups = [[0, 1], [2], [3, 4]]
+    fast = faithfulness_curves(linear_model, X[:6], attr, target=1, baseline=0.25, groups=groups, steps=3)
+    over = faithfulness_curves(linear_model, X[:6], np.concatenate([attr, np.full((6, 1), -1e9)], axis=1),
+                               target=1, baseline=0.25, groups=groups + [[3]], steps=4)
+    # the fifth unit is ranked last: steps 0..3 of `over` delete the same inputs as `fast`
+    np.testing.assert_array_equal(fast.deletion, over.deletion[:, :4])
+    np.testing.assert_array_equal(fast.insertion, over.insertion[:, :4])
+
+
 def test_spearman_matches_scipy_with_ties():
     rng = np.random.default_rng(0)
     a = rng.integers(0, 4, size=(30, 12)).astype(float)  # many ties

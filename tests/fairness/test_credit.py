@@ -70,6 +70,16 @@ def test_attribution_share_when_the_attribute_is_an_input(credit_sens, sens_mode
     assert 0.02 < proxy.attribution_share < 0.5
 
 
+def test_attributes_share_one_attribution_and_get_the_same_shares(credit_sens, sens_model):
+    """The model's attribution per raw column is computed once for all attributes (it does not
+    depend on the attribute): each share equals the one an audit of that attribute alone gives."""
+    both = evaluate(sens_model, credit_sens, attributes=["sex", "age"], intersections=False, n_bootstrap=0)
+    for attr in ("sex", "age"):
+        alone = evaluate(sens_model, credit_sens, attributes=[attr], n_bootstrap=0).proxy(attr)
+        assert alone.attribution_share is not None
+        assert both.proxy(attr).attribution_share == alone.attribution_share
+
+
 def test_threshold_mitigation_reduces_equalized_odds_gap(credit_sens, sens_model):
     result = mitigate(sens_model, credit_sens, attribute="sex", methods=("thresholds",), n_bootstrap=50)
     before = result.arm("baseline").value("equalized_odds_difference")

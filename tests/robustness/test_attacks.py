@@ -298,3 +298,34 @@ def test_bad_masks(credit_small, linear_model):
     with pytest.raises(AuditInputError, match="change nothing"):
         pgd(linear_model.apply, linear_model.params, x, y, eps=0.1, key=KEY,
             domain=box_domain((5,), mutable=np.zeros(5, bool)))
+
+
+def test_attack_specs_declare_the_settings_they_read():
+    """`AttackSpec.reads` keys the shared adversarial-example cache: an attack that read a setting
+    it does not declare could be served another setting's examples."""
+    from audit.robustness._registry import ATTACKS
+
+    class Recording(dict):
+        def __init__(self, *a, **k):
+            super().__init__(*a, **k)
+            self.read = set()
+
+        def __getitem__(self, k):
+            self.read.add(k)
+            return super().__getitem__(k)
+
+        def get(self, k, default=None):
+            self.read.add(k)
+            return super().get(k, default)
+
+    apply = lambda p, x: x @ p  # noqa: E731 - a 3-class linear model on 4 inputs
+    params = jnp.asarray(np.random.default_rng(0).normal(size=(4, 3)), jnp.float32)
+    x = np.random.default_rng(1).uniform(0.2, 0.8, size=(4, 4)).astype(np.float32)
+    y = np.array([0, 1, 2, 0])
+    dom = box_domain((4,))
+    for name, spec in ATTACKS.items():
+        settings = Recording(steps=2, restarts=1, apgd_steps=2, square_queries=4)
+        norm = spec.norms[0]
+        spec.run(apply, params, x, y, eps=0.1, norm=norm, domain=dom, key=jax.random.key(0), settings=settings)
+        assert settings.read <= set(spec.reads), (name, settings.read)
+        assert set(spec.reads) - {"loss"} <= settings.read, (name, settings.read)

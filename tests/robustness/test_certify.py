@@ -158,6 +158,24 @@ def test_smoothing_is_seeded_and_batch_independent(digits_cnn, digits):
     assert not np.array_equal(a.count, c.count)
 
 
+def test_smoothed_attack_takes_a_budget_per_row_in_fixed_batches(digits_cnn, digits):
+    """certify attacks every (eps, row) pair in one call: each row stays in its own ball and the
+    domain, the result is seeded, and a budget of 0 leaves the row where it is."""
+    from audit.robustness import attack_smoothed
+
+    x, y = digits.test.X[:7], digits.test.y[:7]
+    eps = np.array([0.0, 0.02, 0.05, 0.1, 0.02, 0.05, 0.1], np.float32)
+    dom = domain_for(digits)
+    kw = dict(norm="linf", sigma=0.25, domain=dom, samples=2, steps=3, seed=5)
+    a = attack_smoothed(digits_cnn, x, y, eps=eps, batch_size=3, **kw)
+    b = attack_smoothed(digits_cnn, x, y, eps=eps, batch_size=3, **kw)
+    np.testing.assert_array_equal(a, b)
+    dist = np.abs(a - x).reshape(len(x), -1).max(axis=1)
+    assert (dist <= eps + 1e-6).all() and dist[0] == 0.0
+    assert (dist[1:] >= 0.5 * eps[1:]).all()  # the attack moves (sign steps reach the ball's faces)
+    assert a.min() >= 0.0 and a.max() <= 1.0
+
+
 def test_smoothing_bad_input(digits_cnn, digits):
     with pytest.raises(AuditInputError, match="sigma"):
         certify_smoothed(digits_cnn, digits.test.X[:2], sigma=0.0)

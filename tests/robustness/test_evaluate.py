@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+import jax
 import numpy as np
 import pytest
 
@@ -188,3 +189,51 @@ def test_row_samples_are_nested_and_seeded():
     assert set(small) <= set(large)  # sections auditing 100 and 200 rows share their 100 rows
     assert not np.array_equal(small, sample_rows(1000, 100, seed=5))
     np.testing.assert_array_equal(sample_rows(30, 500, seed=0), np.arange(30))
+
+
+def test_sample_rank_orders_a_smaller_sample_first():
+    from audit.robustness._evaluate import sample_rank, sample_rows
+    rows, rank = sample_rows(1000, 200, seed=4), sample_rank(1000, 200, seed=4)
+    first = rows[np.argsort(rank)][:100]  # the larger sample in rank order starts with the smaller one
+    np.testing.assert_array_equal(np.sort(first), sample_rows(1000, 100, seed=4))
+    np.testing.assert_array_equal(np.sort(rank), np.arange(200))
+
+
+@pytest.mark.parametrize("which", ["tabular", "image"])
+def test_a_smaller_samples_attacks_are_a_prefix_of_a_larger_ones(which, request):
+    """run_attacks in rank order: every attack's adversarial example of a row is the same in a
+    sample of 20 rows and of 40 (same batch size, the smaller one's last batch padded), so the
+    cache that hands the first 20 rows of the larger run to the smaller returns exactly what the
+    attack computes; a hit gives the same report as a fresh run."""
+    from audit.robustness import _attack_cache
+    from audit.robustness._evaluate import attack_batch, run_attacks, sample_rank, sample_rows
+
+    data = request.getfixturevalue("credit_small" if which == "tabular" else "digits")
+    model = request.getfixturevalue("credit_model" if which == "tabular" else "digits_cnn")
+    part, dom = data.part("test"), domain_for(data)
+    kw = dict(grid=np.array([0.0, 0.1]), attacks=("fgsm", "pgd", "apgd", "square"), norm="linf", domain=dom,
+              settings=dict(steps=3, restarts=1, apgd_steps=3, square_queries=20), key=jax.random.key(3))
+
+    def attacked(n):
+        rows = sample_rows(len(part), n, seed=1)
+        batch = attack_batch(16, n)
+        assert batch == 16
+        hit = run_attacks(model, part.X[rows], part.y[rows], batch=batch, rank=sample_rank(len(part), n, seed=1), **kw)
+        return rows, hit, dict(_attack_cache._entries)
+
+    _attack_cache.clear()
+    rows_s, small, stored_s = attacked(20)
+    _attack_cache.clear()
+    rows_l, large, stored_l = attacked(40)
+    assert set(stored_s) == set(stored_l) and len(stored_s) == 4
+    for k, (xs, _, adv_s) in stored_s.items():
+        np.testing.assert_array_equal(stored_l[k][0][:20], xs)
+        np.testing.assert_array_equal(stored_l[k][2][:20], adv_s)  # bit-identical per row
+    cached = attacked(20)[1]  # served from the larger run
+    pos = np.searchsorted(rows_l, rows_s)
+    for a in kw["attacks"]:
+        np.testing.assert_array_equal(small.correct[a], large.correct[a][:, pos])
+        np.testing.assert_array_equal(cached.correct[a], small.correct[a])
+    np.testing.assert_array_equal(cached.adversarial, small.adversarial)
+    assert small.correct["pgd"][1].sum() < small.clean.sum()  # the attacks did something
+    _attack_cache.clear()
