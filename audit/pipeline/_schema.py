@@ -49,10 +49,10 @@ SCALARS: dict[Any, tuple[Callable[[Any], bool], str]] = {
     **{k: _at_least(1) for k in (
         "n", "steps", "restarts", "apgd_steps", "square_queries", "search_steps", "lime_samples",
         "background_size", "permutation_repeats", "n_bins", "calibration_bins", "max_points", "n0",
-        "n_samples", "smoothing_attack_steps", "smoothing_attack_samples", "pgd_steps", "attack_steps",
+        "n_samples", "smoothing_attack_samples", "pgd_steps", "attack_steps",
         "attack_samples", "batch_size", "eval_steps", "epochs", "k", "min_group_size", "min_count")},
     **{k: _at_least(0) for k in ("min_perturbation_n", "bootstrap", "n_bootstrap", "examples_per_eps",
-                                  "stability_samples")},
+                                  "stability_samples", "smoothing_attack_steps")},  # 0: skip that attack
     ("explain", "n_examples"): _at_least(2),
     "confidence": _interval(0, 1, open_low=True, open_high=True),
     "alpha": _interval(0, 0.5, open_low=True, open_high=True),

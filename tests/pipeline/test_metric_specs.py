@@ -11,6 +11,7 @@ import pytest
 from audit.pipeline import ANALYZERS, AuditReport
 from audit.pipeline._diff import diff_reports
 from audit.pipeline._meaning import spec_of
+from audit.pipeline._registry import run_analyzer
 from audit.pipeline._policy import Rule
 from audit.pipeline._report import Section
 from audit.results import MetricSpec
@@ -54,7 +55,8 @@ def every_result(credit_small, credit_model):
     for name, spec in ANALYZERS.items():
         if name not in SMALL:
             continue
-        results[name] = spec.load_function()(credit_model, credit_small, seed=0, **SMALL[name])
+        results[name] = run_analyzer(spec, credit_model, credit_small, settings=dict(SMALL[name]), seed=0,
+                                     progress=False)
     return results
 
 
