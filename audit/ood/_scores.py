@@ -59,11 +59,11 @@ class Mahalanobis:
         # n x d copy (float64 keeps the cancellation far below the 1e-9 the tests ask of it)
         covariance = (f.T @ f - (means[seen].T * counts[seen]) @ means[seen]) / len(f)
         covariance[np.diag_indices_from(covariance)] += ridge * max(np.trace(covariance) / len(covariance), 1e-12)
-        return cls(means=means[np.isfinite(means).all(axis=1)], precision=pinvh(covariance))
+        return cls(means=means[seen], precision=pinvh(covariance))
 
     def score(self, features: np.ndarray) -> np.ndarray:
         f = np.asarray(features, np.float64)
-        centre = self.means.mean(axis=0)  # expand around the class means' centre: small terms, no cancellation
+        centre = self.means.mean(axis=0)  # expand around the class means' centre: small terms, little cancellation
         f, means = f - centre, self.means - centre
         fp = f @ self.precision
         quadratic = np.einsum("nd,nd->n", fp, f)

@@ -75,9 +75,8 @@ if ctx.live:
         if upload is not None:
             try:
                 if data.kind == "tabular":
-                    x, raw = _upload.table_inputs(upload.getvalue(), data.encoding)
-                    x = x[:1]
-                    st.dataframe(raw.head(1), hide_index=True)
+                    x, raw = _upload.table_inputs(upload.getvalue(), data.encoding, max_rows=1)
+                    st.dataframe(raw, hide_index=True)
                 else:
                     x = _upload.image_input(upload.getvalue(), model.input_shape, low=float(data.train.X.min()),
                                             high=float(data.train.X.max()), invert=invert)
