@@ -71,7 +71,7 @@ def main() -> None:
         print(f"| {name} | {wall:.1f} | {cpu:.1f} | {_load()} |", flush=True)
         if profiler:
             out = io.StringIO()
-            pstats.Stats(profiler, stream=out).sort_stats("cumulative").print_stats(args.profile)
+            pstats.Stats(profiler, stream=out).sort_stats(os.environ.get("SORT", "cumulative")).print_stats(args.profile)
             print("\n".join(line for line in out.getvalue().splitlines() if line.strip())[-4000:], flush=True)
     print(f"| total | {total_wall:.1f} | {total_cpu:.1f} | {_load()} |")
 
