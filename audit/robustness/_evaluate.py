@@ -12,6 +12,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from audit import parallel
 from audit.data._groups import attribute_groups
 from audit.errors import AuditInputError
 from audit.models._batching import padded_batches
@@ -145,11 +146,20 @@ def sample_rank(n_rows: int, n: int, *, seed: int) -> np.ndarray:
 
 
 def attack_batch(batch: int, m: int) -> int:
-    """Rows per attack call for `m` rows: `batch`, or the power of two that holds all m rows when
-    that is smaller. The size depends on m only through that power of two, so samples of 300 and
-    500 rows attack in the same batches (their adversarial examples can be shared) and padding
-    stays under 2x."""
-    return int(min(int(batch), 1 << max(0, int(m) - 1).bit_length()))
+    """Rows per attack call for `m` rows. Up to `batch` rows: the power of two that holds them
+    (samples of 20 and 30 rows share one compiled shape; padding under 2x). More: the fewest
+    calls of at most `batch` rows, balanced (200 rows at 64: four calls of 50 instead of three
+    of 64 and one of 8 padded to 64, i.e. 256 rows attacked for 200) rounded up to a multiple of
+    8 (and of the local device count), so each call splits over 1, 2, 4 or 8 devices and the
+    batches, hence the results, are the same on any of those counts. Nested samples whose sizes
+    give the same batch (100 and 200 rows at 64) attack their shared rows in the same calls, so
+    their adversarial examples can be shared (`_attack_cache`)."""
+    batch, m = max(1, int(batch)), max(1, int(m))
+    if m <= batch:
+        return int(min(batch, 1 << (m - 1).bit_length()))
+    calls = -(-m // batch)
+    step = int(np.lcm(8, parallel.count()))
+    return int(min(batch, -(-(-(-m // calls)) // step) * step))
 
 
 def default_attacks(model, norm: str) -> tuple[str, ...]:

@@ -202,9 +202,9 @@ def test_sample_rank_orders_a_smaller_sample_first():
 @pytest.mark.parametrize("which", ["tabular", "image"])
 def test_a_smaller_samples_attacks_are_a_prefix_of_a_larger_ones(which, request):
     """run_attacks in rank order: every attack's adversarial example of a row is the same in a
-    sample of 20 rows and of 40 (same batch size, the smaller one's last batch padded), so the
-    cache that hands the first 20 rows of the larger run to the smaller returns exactly what the
-    attack computes; a hit gives the same report as a fresh run."""
+    sample of 20 rows and of 40 (both attack in calls of 16 rows, the smaller one's last call
+    padded), so the cache that hands the first 20 rows of the larger run to the smaller returns
+    exactly what the attack computes; a hit gives the same report as a fresh run."""
     from audit.robustness import _attack_cache
     from audit.robustness._evaluate import attack_batch, run_attacks, sample_rank, sample_rows
 
@@ -237,3 +237,19 @@ def test_a_smaller_samples_attacks_are_a_prefix_of_a_larger_ones(which, request)
     np.testing.assert_array_equal(cached.adversarial, small.adversarial)
     assert small.correct["pgd"][1].sum() < small.clean.sum()  # the attacks did something
     _attack_cache.clear()
+
+
+def test_attack_batches_are_balanced_and_never_pad_much():
+    from audit.robustness._evaluate import attack_batch
+    for batch in (16, 64, 512):
+        for m in range(1, 3 * batch + 2):
+            size = attack_batch(batch, m)
+            calls = -(-m // size)
+            assert size <= batch
+            assert calls == max(1, -(-m // batch))  # never more calls than plain batching
+            if m > batch:
+                assert calls * size - m < 8 * calls  # under 8 padded rows per call
+                assert size % 8 == 0
+            else:
+                assert size < 2 * m  # a power of two under twice the rows
+    assert attack_batch(64, 100) == attack_batch(64, 200) == 56  # certify's 100 rows share robustness's calls
