@@ -8,7 +8,7 @@ interval from n fresh samples, and abstains when that bound is not above 1/2. PR
 the top class only if a binomial test separates it from the runner-up at level alpha.
 
 Noise is drawn per example from `fold_in(key, row)`, so a result never depends on batching;
-counting runs inside `jit` over chunks of samples (`lax.fori_loop`), vectorised over examples.
+counting runs inside `jit` over equal chunks of samples (`lax.fori_loop`), vectorised over examples.
 """
 
 from __future__ import annotations
@@ -64,6 +64,13 @@ def _check(model, x, sigma, n, alpha, mutable):
     return x, mask
 
 
+def _even(total: int, most: int) -> int:
+    """The size of the fewest equal parts of at most `most` that cover `total` (200 at 128: 100,
+    so two parts of 100 rather than 128 + 72 padded to 128)."""
+    parts = -(-int(total) // int(most))
+    return -(-int(total) // parts)
+
+
 def class_counts(model, x, *, sigma: float, n: int, key: jax.Array, mutable=None, rows=None,
                  batch_size: int = 64, max_points: int = 8192) -> np.ndarray:
     """How often each class wins among `n` Gaussian-noised copies of each row (n_rows, n_classes).
@@ -71,14 +78,15 @@ def class_counts(model, x, *, sigma: float, n: int, key: jax.Array, mutable=None
     Noise of std `sigma` goes on mutable inputs only (`mutable`: 0/1 mask of the input shape).
     Row i draws from `fold_in(key, rows[i])` (rows defaults to 0..n_rows-1). At most
     `max_points` model inputs go through one forward pass (fewer rows per batch if needed);
-    samples are drawn in chunks of SAMPLE_CHUNK, so results do not depend on the batch size.
+    samples are drawn in equal chunks of at most SAMPLE_CHUNK (set by `n` alone), so results do not
+    depend on the batch size, and neither samples nor rows are padded by more than a few.
     """
     x, mask = _check(model, x, sigma, n, 0.01, mutable)
     rows = np.arange(len(x)) if rows is None else np.asarray(rows)
     if len(x) == 0:
         return np.zeros((0, model.n_classes), np.int64)
-    chunk = int(min(n, SAMPLE_CHUNK))  # fixed, so the noise of a row never depends on batching
-    batch = max(1, min(int(batch_size), max(1, int(max_points) // chunk), len(x)))
+    chunk = _even(int(n), SAMPLE_CHUNK)  # set by n alone, so the noise of a row never depends on batching
+    batch = _even(len(x), max(1, min(int(batch_size), int(max_points) // chunk)))
     sm = jnp.asarray(mask * sigma, jnp.float32)
 
     def run(xb, rb):
