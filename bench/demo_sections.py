@@ -8,7 +8,13 @@ on the model the config names (trained and saved first when no checkpoint is the
 `audit run` does. For each section it prints the wall time, the CPU time of the whole process
 (all threads: on a machine shared with other jobs the wall time varies several-fold, the CPU time
 much less).
-`--profile K` adds the K functions with the largest cumulative time per section (cProfile).
+`--profile K` adds the K functions with the largest cumulative time per section (cProfile;
+env SORT=tottime changes the order).
+`--floor` runs every section a second time (fresh attack cache) with the model's apply wrapped in
+a counter of the rows that go forward and backward through it, and prices them at the rows per
+second of one jitted forward / input-gradient call at the audit's batch measured in this process:
+the floor of the model calls a section makes. Only calls of the audited model count: a retraining
+section's training steps and its evaluation of the retrained model are not in its floor.
 The load average is printed with every row: quote ratios measured in one run.
 """
 
@@ -40,6 +46,7 @@ def main() -> None:
     parser.add_argument("--only", nargs="+", help="run only these sections")
     parser.add_argument("--profile", type=int, default=0, help="print the top K cumulative functions")
     parser.add_argument("--compile-cache", default="off", help="JAX compilation cache folder, or off (default)")
+    parser.add_argument("--floor", action="store_true", help="count model rows per section and price them")
     args = parser.parse_args()
     if args.compile_cache != "off":
         import jax
@@ -54,6 +61,7 @@ def main() -> None:
     print(f"| section | wall s | cpu s | load |")
     print(f"|---|---:|---:|---:|")
     total_wall = total_cpu = 0.0
+    walls: dict[str, float] = {}
     for name in names:
         spec = spec_for(name, ANALYZERS)
         if spec.applies_to(model, data):
@@ -68,12 +76,91 @@ def main() -> None:
             profiler.disable()
         wall, cpu = time.perf_counter() - w0, time.process_time() - c0
         total_wall, total_cpu = total_wall + wall, total_cpu + cpu
+        walls[name] = wall
         print(f"| {name} | {wall:.1f} | {cpu:.1f} | {_load()} |", flush=True)
         if profiler:
             out = io.StringIO()
             pstats.Stats(profiler, stream=out).sort_stats(os.environ.get("SORT", "cumulative")).print_stats(args.profile)
             print("\n".join(line for line in out.getvalue().splitlines() if line.strip())[-4000:], flush=True)
     print(f"| total | {total_wall:.1f} | {total_cpu:.1f} | {_load()} |")
+    if args.floor:
+        floor(model, data, config, names, walls)
+
+
+def _counting(model, counts: dict):
+    """`model` with its apply wrapped in an identity on the logits that counts the rows going
+    forward (primal) and backward (cotangent) through it, at run time (host callbacks)."""
+    import dataclasses
+    import functools
+
+    import jax
+
+    def add(kind, n):
+        counts[kind] += n
+
+    @jax.custom_vjp
+    def tap(logits):
+        jax.debug.callback(functools.partial(add, "fwd", logits.shape[0]))
+        return logits
+
+    def tap_fwd(logits):
+        jax.debug.callback(functools.partial(add, "fwd", logits.shape[0]))
+        return logits, None
+
+    def tap_bwd(_, g):
+        jax.debug.callback(functools.partial(add, "bwd", g.shape[0]))
+        return (g,)
+
+    tap.defvjp(tap_fwd, tap_bwd)
+    inner = model.apply
+    return dataclasses.replace(model, apply=lambda params, x: tap(inner(params, x)), fast_gradients=False)
+
+
+def _row_costs(model, batch: int) -> tuple[float, float]:
+    """Seconds per row of one jitted forward and one input-gradient call of `batch` rows (best of
+    15, interleaved)."""
+    import jax
+    import jax.numpy as jnp
+    import numpy as np
+
+    x = jnp.asarray(np.random.default_rng(0).random((batch, *model.input_shape), np.float32))
+    y = jnp.zeros(batch, jnp.int32)
+    fwd = jax.jit(model.apply)
+    grad = jax.jit(jax.grad(lambda v: -jnp.sum(jnp.take_along_axis(
+        jax.nn.log_softmax(model.apply(model.params, v)), y[:, None], 1))))
+    jax.block_until_ready((fwd(model.params, x), grad(x)))
+    tf, tg = [], []
+    for _ in range(15):
+        t = time.perf_counter(); jax.block_until_ready(fwd(model.params, x)); tf.append(time.perf_counter() - t)
+        t = time.perf_counter(); jax.block_until_ready(grad(x)); tg.append(time.perf_counter() - t)
+    return min(tf) / batch, min(tg) / batch
+
+
+def floor(model, data, config, names, walls) -> None:
+    """Rows through the model per section, priced at this process's best rows per second."""
+    from audit.robustness import _attack_cache
+
+    batch = 64 if data.kind == "image" else 512
+    t_fwd, t_grad = _row_costs(model, batch)
+    print(f"\nfloor: batch {batch}, forward {1e6 * t_fwd:.1f} us/row, input gradient {1e6 * t_grad:.1f} us/row "
+          f"(load {_load()})")
+    print("| section | forward rows | backward rows | floor s | wall s | x floor |")
+    print("|---|---:|---:|---:|---:|---:|")
+    total = 0.0
+    _attack_cache.clear()  # the counted model shares attacks across its sections as a real run does
+    counts = {"fwd": 0, "bwd": 0}
+    counted = _counting(model, counts)
+    for name in names:
+        counts.update(fwd=0, bwd=0)
+        spec = spec_for(name, ANALYZERS)
+        run_analyzer(spec, counted, data, settings=dict(config.analyzers.get(name, {})), seed=config.seed,
+                     progress=False)
+        seconds = counts["fwd"] * t_fwd + counts["bwd"] * (t_grad - t_fwd)
+        total += seconds
+        ratio = walls.get(name, float("nan")) / seconds if seconds else float("nan")
+        print(f"| {name} | {counts['fwd']:,} | {counts['bwd']:,} | {seconds:.1f} | {walls.get(name, float('nan')):.1f} "
+              f"| {ratio:.1f} |", flush=True)
+    print(f"| total | | | {total:.1f} | {sum(walls.values()):.1f} | {sum(walls.values()) / max(total, 1e-9):.1f} |")
 
 
 if __name__ == "__main__":
