@@ -39,16 +39,17 @@ def digest(*arrays: np.ndarray) -> str:
     return h.hexdigest()
 
 
-def lookup(key: Hashable, x: np.ndarray, y: np.ndarray) -> np.ndarray | None:
+def lookup(key: Hashable, x: np.ndarray, y: np.ndarray, *, exact: bool = False) -> np.ndarray | None:
     """The adversarial rows stored for `key` whose first len(x) rows were computed on exactly
-    `x`, `y` (in the same order); None when there are none."""
+    `x`, `y` (in the same order; with `exact`, on exactly these rows and no more); None when there
+    are none."""
     with _lock:
         entry = _entries.get(key)
         if entry is None:
             return None
         xs, ys, adv = entry
         n = len(x)
-        if n > len(xs) or not (np.array_equal(xs[:n], x) and np.array_equal(ys[:n], y)):
+        if n > len(xs) or (exact and n != len(xs)) or not (np.array_equal(xs[:n], x) and np.array_equal(ys[:n], y)):
             return None
         _entries.move_to_end(key)
         return adv[:n].copy()

@@ -237,7 +237,7 @@ def run_attacks(model, x: np.ndarray, y: np.ndarray, *, grid: np.ndarray, attack
     def attack_all(name, e):
         spec = ATTACKS[name]
         cache_key = (*common, name, float(e), tuple((k, settings.get(k)) for k in spec.reads))
-        adv = _attack_cache.lookup(cache_key, xo, yo)
+        adv = _attack_cache.lookup(cache_key, xo, yo, exact=not spec.prefix_shared)
         if adv is None:
             fn = lambda xb, yb, kb: spec.run(model.apply, model.params, xb, yb, eps=float(e), norm=norm,
                                              domain=domain, key=kb, settings=settings)

@@ -27,6 +27,9 @@ class AttackSpec:
     A minimal-perturbation attack gives `minimal(apply_fn, params, x, y, *, norm, domain, key,
     settings) -> (x_closest, distance)`, run once for a whole eps grid: its result at each eps is
     `x_closest` projected into that eps ball (what `run` returns).
+    `prefix_shared`: a row's adversarial does not depend on which rows share its batch, so a
+    smaller sample may reuse a larger one's (False for Square, whose host loop packs the rows still
+    standing into smaller batches, and a model's rounding can depend on the batch size).
     """
 
     name: str
@@ -40,6 +43,7 @@ class AttackSpec:
     run_staged: Callable[..., Any] | None = None
     minimal: Callable[..., Any] | None = None
     reads: tuple[str, ...] = ()
+    prefix_shared: bool = True
 
 
 def _fgsm(apply_fn, params, x, y, *, eps, norm, domain, key, settings: Mapping[str, Any]):
@@ -105,7 +109,7 @@ ATTACKS: dict[str, AttackSpec] = {
     "apgd_dlr": AttackSpec("apgd_dlr", _apgd("dlr"), True, True, ("linf", "l2"), min_classes=3,
                            paper="Croce & Hein 2020", reads=("apgd_steps", "restarts")),
     "square": AttackSpec("square", _square, False, True, ("linf",), paper="Andriushchenko et al. 2020",
-                         reads=("square_queries",)),
+                         reads=("square_queries",), prefix_shared=False),
     "autoattack": AttackSpec("autoattack", _autoattack, True, True, ("linf", "l2"), paper="Croce & Hein 2020",
                              stages=STAGES, run_staged=_autoattack_staged, reads=("apgd_steps", "square_queries")),
     "cw": AttackSpec("cw", _cw, True, False, ("l2",), paper="Carlini & Wagner 2017", minimal=_cw_minimal,

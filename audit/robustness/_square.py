@@ -53,45 +53,53 @@ def _margin(s, params, x, y):
     return _core.score(s.apply_fn(params, x).astype(jnp.float32), y, s.targeted)
 
 
-def _init(s: _Static, params, x0, y, eps_b, domain, key):
+def _init(s: _Static, params, x0, y, eps_b, domain, row_keys):
     n = x0.shape[0]
     if s.image:  # vertical stripes: one sign per (column, channel)
-        signs = jax.random.rademacher(key, (n, 1) + x0.shape[2:], jnp.float32)
+        shape = (1,) + x0.shape[2:]
     else:
-        signs = jax.random.rademacher(key, x0.shape, jnp.float32)
+        shape = x0.shape[1:]
+    signs = jax.vmap(lambda k: jax.random.rademacher(k, shape, jnp.float32))(row_keys)
     x = project(x0, x0 + eps_b * signs, eps_b, "linf", domain)
     return x, _margin(s, params, x, y), jnp.ones(n, jnp.int32)
 
 
-def _window(s: _Static, key, x0, size):
-    """A boolean mask per example: a random size x size square (or a window of `size` inputs)."""
-    n = x0.shape[0]
+def row_keys(key: jax.Array, n: int) -> jax.Array:
+    """One key per row (row r: `fold_in(key, r)`), so a row's queries never depend on which other
+    rows share its call: rows that are fooled can leave the batch without changing the others."""
+    return jax.vmap(lambda r: jax.random.fold_in(key, r))(jnp.arange(n, dtype=jnp.uint32))
+
+
+def _window(s: _Static, keys, x0, size):
+    """A boolean mask per example: a random size x size square (or a window of `size` inputs),
+    drawn from each row's own key."""
     if s.image:
         h, w = x0.shape[1], x0.shape[2]
-        kh, kw = jax.random.split(key)
-        r0 = jax.random.randint(kh, (n,), 0, h - size + 1)
-        c0 = jax.random.randint(kw, (n,), 0, w - size + 1)
+
+        def corner(k):
+            kh, kw = jax.random.split(k)
+            return jax.random.randint(kh, (), 0, h - size + 1), jax.random.randint(kw, (), 0, w - size + 1)
+
+        r0, c0 = jax.vmap(corner)(keys)
         rows, cols = jnp.arange(h), jnp.arange(w)
         in_r = (rows[None, :] >= r0[:, None]) & (rows[None, :] < (r0 + size)[:, None])
         in_c = (cols[None, :] >= c0[:, None]) & (cols[None, :] < (c0 + size)[:, None])
         mask = in_r[:, :, None] & in_c[:, None, :]
         return mask.reshape(mask.shape + (1,) * (x0.ndim - 3))
     d = int(np.prod(x0.shape[1:]))
-    start = jax.random.randint(key, (n,), 0, d - size + 1)
+    start = jax.vmap(lambda k: jax.random.randint(k, (), 0, d - size + 1))(keys)
     idx = jnp.arange(d)
     mask = (idx[None, :] >= start[:, None]) & (idx[None, :] < (start + size)[:, None])
     return mask.reshape(x0.shape)
 
 
 def _step(s: _Static, consts, i, state):
-    params, x0, y, eps_b, domain, sizes, key = consts
+    params, domain, sizes, x0, y, eps_b, keys = consts
     x, best, queries = state
-    k1, k2 = jax.random.split(jax.random.fold_in(key, i))
+    k1, k2 = jax.vmap(lambda k: tuple(jax.random.split(jax.random.fold_in(k, i))))(keys)
     win = _window(s, k1, x0, sizes[i])
-    if s.image:  # one sign per channel, constant over the square
-        signs = jax.random.rademacher(k2, (x0.shape[0], 1, 1) + x0.shape[3:], jnp.float32)
-    else:
-        signs = jax.random.rademacher(k2, x0.shape, jnp.float32)
+    sign_shape = (1, 1) + x0.shape[3:] if s.image else x0.shape[1:]  # images: one sign per channel
+    signs = jax.vmap(lambda k: jax.random.rademacher(k, sign_shape, jnp.float32))(k2)
     delta = x - x0
     proposal = eps_b * signs
     # a square identical to the current one would waste the query: flip it
@@ -114,9 +122,10 @@ def square(apply_fn: Callable, params: Any, x, y, *, eps, queries: int = 1000, p
 
     `p_init` is the initial fraction of inputs in a square (default 0.3 for inputs with at
     most 1,000 values, as the paper's MNIST setting, else 0.05). Images of shape (H, W, C) get
-    squares; other inputs get windows of consecutive inputs with independent signs. Stops
-    early on the host once every example is fooled. Returns the adversarial batch (and the
-    margins and per-example query counts if asked).
+    squares; other inputs get windows of consecutive inputs with independent signs. Each row
+    draws from its own key (`row_keys`). On the host (images), fooled rows leave the batch and
+    the loop stops once every example is fooled (`_host`). Returns the adversarial batch (and
+    the margins and per-example query counts if asked).
     """
     x, y, eps_b, domain = attack_inputs(apply_fn, params, x, y, eps=eps, norm="linf", loss=None,
                                         domain=domain, steps=queries, name="square")
@@ -132,21 +141,14 @@ def square(apply_fn: Callable, params: Any, x, y, *, eps, queries: int = 1000, p
     sizes = jnp.asarray(np.concatenate([sizes, np.full(padded - len(sizes), sizes[-1], sizes.dtype)]))
     host = _core.use_host(loop, x, params, eps_b, key)
     k0, k1 = jax.random.split(key)
+    keys0, keys1 = row_keys(k0, x.shape[0]), row_keys(k1, x.shape[0])
     n_steps = int(queries) - 1
     if host:
-        state = _core.call(_init, s, params, x, y, eps_b, domain, k0, host=True)
-        consts = (params, x, y, eps_b, domain, sizes, k1)
-        done = 0
-        while done < n_steps:  # chunks of 50 queries, then check whether anyone is left
-            chunk = min(50, n_steps - done)
-            state = _run_chunk(s, consts, state, done, chunk)
-            done += chunk
-            if not bool(jnp.any(state[1] <= 0)):
-                break
+        state = _host(s, params, domain, sizes, x, y, eps_b, keys0, keys1, n_steps)
     elif _core.is_tracing(x, params, eps_b, key):
-        state = _scan(s, params, x, y, eps_b, domain, sizes, k0, k1, n_steps)
+        state = _scan(s, params, domain, sizes, x, y, eps_b, keys0, keys1, n_steps)
     else:
-        state = _jit_scan(s, params, x, y, eps_b, domain, sizes, k0, k1, n_steps)
+        state = _jit_scan(s, params, domain, sizes, x, y, eps_b, keys0, keys1, n_steps)
     x_adv, best, used = state
     out = (x_adv,)
     if return_score:
@@ -156,6 +158,41 @@ def square(apply_fn: Callable, params: Any, x, y, *, eps, queries: int = 1000, p
     return out if len(out) > 1 else x_adv
 
 
+CHUNK = 50  # queries between two looks at which rows are still standing
+MIN_ROWS = 8  # the smallest batch the host loop packs the standing rows into
+
+
+def _host(s, params, domain, sizes, x0, y, eps_b, keys0, keys1, n_steps):
+    """The query loop on the host, `CHUNK` queries at a time. A fooled row is never queried again
+    (the attack keeps its first adversarial), so once at most half of the batch is standing, the
+    standing rows are packed into a smaller batch (a power of two, at least `MIN_ROWS`; the spare
+    slots repeat a standing row) and fooled rows stop costing model calls. Rows draw from their own
+    keys, so packing does not change what a row does. Stops once every row is fooled."""
+    state = _core.call(_init, s, params, x0, y, eps_b, domain, keys0, host=True)
+    full, rows, live = state, np.arange(x0.shape[0]), x0.shape[0]
+    work = (x0, y, eps_b, keys1)
+    done = 0
+    while done < n_steps:
+        chunk = min(CHUNK, n_steps - done)
+        state = _run_chunk(s, (params, domain, sizes, *work), state, done, chunk)
+        done += chunk
+        standing = np.flatnonzero(np.asarray(state[1][:live]) <= 0)
+        if standing.size == 0:
+            break
+        if done < n_steps and standing.size <= len(rows) // 2 and len(rows) > MIN_ROWS:
+            full = _put(full, rows[:live], state, live)
+            size = max(MIN_ROWS, 1 << int(standing.size - 1).bit_length())
+            slots = np.concatenate([standing, np.full(size - standing.size, standing[0])])
+            state, work = tuple(a[slots] for a in state), tuple(a[slots] for a in work)
+            rows, live = rows[slots], int(standing.size)
+    return _put(full, rows[:live], state, live)
+
+
+def _put(full, rows, state, live):
+    """Write the first `live` working rows of `state` back into the whole batch at `rows`."""
+    return tuple(f.at[rows].set(a[:live]) for f, a in zip(full, state))
+
+
 def _run_chunk(s, consts, state, start, chunk):
     step = _core._jitted(_step)
     for i in range(start, start + chunk):
@@ -163,9 +200,9 @@ def _run_chunk(s, consts, state, start, chunk):
     return state
 
 
-def _scan(s, params, x, y, eps_b, domain, sizes, k0, k1, n_steps):
-    state = _init(s, params, x, y, eps_b, domain, k0)
-    consts = (params, x, y, eps_b, domain, sizes, k1)
+def _scan(s, params, domain, sizes, x, y, eps_b, keys0, keys1, n_steps):
+    state = _init(s, params, x, y, eps_b, domain, keys0)
+    consts = (params, domain, sizes, x, y, eps_b, keys1)
     return jax.lax.fori_loop(0, n_steps, lambda i, st: _step(s, consts, i, st), state)
 
 

@@ -329,3 +329,27 @@ def test_attack_specs_declare_the_settings_they_read():
         spec.run(apply, params, x, y, eps=0.1, norm=norm, domain=dom, key=jax.random.key(0), settings=settings)
         assert settings.read <= set(spec.reads), (name, settings.read)
         assert set(spec.reads) - {"loss"} <= settings.read, (name, settings.read)
+
+
+def test_square_host_loop_packs_standing_rows_without_changing_them(digits, digits_cnn, monkeypatch):
+    """Fooled rows leave Square's host batch (each row draws from its own key), so the packed loop
+    gives exactly the compiled loop's adversarials, margins and query counts; a row's result does
+    not depend on the other rows of its call."""
+    from audit.robustness import _square
+
+    m, dom = digits_cnn, domain_for(digits)
+    x, y = digits.test.X[:48], digits.test.y[:48]
+    seen = []
+    run_chunk = _square._run_chunk
+    monkeypatch.setattr(_square, "_run_chunk", lambda s, c, st, a, b: (seen.append(st[0].shape[0]),
+                                                                       run_chunk(s, c, st, a, b))[1])
+    kw = dict(eps=0.15, queries=400, domain=dom, key=KEY, return_score=True, return_queries=True)
+    host = [np.asarray(a) for a in square(m.apply, m.params, x, y, loop="host", **kw)]
+    scan = [np.asarray(a) for a in square(m.apply, m.params, x, y, loop="scan", **kw)]
+    assert seen[0] == 48 and min(seen) < 48  # the standing rows were packed into a smaller batch
+    for h, s in zip(host, scan):
+        np.testing.assert_allclose(h, s, atol=1e-6)
+    assert host[2].sum() < 48 * 400  # fooled rows stopped querying
+    half = [np.asarray(a) for a in square(m.apply, m.params, x[:24], y[:24], loop="host", **kw)]
+    for h, a in zip(host, half):  # the first 24 rows alone: other company, other packing, same results
+        np.testing.assert_allclose(a, h[:24], atol=1e-6)
