@@ -53,12 +53,26 @@ def lime_statistics(space: RawSpace) -> dict[str, np.ndarray]:
 
 
 def draw(rng: np.random.Generator, space: RawSpace, num_samples: int) -> tuple[np.ndarray, np.ndarray]:
-    """One neighbourhood of S samples in compact, column-major form: bits (numeric, S) uint32
-    words (see `normal`) and rows (categorical, S) int32 indices of training rows."""
+    """One neighbourhood of S samples in compact, column-major form: uniform 32-bit words, (numeric,
+    S) for the numeric columns (see `normal`) and (categorical, S) for the categorical ones (see
+    `category_thresholds`), from one call of the generator's raw bits."""
     n_num, n_cat = int((~space.categorical).sum()), int(space.categorical.sum())
-    bits = rng.bit_generator.random_raw(-(-n_num * num_samples // 2)).view(np.uint32)
-    rows = rng.integers(0, len(space.train), (n_cat, num_samples), dtype=np.int32)
-    return bits[:n_num * num_samples].reshape(n_num, num_samples), rows
+    words = rng.bit_generator.random_raw(-(-(n_num + n_cat) * num_samples // 2)).view(np.uint32)
+    words = words[:(n_num + n_cat) * num_samples].reshape(n_num + n_cat, num_samples)
+    return words[:n_num], words[n_num:]
+
+
+def category_thresholds(space: RawSpace) -> list[np.ndarray]:
+    """Per categorical column, the uint32 thresholds T_k = ceil(2^32 F(k)) for k >= 1, F(k) the
+    training share of codes below k: a uniform word u takes code #{k: u >= T_k} (inverse CDF), so
+    each code has its training frequency to within 2^-32 (finer than the 2^-23 cells of `normal`).
+    Codes past the last one seen in training get no threshold (they are never drawn)."""
+    out = []
+    for j, codes in zip(np.flatnonzero(space.categorical), lime_statistics(space)["codes"].T):
+        counts = np.bincount(codes, minlength=len(space.categories[j]))
+        n, cum = int(counts.sum()), np.cumsum(counts)[:-1].tolist()
+        out.append(np.array([-(-(c << 32) // n) for c in cum if c < n], np.uint32))
+    return out
 
 
 def normal(bits: jax.Array) -> jax.Array:
@@ -74,8 +88,8 @@ def weighted_ridge(A: jax.Array, w: jax.Array, *, alpha: float):
     `sample_weight=w`, from one weighted Gram matrix of the centred columns. A: (d + 1, S), the
     d regressors then the target, one column per sample. Returns (coef, intercept, weighted R^2)."""
     mean = (A @ w) / w.sum()
-    Ac = A - mean[:, None]
-    M = (Ac * w) @ Ac.T
+    B = (A - mean[:, None]) * jnp.sqrt(w)  # M = B B^T: one weighted, centred copy of A, not two
+    M = B @ B.T
     d = A.shape[0] - 1
     gram, zy, yy = M[:d, :d], M[:d, d], M[d, d]
     coef = jax.scipy.linalg.cho_solve(
@@ -92,12 +106,14 @@ def _functions(space: RawSpace, apply, *, kernel_width: float, alpha: float):
     fit(z, codes, y) -> (contributions, extras) for the instance at sample 0, model outputs y."""
     host = lime_statistics(space)
     mean, scale = (jnp.asarray(host[k], jnp.float32) for k in ("mean", "scale"))
-    train_codes = jnp.asarray(host["codes"].T)
+    thresholds = [jnp.asarray(t) for t in category_thresholds(space)]
     num, cat = np.flatnonzero(~space.categorical), np.flatnonzero(space.categorical)
     order = np.argsort(np.concatenate([num, cat]))  # [numeric, categorical] -> raw column order
 
-    def neighbourhood(bits, rows):
-        return normal(bits), train_codes[jnp.arange(len(cat))[:, None], rows]
+    def neighbourhood(bits, words):
+        codes = [sum((u >= t).astype(jnp.int32) for t in ts) + jnp.zeros_like(u, jnp.int32)
+                 for u, ts in zip(words, thresholds)]
+        return normal(bits), jnp.stack(codes) if codes else jnp.zeros(words.shape, jnp.int32)
 
     def at(z, codes, x):
         xz, xc = (x[num] - mean[num]) / scale[num], x[cat].astype(codes.dtype)
@@ -113,7 +129,7 @@ def _functions(space: RawSpace, apply, *, kernel_width: float, alpha: float):
         """lime's kernel (distances on standardised columns and "same category" indicators) and
         weighted ridge for the instance at sample 0."""
         same = (codes == codes[:, :1]).astype(jnp.float32)
-        d2 = jnp.sum((z - z[:, :1]) ** 2, axis=0) + jnp.sum(1.0 - same, axis=0)
+        d2 = _row_sum(jnp.concatenate([(z - z[:, :1]) ** 2, 1.0 - same]))
         w = jnp.exp(-d2 / (2 * kernel_width ** 2))  # = sqrt(exp(-d2 / width^2))
         coef, intercept, score = weighted_ridge(jnp.concatenate([z, same, y[None]]), w, alpha=alpha)
         x_std = jnp.concatenate([z[:, 0], same[:, 0]])  # categorical indicators are 1 at x
@@ -123,9 +139,19 @@ def _functions(space: RawSpace, apply, *, kernel_width: float, alpha: float):
     return neighbourhood, at, rows_of, logits, fit
 
 
+def _row_sum(a: jax.Array, op=jnp.add) -> jax.Array:
+    """`op` folded over the rows of a (k, S) array. A few rows are added one by one (elementwise,
+    so XLA fuses them with their producers; its reduction over a short leading axis is ~3x slower
+    on CPU); many rows by the reduction."""
+    if len(a) > 16:
+        return jnp.sum(a, axis=0) if op is jnp.add else jnp.max(a, axis=0)
+    return functools.reduce(op, list(a))
+
+
 def _prob(logits: jax.Array, t) -> jax.Array:
     """Softmax probability of class t from (classes, S) logits."""
-    return jnp.exp(logits[t] - jax.nn.logsumexp(logits, axis=0))
+    e = jnp.exp(logits - _row_sum(logits, jnp.maximum))
+    return e[t] / _row_sum(e)
 
 
 @functools.lru_cache(maxsize=16)
