@@ -161,6 +161,16 @@ def _prob(logits: jax.Array, t) -> jax.Array:
     return e[t] / _row_sum(e)
 
 
+_SCALARS = ("intercept", "score", "local_prediction", "output")
+
+
+def _pack(out) -> jax.Array:
+    """A batch of fits (values, extras) as one (rows, 2d + 4) array: one device-to-host copy per
+    chunk instead of six (they cost ~0.01 ms per explanation)."""
+    values, extras = out
+    return jnp.concatenate([values, extras["weights"], jnp.stack([extras[k] for k in _SCALARS], axis=1)], axis=1)
+
+
 @functools.lru_cache(maxsize=16)
 def _compiled(space: RawSpace, apply, kernel_width: float, alpha: float):
     neighbourhood, at, rows_of, logits, fit = _functions(space, apply, kernel_width=kernel_width, alpha=alpha)
@@ -173,17 +183,19 @@ def _compiled(space: RawSpace, apply, kernel_width: float, alpha: float):
 
     @jax.jit
     def shared_fit(z, codes, L, xs, ts, L0):
-        """Fits for instances xs (logits L0 there) on one shared neighbourhood with logits L."""
-        return jax.vmap(lambda x, t, l0: fit(*at(z, codes, x), _prob(L.at[:, 0].set(l0), t)))(xs, ts, L0)
+        """Fits for instances xs (logits L0 there) on one shared neighbourhood with logits L,
+        packed (see `_pack`)."""
+        return _pack(jax.vmap(lambda x, t, l0: fit(*at(z, codes, x), _prob(L.at[:, 0].set(l0), t)))(xs, ts, L0))
 
     @jax.jit
     def independent_fit(params, bits, rows, xs, ts):
-        """One neighbourhood per instance; the model runs inside (S samples per instance)."""
+        """One neighbourhood per instance; the model runs inside (S samples per instance); the
+        fits packed (see `_pack`)."""
         def one(b, r, x, t):
             z, codes = at(*neighbourhood(b, r), x)
             return fit(z, codes, _prob(logits(params, z, codes), t))
 
-        return jax.vmap(one)(bits, rows, xs, ts)
+        return _pack(jax.vmap(one)(bits, rows, xs, ts))
 
     return shared_neighbourhood, shared_fit, independent_fit
 
@@ -246,8 +258,10 @@ def lime_native(model, data, raw: Any, *, target: Any = None, num_samples: int =
                 return independent_fit(params, parallel.shard_rows(bits), parallel.shard_rows(picks), xc, tc)
 
             outs = parallel.map_chunks(fit, [xs, tp, np.arange(total, dtype=np.int32)], chunk)
-        values = np.concatenate([o[0] for o in outs])[:n]
-        extras = {k: np.concatenate([o[1][k] for o in outs])[:n].astype(np.float64) for k in outs[0][1]}
+        packed, d = np.concatenate(outs)[:n], space.n_columns
+        values = packed[:, :d]
+        extras = {"weights": packed[:, d:2 * d].astype(np.float64),
+                  **{k: packed[:, 2 * d + i].astype(np.float64) for i, k in enumerate(_SCALARS)}}
     settings = {"num_samples": int(num_samples), "kernel_width": width, "alpha": float(alpha),
                 "backend": "native", "shared_samples": bool(shared_samples)}
     return Attribution(method="lime", values=values, target=t, level="raw", inputs=raw,
