@@ -7,16 +7,20 @@ turned into "same category as the instance" indicators; distances on standardise
 kernel sqrt(exp(-d^2 / width^2)) with width 0.75 sqrt(d); ridge (alpha 1) with intercept,
 weighted by the kernel.
 
-Sampling (other streams than lime's): the host draws, with a numpy Generator, 32-bit words for
-the numeric columns and, per categorical column, the index of a training row whose code it takes
-(so codes have exactly the training frequencies); the jitted code turns each word into a normal
-by inverse CDF, sqrt(2) erfinv((2k + 1) / 2^23 - 1) with k its top 23 bits (the map of
-`jax.random.normal`, at cell midpoints). On CPU, 5000 x 6 normals cost ~0.03 ms of host bits and
-~0.1 ms of erfinv this way, against ~0.25 ms for numpy's ziggurat and ~0.5 ms for `jax.random`'s
-threefry in the call. Everything after the draw (normals, codes, model inputs, kernel, model,
-fit) runs for many explanations in one jitted, vmapped call, column-major (columns x samples, so
-reductions run along the long axis), dispatched asynchronously so the host draws the next rows
-while the device works.
+Sampling (other streams than lime's): the host draws uniform 32-bit words with one call of a
+numpy generator's raw bits, one word per sample and column; the jitted code turns a numeric
+column's word into a normal by inverse CDF, sqrt(2) erfinv((2k + 1) / 2^23 - 1) with k its top
+23 bits (the map of `jax.random.normal`, at cell midpoints), and a categorical column's word into
+a code by inverse CDF on the training frequencies (`category_thresholds`: exact to 2^-32, no
+gather from the training rows). On CPU, 5000 x 10 words cost ~0.04 ms of host bits this way,
+against ~0.25 ms for the 5000 x 6 normals alone from numpy's ziggurat and ~0.5 ms from
+`jax.random`'s threefry in the call.
+Everything after the draw (normals, codes, model inputs, kernel, model, fit) runs for many
+explanations in one jitted, vmapped call, column-major (columns x samples, so reductions run
+along the long axis; reductions over a few columns are unrolled), dispatched asynchronously so
+the host draws the next rows while the device works. Per explanation on the zoo credit MLP
+(bench/explain_lime_ig.py) the call costs ~1.4x the bare model on its 5,000 rows: the rest is
+the normals (erfinv), the encoding to model inputs and the 11 x 11 weighted Gram matrix.
 """
 
 from __future__ import annotations
@@ -107,7 +111,7 @@ def weighted_ridge(A: jax.Array, w: jax.Array, *, alpha: float):
 
 
 def _functions(space: RawSpace, apply, *, kernel_width: float, alpha: float):
-    """Column-major pieces: neighbourhood(bits, rows) -> (z, codes) (standardised numeric
+    """Column-major pieces: neighbourhood(bits, words) -> (z, codes) (standardised numeric
     columns, category codes), at(z, codes, x) -> the same with sample 0 set to the instance x,
     rows_of(z, codes) -> raw rows (S, d), logits(params, z, codes) -> (classes, S), and
     fit(z, codes, y) -> (contributions, extras) for the instance at sample 0, model outputs y."""
