@@ -56,14 +56,28 @@ def lime_statistics(space: RawSpace) -> dict[str, np.ndarray]:
     return {"mean": mean, "scale": scale, "codes": codes}
 
 
-def draw(rng: np.random.Generator, space: RawSpace, num_samples: int) -> tuple[np.ndarray, np.ndarray]:
+def draw(rng: np.random.Generator | np.random.BitGenerator, space: RawSpace, num_samples: int) -> tuple[np.ndarray, np.ndarray]:
     """One neighbourhood of S samples in compact, column-major form: uniform 32-bit words, (numeric,
     S) for the numeric columns (see `normal`) and (categorical, S) for the categorical ones (see
     `category_thresholds`), from one call of the generator's raw bits."""
-    n_num, n_cat = int((~space.categorical).sum()), int(space.categorical.sum())
-    words = rng.bit_generator.random_raw(-(-(n_num + n_cat) * num_samples // 2)).view(np.uint32)
-    words = words[:(n_num + n_cat) * num_samples].reshape(n_num + n_cat, num_samples)
+    n_num, d = int((~space.categorical).sum()), space.n_columns
+    words = _words(getattr(rng, "bit_generator", rng), d * num_samples).reshape(d, num_samples)
     return words[:n_num], words[n_num:]
+
+
+def _words(bit_generator: np.random.BitGenerator, m: int) -> np.ndarray:
+    """m uniform 32-bit words: the generator's next ceil(m / 2) raw 64-bit outputs, split."""
+    return bit_generator.random_raw(-(-m // 2)).view(np.uint32)[:m]
+
+
+def draw_rows(seed: int, rows: np.ndarray, space: RawSpace, num_samples: int) -> np.ndarray:
+    """`draw` for each row from its own stream (`_row_rng`), as one (rows, d, S) array of words
+    (numeric columns first): the same words, without a stacking copy."""
+    d = space.n_columns
+    out = np.empty((len(rows), d * num_samples), np.uint32)
+    for i, row in enumerate(rows):
+        out[i] = _words(_row_rng(seed, row), d * num_samples)
+    return out.reshape(len(rows), d, num_samples)
 
 
 def category_thresholds(space: RawSpace) -> list[np.ndarray]:
@@ -178,6 +192,7 @@ def _pack(out) -> jax.Array:
 @functools.lru_cache(maxsize=16)
 def _compiled(space: RawSpace, apply, kernel_width: float, alpha: float):
     neighbourhood, at, rows_of, logits, fit = _functions(space, apply, kernel_width=kernel_width, alpha=alpha)
+    n_num = int((~space.categorical).sum())
 
     @jax.jit
     def shared_neighbourhood(bits, rows):
@@ -192,23 +207,23 @@ def _compiled(space: RawSpace, apply, kernel_width: float, alpha: float):
         return _pack(jax.vmap(lambda x, t, l0: fit(*at(z, codes, x), _prob(L.at[:, 0].set(l0), t)))(xs, ts, L0))
 
     @jax.jit
-    def independent_fit(params, bits, rows, xs, ts):
-        """One neighbourhood per instance; the model runs inside (S samples per instance); the
-        fits packed (see `_pack`)."""
-        def one(b, r, x, t):
-            z, codes = at(*neighbourhood(b, r), x)
+    def independent_fit(params, words, xs, ts):
+        """One neighbourhood per instance (words: `draw_rows`); the model runs inside (S samples
+        per instance); the fits packed (see `_pack`)."""
+        def one(w, x, t):
+            z, codes = at(*neighbourhood(w[:n_num], w[n_num:]), x)
             return fit(z, codes, _prob(logits(params, z, codes), t))
 
-        return _pack(jax.vmap(one)(bits, rows, xs, ts))
+        return _pack(jax.vmap(one)(words, xs, ts))
 
     return shared_neighbourhood, shared_fit, independent_fit
 
 
-def _row_rng(seed: int, row: np.ndarray) -> np.random.Generator:
-    """A row's own stream: numpy's SFC64 generator (its fastest raw bits, ~25% faster than the
-    default PCG64 here) seeded by the seed and the row's values."""
+def _row_rng(seed: int, row: np.ndarray) -> np.random.SFC64:
+    """A row's own stream: numpy's SFC64 bit generator (its fastest raw bits, ~25% faster than
+    the default PCG64 here) seeded by the seed and the row's values."""
     words = np.ascontiguousarray(row, np.float64).view(np.uint32)
-    return np.random.Generator(np.random.SFC64(np.random.SeedSequence(words, spawn_key=(int(seed),))))
+    return np.random.SFC64(np.random.SeedSequence(words, spawn_key=(int(seed),)))
 
 
 def lime_native(model, data, raw: Any, *, target: Any = None, num_samples: int = 5000,
@@ -257,9 +272,8 @@ def lime_native(model, data, raw: Any, *, target: Any = None, num_samples: int =
             params = parallel.replicate(model.params)
 
             def fit(xc, tc, ic):  # draws a chunk on the host while the devices fit the one before
-                drawn = [draw(_row_rng(seed, r), space, S) for r in rows[np.asarray(ic)]]
-                bits, picks = map(np.stack, zip(*drawn))
-                return independent_fit(params, parallel.shard_rows(bits), parallel.shard_rows(picks), xc, tc)
+                words = draw_rows(seed, rows[np.asarray(ic)], space, S)
+                return independent_fit(params, parallel.shard_rows(words), xc, tc)
 
             outs = parallel.map_chunks(fit, [xs, tp, np.arange(total, dtype=np.int32)], chunk)
         packed, d = np.concatenate(outs)[:n], space.n_columns
