@@ -10,17 +10,17 @@ weighted by the kernel.
 Sampling (other streams than lime's): the host draws uniform 32-bit words with one call of a
 numpy generator's raw bits, one word per sample and column; the jitted code turns a numeric
 column's word into a normal by inverse CDF, sqrt(2) erfinv((2k + 1) / 2^23 - 1) with k its top
-23 bits (the map of `jax.random.normal`, at cell midpoints), and a categorical column's word into
-a code by inverse CDF on the training frequencies (`category_thresholds`: exact to 2^-32, no
-gather from the training rows). On CPU, 5000 x 10 words cost ~0.04 ms of host bits this way,
+23 bits (the map of `jax.random.normal`, at cell midpoints), and a categorical column's word
+into a code by inverse CDF on the training frequencies (`category_thresholds`: exact to 2^-32,
+no gather from the training rows). On CPU, 5000 x 10 words cost ~0.04 ms of host bits this way,
 against ~0.25 ms for the 5000 x 6 normals alone from numpy's ziggurat and ~0.5 ms from
-`jax.random`'s threefry in the call.
-Everything after the draw (normals, codes, model inputs, kernel, model, fit) runs for many
-explanations in one jitted, vmapped call, column-major (columns x samples, so reductions run
-along the long axis; reductions over a few columns are unrolled), dispatched asynchronously so
-the host draws the next rows while the device works. Per explanation on the zoo credit MLP
-(bench/explain_lime_ig.py) the call costs ~1.4x the bare model on its 5,000 rows: the rest is
-the normals (erfinv), the encoding to model inputs and the 11 x 11 weighted Gram matrix.
+`jax.random`'s threefry in the call. Everything after the draw (normals, codes, model inputs,
+kernel, model, fit) runs for many explanations in one jitted, vmapped call, column-major
+(columns x samples, so reductions run along the long axis; reductions over a few columns are
+unrolled), dispatched asynchronously so the host draws the next rows while the device works. Per
+explanation on the zoo credit MLP (bench/explain_lime_ig.py) the call costs ~1.4x the bare model
+on its 5,000 rows: the rest is the normals (erfinv), the encoding to model inputs and the 11 x
+11 weighted Gram matrix.
 """
 
 from __future__ import annotations
@@ -56,7 +56,8 @@ def lime_statistics(space: RawSpace) -> dict[str, np.ndarray]:
     return {"mean": mean, "scale": scale, "codes": codes}
 
 
-def draw(rng: np.random.Generator | np.random.BitGenerator, space: RawSpace, num_samples: int) -> tuple[np.ndarray, np.ndarray]:
+def draw(rng: np.random.Generator | np.random.BitGenerator, space: RawSpace,
+         num_samples: int) -> tuple[np.ndarray, np.ndarray]:
     """One neighbourhood of S samples in compact, column-major form: uniform 32-bit words, (numeric,
     S) for the numeric columns (see `normal`) and (categorical, S) for the categorical ones (see
     `category_thresholds`), from one call of the generator's raw bits."""
@@ -111,7 +112,8 @@ def weighted_ridge(A: jax.Array, w: jax.Array, *, alpha: float):
     mean afterwards cancels little: coefficients within ~1e-5 of float64, where a pass to find
     the mean first gives ~1e-6, against Monte Carlo noise of ~1e-2)."""
     r = jnp.sqrt(w)
-    G = (lambda B: B @ B.T)(jnp.concatenate([(A - A[:, :1]) * r, r[None]]))
+    B = jnp.concatenate([(A - A[:, :1]) * r, r[None]])
+    G = B @ B.T
     sw, s = G[-1, -1], G[:-1, -1]
     M = G[:-1, :-1] - jnp.outer(s, s) / sw
     mean = A[:, 0] + s / sw

@@ -273,7 +273,8 @@ def test_raw_space_is_equal_by_content(credit_model, credit_small, rows):
 
     a, b = _lime.raw_space(credit_model, credit_small), _lime.raw_space(credit_model, credit_small)
     assert a is not b and a == b and hash(a) == hash(b)
-    assert _lime_native._compiled(a, credit_model.apply, 1.0, 1.0) is _lime_native._compiled(b, credit_model.apply, 1.0, 1.0)
+    compiled = lambda space: _lime_native._compiled(space, credit_model.apply, 1.0, 1.0)
+    assert compiled(a) is compiled(b)
     changed = dataclasses.replace(b, train=b.train.copy())
     changed.train[7, 0] += 1.0
     assert changed != a
@@ -284,5 +285,5 @@ def test_raw_space_is_equal_by_content(credit_model, credit_small, rows):
     res = lime_native(credit_model, credit_small, rows[:3], num_samples=500, seed=0, shared_samples=False)
     np.testing.assert_allclose(res.extras["local_prediction"], res.extras["intercept"] + res.values.sum(1),
                                rtol=1e-5, atol=1e-6)
-    np.testing.assert_allclose(res.extras["output"], credit_model.predict_proba(credit_small.encoding.encode(rows[:3]))[
-        np.arange(3), res.target], rtol=1e-5, atol=1e-6)
+    proba = credit_model.predict_proba(credit_small.encoding.encode(rows[:3]))
+    np.testing.assert_allclose(res.extras["output"], proba[np.arange(3), res.target], rtol=1e-5, atol=1e-6)
