@@ -20,6 +20,7 @@ measured in the same run, so they hold up under machine load; absolute times do 
 from __future__ import annotations
 
 import argparse
+import os
 import pathlib
 import sys
 import time
@@ -230,5 +231,8 @@ if __name__ == "__main__":
     ap.add_argument("--quick", action="store_true", help="fewer examples and epochs, for a smoke run")
     ap.add_argument("--only", nargs="+", default=["ig", "lime", "lime_image"], choices=["ig", "lime", "lime_image"])
     args = ap.parse_args()
-    print(f"{jax.device_count()} {jax.default_backend()} device(s)\n")
-    print_table(run(quick=args.quick, only=tuple(args.only)))
+    load = lambda: "/".join(f"{v:.2f}" for v in os.getloadavg())
+    print(f"{jax.device_count()} {jax.default_backend()} device(s); load average (1/5/15 min) {load()}\n")
+    rows = run(quick=args.quick, only=tuple(args.only))
+    print_table(rows)
+    print(f"\nload average after the run: {load()}")

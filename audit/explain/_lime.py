@@ -21,6 +21,10 @@ from audit.explain._attribution import Attribution, check_seed, probabilities
 from audit.results import Provenance, timer
 
 
+def _bytes(a: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(a).reshape(-1).view(np.uint8)
+
+
 @dataclasses.dataclass(frozen=True, eq=False)
 class RawSpace:
     """Raw columns of a tabular Dataset, their training statistics and the encoding to inputs.
@@ -38,20 +42,25 @@ class RawSpace:
     enc_std: np.ndarray
     encoding: Any = None
 
-    def _key(self) -> bytes:
-        import hashlib
+    def _arrays(self) -> tuple[np.ndarray, ...]:
+        return self.train, self.categorical, self.enc_mean, self.enc_std
 
-        h = hashlib.sha256()
-        for a in (self.train, self.categorical, self.enc_mean, self.enc_std):
-            h.update(np.ascontiguousarray(a).tobytes())
-        h.update(repr((self.names, self.categories)).encode())
-        return h.digest()
-
-    def __eq__(self, other: object) -> bool:  # by content, so compiled explainers are reused
-        return isinstance(other, RawSpace) and self._key() == other._key()
+    def __eq__(self, other: object) -> bool:
+        """By content, so compiled explainers are reused across calls: the arrays' bytes (so NaN
+        equals NaN), the names, categories and encoding."""
+        if self is other:
+            return True
+        return (isinstance(other, RawSpace)
+                and (self.names, self.categories, self.encoding) == (other.names, other.categories, other.encoding)
+                and all(a.shape == b.shape and a.dtype == b.dtype and np.array_equal(_bytes(a), _bytes(b))
+                        for a, b in zip(self._arrays(), other._arrays())))
 
     def __hash__(self) -> int:
-        return hash(self._key())
+        """From the shapes, names and a strided sample of about 1,000 training values (hashing all
+        of them cost ~1 ms a call, 0.03 ms per LIME explanation); `__eq__` decides."""
+        sample = np.ascontiguousarray(self.train).ravel()[::max(1, self.train.size // 1024)]
+        return hash((self.train.shape, self.names, self.categories, self.encoding, sample.tobytes(),
+                     *(np.ascontiguousarray(a).tobytes() for a in self._arrays()[1:])))
 
     @property
     def n_columns(self) -> int:

@@ -222,3 +222,80 @@ def test_bad_input(credit_model, credit_small, digits, digits_cnn, rows):
         lime_image(digits_cnn, digits.test.X[:2, :4])
     with pytest.raises(AuditInputError, match="segmentation"):
         lime_image(digits_cnn, digits.test.X[:1], segmentation="slic")
+
+
+def test_category_thresholds_invert_the_training_frequencies():
+    """A uniform 32-bit word u takes code #{k: u >= T_k}: each code's probability is within 2^-32
+    of its training share, unseen codes (first, middle, last) are never drawn, and the words on
+    either side of each threshold decode to the codes on either side of it."""
+    counts = np.array([0, 3, 0, 5, 1, 0])
+    codes = np.repeat(np.arange(6), counts)
+    train = np.stack([np.linspace(-1, 1, len(codes)), codes], axis=1)
+    space = _lime.RawSpace(train=train, names=("x", "c"), categorical=np.array([False, True]),
+                           categories=((), tuple("abcdef")), enc_mean=np.zeros(2), enc_std=np.ones(2))
+    (T,) = _lime_native.category_thresholds(space)
+    edges = np.concatenate([[0], T.astype(np.int64), [2 ** 32]])
+    edges = np.concatenate([edges, np.full(7 - len(edges), 2 ** 32)])  # unseen trailing codes: empty
+    p = np.diff(edges) / 2 ** 32
+    assert np.abs(p - counts / counts.sum()).max() <= 2.0 ** -32
+    neighbourhood, *_ = _lime_native._functions(space, lambda params, x: x, kernel_width=1.0, alpha=1.0)
+    words = np.array([0, 2 ** 32 - 1, *T, *(T - 1)], np.uint32)
+    decoded = np.asarray(jax.jit(neighbourhood)(np.zeros((1, len(words)), np.uint32), words[None]))[1][0]
+    expected = np.searchsorted(edges[1:], words.astype(np.int64), side="right")
+    assert np.array_equal(decoded, expected) and set(decoded) <= {1, 3, 4}
+
+
+def test_weighted_ridge_is_scikit_learns_weighted_ridge():
+    """The one-pass moments about the first sample give scikit-learn's Ridge with sample weights
+    (intercept fitted, not penalised) and the weighted R^2, with the instance far from the mean."""
+    from sklearn.linear_model import Ridge
+    from sklearn.metrics import r2_score
+
+    rng = np.random.default_rng(0)
+    d, S = 5, 3000
+    X = rng.normal(size=(S, d))
+    X[0] = [3.0, -2.5, 2.0, 0.5, -3.0]  # the instance, in the tails
+    y = 0.9 + 0.02 * X @ rng.normal(size=d) + 0.01 * rng.normal(size=S)  # a probability near 0.9
+    w = np.exp(-((X - X[0]) ** 2).sum(1) / (2 * 1.7 ** 2))
+    A = np.concatenate([X, y[:, None]], axis=1).T.astype(np.float32)
+    coef, intercept, score = jax.jit(lambda A, w: _lime_native.weighted_ridge(A, w, alpha=1.0))(
+        A, w.astype(np.float32))
+    ref = Ridge(alpha=1.0).fit(X, y, sample_weight=w)
+    np.testing.assert_allclose(np.asarray(coef), ref.coef_, rtol=1e-4, atol=1e-6)
+    assert abs(float(intercept) - ref.intercept_) < 1e-5
+    assert abs(float(score) - r2_score(y, ref.predict(X), sample_weight=w)) < 1e-4
+
+
+def test_raw_space_is_equal_by_content(credit_model, credit_small, rows):
+    """Spaces built on each call compare and hash by content (so the compiled explainer is reused),
+    a changed training value makes another space, and NaN equals NaN."""
+    import dataclasses
+
+    a, b = _lime.raw_space(credit_model, credit_small), _lime.raw_space(credit_model, credit_small)
+    assert a is not b and a == b and hash(a) == hash(b)
+    compiled = lambda space: _lime_native._compiled(space, credit_model.apply, 1.0, 1.0)
+    assert compiled(a) is compiled(b)
+    changed = dataclasses.replace(b, train=b.train.copy())
+    changed.train[7, 0] += 1.0
+    assert changed != a
+    holes = dataclasses.replace(b, train=b.train.copy())
+    holes.train[3, 0] = np.nan
+    assert holes == dataclasses.replace(holes, train=holes.train.copy())
+    # the packed results unpack to consistent fields: the surrogate's prediction at the row
+    res = lime_native(credit_model, credit_small, rows[:3], num_samples=500, seed=0, shared_samples=False)
+    np.testing.assert_allclose(res.extras["local_prediction"], res.extras["intercept"] + res.values.sum(1),
+                               rtol=1e-5, atol=1e-6)
+    proba = credit_model.predict_proba(credit_small.encoding.encode(rows[:3]))
+    np.testing.assert_allclose(res.extras["output"], proba[np.arange(3), res.target], rtol=1e-5, atol=1e-6)
+
+
+def test_normal_is_the_normal_quantile_at_every_cell_tested():
+    """The word -> normal map equals the float64 normal quantile at the cell midpoint to 1e-6
+    (relative, absolute near 0) over the 2^16 cells at each end and 2^18 random ones."""
+    from scipy.special import ndtri
+
+    k = np.concatenate([np.arange(2 ** 16), 2 ** 23 - 1 - np.arange(2 ** 16),
+                        np.random.default_rng(0).integers(0, 2 ** 23, 2 ** 18)]).astype(np.uint32)
+    z = np.asarray(jax.jit(_lime_native.normal)(k << 9 | 0x1FF), np.float64)
+    ref = ndtri((k + 0.5) / 2 ** 23)
+    assert np.all(np.abs(z - ref) <= 1e-6 * np.maximum(np.abs(ref), 1.0))
