@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from typing import Any, Mapping, Sequence
+from collections import OrderedDict
+from typing import Any, Callable, Mapping, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -81,18 +82,20 @@ def _linen_functional(module, data, seed: int):
     def finish(params, rest):
         return module, {"params": params, **rest[0]}
 
-    return forward, params, (variables, jax.random.key(seed + 1)), finish
+    return forward, params, (variables, jax.random.key(seed + 1)), finish, ("linen", module)
 
 
-def _functional(model, data=None, seed: int = 0) -> tuple[Any, Any, Any, Any]:
-    """(forward(params, rest, x, train) -> (logits, rest), params, rest, finish(params, rest))."""
+def _functional(model, data=None, seed: int = 0) -> tuple[Any, Any, Any, Any, Any]:
+    """(forward(params, rest, x, train) -> (logits, rest), params, rest, finish(params, rest), identity):
+    `identity` is hashable and equal for two models whose `forward` computes the same function
+    (the same architecture), so their compiled training steps can be shared (see `_steps`)."""
     from flax import linen, nnx
 
     if isinstance(model, Model):
         def forward(params, rest, x, train):
             return model.apply(params, x), rest
 
-        return forward, model.params, None, lambda p, r: model.replace(params=p)
+        return forward, model.params, None, lambda p, r: model.replace(params=p), ("model", model.apply)
     if isinstance(model, linen.Module):
         return _linen_functional(model, data, seed)
     if not isinstance(model, nnx.Module):
@@ -113,7 +116,71 @@ def _functional(model, data=None, seed: int = 0) -> tuple[Any, Any, Any, Any]:
     def finish(params, rest):
         return nnx.merge(train_def, params, rest)
 
-    return forward, params, rest, finish
+    return forward, params, rest, finish, ("nnx", train_def, eval_def)
+
+
+_STEPS: OrderedDict = OrderedDict()  # (identity, output, schedule) -> (train_step, evaluate), most recent last
+_MAX_STEPS = 8
+
+
+def _steps(key: Any, make: Callable[[], tuple]) -> tuple:
+    """The jitted (train_step, evaluate) for `key`, made once: retraining the same architecture
+    with the same schedule (the mitigation analyzers train several models so) reuses the compiled
+    steps instead of compiling them again. `key` None (or unhashable) makes fresh ones."""
+    try:
+        hash(key)
+    except TypeError:
+        key = None
+    if key is None:
+        return make()
+    if key not in _STEPS:
+        _STEPS[key] = make()
+        while len(_STEPS) > _MAX_STEPS:
+            _STEPS.popitem(last=False)
+    _STEPS.move_to_end(key)
+    return _STEPS[key]
+
+
+def _optimizer(learning_rate: float, weight_decay: float, warmup: int, total: int):
+    """AdamW with a linear warm-up over `warmup` steps and cosine decay to 0 at `total` steps."""
+    return optax.adamw(optax.warmup_cosine_decay_schedule(0.0, learning_rate, warmup, total),
+                       weight_decay=weight_decay)
+
+
+def _make_steps(forward: Callable, tx, adv) -> tuple[Callable, Callable]:
+    """Jitted (train_step, evaluate) for a model's `forward` and optimizer `tx`."""
+
+    def per_example(params, rest, x, t, key, progress, train_mode):
+        if adv is None:
+            logits, rest = forward(params, rest, x, train_mode)
+            return optax.softmax_cross_entropy_with_integer_labels(logits, t), rest
+        attack_params = jax.lax.stop_gradient(params)
+        x_adv = adv.perturb(lambda p, v: forward(p, rest, v, False)[0], attack_params, x, t, key, progress)
+        if adv.needs_clean:
+            logits, rest = forward(params, rest, jnp.concatenate([x, x_adv]), train_mode)
+            clean, adversarial_logits = logits[: len(x)], logits[len(x):]
+        else:
+            (adversarial_logits, rest), clean = forward(params, rest, x_adv, train_mode), None
+        return adv.objective(clean, adversarial_logits, t), rest
+
+    def loss_fn(params, rest, x, t, w, key, progress):
+        per, rest = per_example(params, rest, x, t, key, progress, True)
+        return jnp.sum(w * per) / jnp.maximum(jnp.sum(w), 1e-12), rest
+
+    @jax.jit
+    def train_step(params, rest, opt_state, X, y, w, rows, key, progress):
+        (loss, rest), grads = jax.value_and_grad(loss_fn, has_aux=True)(params, rest, X[rows], y[rows], w[rows],
+                                                                         key, progress)
+        updates, opt_state = tx.update(grads, opt_state, params)
+        return optax.apply_updates(params, updates), rest, opt_state, loss
+
+    @jax.jit
+    def evaluate(params, rest, X, y):
+        logits, _ = forward(params, rest, X, False)
+        ce = optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
+        return ce, (logits.argmax(-1) == y).mean()
+
+    return train_step, evaluate
 
 
 def train(model: Any, data, *, epochs: int = 30, batch_size: int | None = None,
@@ -154,7 +221,7 @@ def train(model: Any, data, *, epochs: int = 30, batch_size: int | None = None,
         weights = weights * sample_weight
     batch_size = min(batch_size or (64 if data.kind == "image" else 128), len(y))
     steps = len(y) // batch_size
-    forward, params, rest, finish = _functional(model, data, seed)
+    forward, params, rest, finish, identity = _functional(model, data, seed)
     if output != "logits":
         from audit.models._output import check_output, to_logits
 
@@ -165,40 +232,13 @@ def train(model: Any, data, *, epochs: int = 30, batch_size: int | None = None,
             out, rest = raw_forward(params, rest, x, train)
             return to_logits(out, output), rest
     adv = _adversarial(adversarial, data)
-    schedule = optax.warmup_cosine_decay_schedule(0.0, learning_rate, max(1, steps // 2),
-                                                  max(2, epochs * steps))
-    tx = optax.adamw(schedule, weight_decay=weight_decay)
+    warmup, total_steps = max(1, steps // 2), max(2, epochs * steps)
+    tx = _optimizer(learning_rate, weight_decay, warmup, total_steps)
     opt_state = tx.init(params)
-
-    def per_example(params, rest, x, t, key, progress, train_mode):
-        if adv is None:
-            logits, rest = forward(params, rest, x, train_mode)
-            return optax.softmax_cross_entropy_with_integer_labels(logits, t), rest
-        attack_params = jax.lax.stop_gradient(params)
-        x_adv = adv.perturb(lambda p, v: forward(p, rest, v, False)[0], attack_params, x, t, key, progress)
-        if adv.needs_clean:
-            logits, rest = forward(params, rest, jnp.concatenate([x, x_adv]), train_mode)
-            clean, adversarial_logits = logits[: len(x)], logits[len(x):]
-        else:
-            (adversarial_logits, rest), clean = forward(params, rest, x_adv, train_mode), None
-        return adv.objective(clean, adversarial_logits, t), rest
-
-    def loss_fn(params, rest, x, t, w, key, progress):
-        per, rest = per_example(params, rest, x, t, key, progress, True)
-        return jnp.sum(w * per) / jnp.maximum(jnp.sum(w), 1e-12), rest
-
-    @jax.jit
-    def train_step(params, rest, opt_state, X, y, w, rows, key, progress):
-        (loss, rest), grads = jax.value_and_grad(loss_fn, has_aux=True)(params, rest, X[rows], y[rows], w[rows],
-                                                                         key, progress)
-        updates, opt_state = tx.update(grads, opt_state, params)
-        return optax.apply_updates(params, updates), rest, opt_state, loss
-
-    @jax.jit
-    def evaluate(params, rest, X, y):
-        logits, _ = forward(params, rest, X, False)
-        ce = optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
-        return ce, (logits.argmax(-1) == y).mean()
+    # Without an adversarial recipe the steps depend only on these: equal keys compute the same function.
+    cache_key = None if adv is not None else (identity, output, float(learning_rate), float(weight_decay),
+                                              warmup, total_steps)
+    train_step, evaluate = _steps(cache_key, lambda: _make_steps(forward, tx, adv))
 
     @jax.jit
     def evaluate_adversarial(params, rest, X, y, key):
