@@ -29,10 +29,12 @@ ABSTAIN = -1
 SAMPLE_CHUNK = 128  # noise samples per example per forward pass
 
 
-@functools.partial(jax.jit, static_argnums=(0, 5, 6, 7))
-def _count(apply_fn: Callable, params, x, keys, sigma_mask, n: int, chunk: int, k: int):
-    """Class counts (b, k) of f(x + sigma * mask * N(0, I)) over n samples per example."""
-    steps = -(-n // chunk)
+@functools.partial(jax.jit, static_argnums=(0, 6, 7))
+def _count(apply_fn: Callable, params, x, keys, sigma_mask, n: jax.Array, chunk: int, k: int):
+    """Class counts (b, k) of f(x + sigma * mask * N(0, I)) over n samples per example. `n` is
+    traced, so every sample count shares one compile; samples past `n` in the last chunk are
+    drawn but not counted."""
+    steps = (n + chunk - 1) // chunk
 
     def body(i, counts):
         noise = jax.vmap(lambda kk: jax.random.normal(jax.random.fold_in(kk, i), (chunk,) + x.shape[1:]))(keys)
@@ -77,13 +79,16 @@ def class_counts(model, x, *, sigma: float, n: int, key: jax.Array, mutable=None
     rows = np.arange(len(x)) if rows is None else np.asarray(rows)
     if len(x) == 0:
         return np.zeros((0, model.n_classes), np.int64)
-    chunk = int(min(n, SAMPLE_CHUNK))  # fixed, so the noise of a row never depends on batching
+    # One chunk size for every n: a row's noise never depends on batching, and the selection (n0) and
+    # estimation (n) passes share one compile. Draws are counter-based (threefry, partitionable),
+    # so the first n samples of a longer chunk are the very samples a chunk of n would draw.
+    chunk = SAMPLE_CHUNK
     batch = max(1, min(int(batch_size), max(1, int(max_points) // chunk), len(x)))
     sm = jnp.asarray(mask * sigma, jnp.float32)
 
     def run(xb, rb):
         keys = jax.vmap(lambda r: jax.random.fold_in(key, r))(jnp.asarray(rb, jnp.uint32))
-        return _count(model.apply, model.params, jnp.asarray(xb), keys, sm, int(n), chunk, model.n_classes)
+        return _count(model.apply, model.params, jnp.asarray(xb), keys, sm, jnp.int32(n), chunk, model.n_classes)
 
     return padded_batches(run, [x, rows], batch).astype(np.int64)
 
