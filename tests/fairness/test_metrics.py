@@ -85,6 +85,42 @@ def test_multiclass_is_one_vs_rest_per_class():
                                    [np.mean(y[g == k] == pred[g == k]) for k in ("u", "v")], atol=1e-12)
 
 
+def test_randint_at_is_jax_randint_element_by_element():
+    """The bootstrap draws each element alone; it must be jax.random.randint's element."""
+    import jax
+
+    key = jax.random.key(123)
+    for span in (1, 2, 3, 7, 128, 1000, 2013, 65537, 2 ** 31 - 1):
+        ref = np.asarray(jax.random.randint(key, (300,), 0, span))
+        got = jax.vmap(_stats.randint_at, in_axes=(None, 0, None))(key, np.arange(300, dtype=np.uint32),
+                                                                   np.int32(span))
+        np.testing.assert_array_equal(np.asarray(got), ref)
+
+
+def test_bootstrap_draws_each_group_by_its_own_randint_and_compiles_once():
+    """Replicate r of group g counts the rows randint(fold_in(fold_in(key, g), r), (m,), 0, m)
+    draws (the reference: one call per group and replicate); attributes of one row count with
+    other group counts and sizes reuse the compiled draw."""
+    import jax
+
+    rng = np.random.default_rng(3)
+    n = 300
+    stats = rng.integers(0, 5, size=(n, 4)).astype(np.float64)  # integers: sums are exact
+    before = _stats._replicate_counts._cache_size()
+    for n_groups, seed in ((2, 0), (5, 1), (13, 2)):
+        codes = rng.integers(0, n_groups, n)
+        codes[rng.integers(0, n)] = n_groups - 1
+        got = _stats.bootstrap_sums(stats, codes, n_groups, n_bootstrap=7, rng=np.random.default_rng(seed))
+        key = jax.random.key(int(np.random.default_rng(seed).integers(2 ** 31)))
+        for g in range(n_groups):
+            rows = np.flatnonzero(codes == g)
+            for r in range(7):
+                draws = np.asarray(jax.random.randint(jax.random.fold_in(jax.random.fold_in(key, g), r),
+                                                      (len(rows),), 0, len(rows)))
+                np.testing.assert_array_equal(got[r, g], np.bincount(draws, minlength=len(rows)) @ stats[rows])
+    assert _stats._replicate_counts._cache_size() - before == 1
+
+
 def test_bootstrap_is_stratified_and_seeded():
     codes = np.array([0] * 7 + [1] * 5)
     boot = _stats.bootstrap_sums(np.eye(12), codes, 2, n_bootstrap=300, rng=np.random.default_rng(0),
