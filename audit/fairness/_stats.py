@@ -117,6 +117,7 @@ def roc_auc(y_pos: np.ndarray, score: np.ndarray) -> float:
 
 
 SLOTS = 64  # group keys per compiled call: attributes with up to 64 groups (most) share one compile
+REPLICATE_CHUNK = 256  # replicates per compiled call (at most)
 BLOCK = 128  # draws per block: one key per block keeps the hash vectorised over the block
 
 
@@ -204,8 +205,10 @@ def bootstrap_sums(stats: np.ndarray, codes: np.ndarray, n_groups: int, *, n_boo
     slots = np.arange(max(SLOTS, 1 << max(0, n_groups - 1).bit_length()), dtype=np.uint32)
     table = parallel.replicate((slots, group, first, span, start))
     size = n_blocks * BLOCK
-    n_chunks = -(-n_bootstrap // max(1, max_cells // size))
-    chunk = parallel.round_up(-(-n_bootstrap // n_chunks))  # even chunks; every device gets replicates
+    # replicates per call: a power of two up to 256 (so 200 and 500 replicates share a shape), fewer
+    # when rows are many (at most `max_cells` draws); a multiple of the device count
+    fit = max(1, max_cells // size)
+    chunk = parallel.round_up(min(REPLICATE_CHUNK, 1 << (n_bootstrap - 1).bit_length(), 1 << (fit.bit_length() - 1)))
     replicates = np.arange(n_bootstrap, dtype=np.uint32)
     rows = [np.flatnonzero(codes == g) for g in range(n_groups)]
     for lo in range(0, n_bootstrap, chunk):  # a few chunks at most: bounds the counts' memory
