@@ -118,7 +118,7 @@ def roc_auc(y_pos: np.ndarray, score: np.ndarray) -> float:
 
 SLOTS = 64  # group keys per compiled call: attributes with up to 64 groups (most) share one compile
 REPLICATE_CHUNK = 256  # replicates per compiled call (at most)
-BLOCK = 128  # draws per block: one key per block keeps the hash vectorised over the block
+BLOCK = 64  # draws per block: one key per block keeps the hash vectorised over the block
 
 
 def _bits_at(key: jax.Array, index: jax.Array) -> jax.Array:
@@ -179,7 +179,7 @@ def bootstrap_sums(stats: np.ndarray, codes: np.ndarray, n_groups: int, *, n_boo
 
     Replicate r of group g draws its m_g rows with `randint(fold_in(fold_in(key, g), r), (m_g,),
     0, m_g)`. All groups and replicates are drawn in one compiled call (`_replicate_counts`) whose
-    shape depends only on the row count and, past 16, the group count: attributes,
+    shape depends only on the row count and, past 8, the group count: attributes,
     classes and the mitigation's re-assessment share one compile. Replicates are independent
     rows, split over every device (`padded_batches`, `audit.parallel`), with the same draws on one
     device or many; the group sums are float64 products on the host."""
@@ -189,9 +189,9 @@ def bootstrap_sums(stats: np.ndarray, codes: np.ndarray, n_groups: int, *, n_boo
         return out
     key = jax.random.key(int(rng.integers(2 ** 31)))
     blocks = -(-sizes // BLOCK)
-    # the most blocks n rows in G groups can need (n / BLOCK + G), rounded up to 16: one shape for
-    # every attribute of up to 16 groups of a data set with a given row count, whatever the group sizes
-    n_blocks = -(-(-(-len(codes) // BLOCK) + n_groups) // 16) * 16
+    # the most blocks n rows in G groups can need (n / BLOCK + G), rounded up to 8: one shape for
+    # every attribute of up to 8 groups of a data set with a given row count, whatever the group sizes
+    n_blocks = -(-(-(-len(codes) // BLOCK) + n_groups) // 8) * 8
     starts = np.concatenate([[0], np.cumsum(blocks)[:-1]]) * BLOCK  # group g's rows from layout row starts[g]
     group = np.zeros(n_blocks, np.int32)
     group[:blocks.sum()] = np.repeat(np.arange(n_groups), blocks)

@@ -90,34 +90,35 @@ def test_randint_at_is_jax_randint_element_by_element():
     import jax
 
     key = jax.random.key(123)
+    ours = jax.jit(jax.vmap(_stats.randint_at, in_axes=(None, 0, None)))
+    ref = jax.jit(lambda span: jax.random.randint(key, (300,), 0, span))
     for span in (1, 2, 3, 7, 128, 1000, 2013, 65537, 2 ** 31 - 1):
-        ref = np.asarray(jax.random.randint(key, (300,), 0, span))
-        got = jax.vmap(_stats.randint_at, in_axes=(None, 0, None))(key, np.arange(300, dtype=np.uint32),
-                                                                   np.int32(span))
-        np.testing.assert_array_equal(np.asarray(got), ref)
+        np.testing.assert_array_equal(np.asarray(ours(key, np.arange(300, dtype=np.uint32), np.int32(span))),
+                                      np.asarray(ref(np.int32(span))))
 
 
 def test_bootstrap_draws_each_group_by_its_own_randint_and_compiles_once():
     """Replicate r of group g counts the rows randint(fold_in(fold_in(key, g), r), (m,), 0, m)
-    draws (the reference: one call per group and replicate); attributes of one row count with
-    other group counts and sizes reuse the compiled draw."""
+    draws (the reference: one randint per group and replicate); attributes with other row and
+    group counts (here needing the same number of blocks) reuse the compiled draw."""
     import jax
 
     rng = np.random.default_rng(3)
-    n = 300
-    stats = rng.integers(0, 5, size=(n, 4)).astype(np.float64)  # integers: sums are exact
+    m, reps = 60, 7
+    reference = jax.jit(lambda key, g, r: jax.random.randint(jax.random.fold_in(jax.random.fold_in(key, g), r),
+                                                             (m,), 0, m))
     before = _stats._replicate_counts._cache_size()
-    for n_groups, seed in ((2, 0), (5, 1), (13, 2)):
-        codes = rng.integers(0, n_groups, n)
-        codes[rng.integers(0, n)] = n_groups - 1
-        got = _stats.bootstrap_sums(stats, codes, n_groups, n_bootstrap=7, rng=np.random.default_rng(seed))
+    for n_groups, seed in ((2, 0), (3, 1), (4, 2)):
+        n = m * n_groups
+        stats = rng.integers(0, 5, size=(n, 4)).astype(np.float64)  # integers: sums are exact
+        codes = rng.permutation(np.arange(n) % n_groups)
+        got = _stats.bootstrap_sums(stats, codes, n_groups, n_bootstrap=reps, rng=np.random.default_rng(seed))
         key = jax.random.key(int(np.random.default_rng(seed).integers(2 ** 31)))
         for g in range(n_groups):
             rows = np.flatnonzero(codes == g)
-            for r in range(7):
-                draws = np.asarray(jax.random.randint(jax.random.fold_in(jax.random.fold_in(key, g), r),
-                                                      (len(rows),), 0, len(rows)))
-                np.testing.assert_array_equal(got[r, g], np.bincount(draws, minlength=len(rows)) @ stats[rows])
+            for r in range(reps):
+                draws = np.asarray(reference(key, np.uint32(g), np.uint32(r)))
+                np.testing.assert_array_equal(got[r, g], np.bincount(draws, minlength=m) @ stats[rows])
     assert _stats._replicate_counts._cache_size() - before == 1
 
 
