@@ -42,12 +42,11 @@ def distinct_rows(x: np.ndarray, background: np.ndarray, owner: np.ndarray, n_pl
 
 
 @functools.lru_cache(maxsize=32)
-def _row_values(apply: Callable, output: str, input_shape: tuple[int, ...], treedef) -> Callable:
+def _row_values(apply: Callable, output: str, input_shape: tuple[int, ...], treedef,
+                output_fn: Callable) -> Callable:
     """Jitted: distinct rows named by (example i, background row b, subset t of D_b) -> the
     explained output f_cls[i] of each. The rows are built here, on the device: inputs of the
     players in subset t (bit rank[i, b, p] of t) from x[i], the others from background row b."""
-    from audit.explain._players import output_fn
-
     out_fn = output_fn(apply, output)
 
     def values(leaves, x, background, differ, rank, of_player, cls, i, b, t):
@@ -63,16 +62,17 @@ def _row_values(apply: Callable, output: str, input_shape: tuple[int, ...], tree
 
 def distinct_coalition_values(model, x: np.ndarray, cls: np.ndarray, background: np.ndarray,
                               coalitions: np.ndarray, owner: np.ndarray, *, output: str,
-                              chunk_rows: int) -> np.ndarray:
+                              chunk_rows: int, output_fn: Callable) -> np.ndarray:
     """`coalition_values` (v[i, k] = mean_b f_cls[i](x[i] where coalition k holds, else b)) with
     every distinct masked row evaluated once, in fixed-size padded batches (one compile).
+    `output_fn(apply, output)` gives the explained outputs (`_players.output_fn`).
 
     Distinct row t of (i, b) is subset t of D_b (bit j of t: D_b's j-th player, in player order);
     coalition S reads the row whose t packs the bits of S & D_b, i.e. t = S @ place[b]."""
     n, m = len(x), len(coalitions)
     n_players = coalitions.shape[1]
     leaves, treedef = jax.tree_util.tree_flatten(model.params)
-    fn = _row_values(model.apply, output, tuple(model.input_shape), treedef)
+    fn = _row_values(model.apply, output, tuple(model.input_shape), treedef, output_fn)
     differ = _differ(x, background, owner, n_players)  # (n, B, P)
     rank = np.maximum(np.cumsum(differ, axis=2) - 1, 0).astype(np.int32)
     place = np.where(differ, 2.0 ** rank, 0.0)  # (n, B, P): value of player p's bit in t

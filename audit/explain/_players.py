@@ -210,7 +210,7 @@ def coalition_values(model, x: np.ndarray, cls: np.ndarray, background: np.ndarr
 
         if distinct_rows(x, background, owner, coalitions.shape[1]) <= DISTINCT_SHARE * n * m * len(background):
             return distinct_coalition_values(model, x, cls, background, coalitions, owner, output=output,
-                                             chunk_rows=chunk_rows)
+                                             chunk_rows=chunk_rows, output_fn=output_fn)
     leaves, treedef = jax.tree_util.tree_flatten(model.params)
     fn = _example_values(model.apply, output, tuple(model.input_shape), treedef)
     shared = (tuple(leaves), np.asarray(background, np.float32), np.asarray(owner, np.int32),

@@ -45,7 +45,8 @@ def test_distinct_rows_counts_the_unique_masked_rows():
 def test_distinct_values_equal_the_full_enumeration(output, monkeypatch):
     model, x, bg, z = _model(), _tied(6, 2), _tied(11, 3), all_coalitions(5)
     cls = np.array([0, 1, 2, 2, 1, 0])
-    fast = distinct_coalition_values(model, x, cls, bg, z, OWNER, output=output, chunk_rows=40)
+    fast = distinct_coalition_values(model, x, cls, bg, z, OWNER, output=output, chunk_rows=40,
+                                     output_fn=_players.output_fn)
     monkeypatch.setattr(_players, "DISTINCT_SHARE", 0.0)  # the full enumeration
     full = _players.coalition_values(model, x, cls, bg, z, OWNER, output=output, chunk_rows=40)
     np.testing.assert_allclose(fast, full, rtol=0, atol=1e-6)
