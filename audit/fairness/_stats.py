@@ -13,6 +13,8 @@ import jax.numpy as jnp
 import numpy as np
 from scipy.stats import beta, rankdata
 
+from jax.extend.random import threefry2x32_p
+
 from audit import parallel
 from audit.models._batching import padded_batches
 
@@ -121,20 +123,19 @@ REPLICATE_CHUNK = 256  # replicates per compiled call (at most)
 BLOCK = 64  # draws per block: one key per block keeps the hash vectorised over the block
 
 
-def _bits_at(key: jax.Array, index: jax.Array) -> jax.Array:
-    """Element `index` of `jax.random.bits(key, (L,))` (32 bits) for any L > index, computed alone.
-
-    Threefry is counter-based: with `jax_threefry_partitionable` element i hashes the counter
-    (0, i), exactly as `fold_in(key, i)` does, whose two words XOR to that element."""
-    words = jax.random.key_data(jax.random.fold_in(key, index))
-    return words[0] ^ words[1]
+def _bits_at(words: jax.Array, index: jax.Array) -> jax.Array:
+    """Elements `index` of `jax.random.bits(key, (L,))` (32 bits) for any L > index, computed
+    alone; `words` is the key's data (2 uint32). Threefry is counter-based: with
+    `jax_threefry_partitionable` element i hashes the counter (0, i) and XORs the two words."""
+    hi, lo = threefry2x32_p.bind(words[0], words[1], jnp.zeros_like(index), index)
+    return hi ^ lo
 
 
 def randint_at(key: jax.Array, index: jax.Array, span: jax.Array) -> jax.Array:
     """Element `index` of `jax.random.randint(key, (L,), 0, span)` (int32, span >= 1) for any
     L > index, computed alone."""
-    k_hi, k_lo = jax.random.split(key)
-    return _combine(_bits_at(k_hi, index), _bits_at(k_lo, index), span)
+    halves = jax.random.key_data(jax.random.split(key))
+    return _combine(_bits_at(halves[0], index), _bits_at(halves[1], index), span)
 
 
 def _combine(hi: jax.Array, lo: jax.Array, span: jax.Array) -> jax.Array:
@@ -146,9 +147,10 @@ def _combine(hi: jax.Array, lo: jax.Array, span: jax.Array) -> jax.Array:
 
 
 @jax.jit
-def _replicate_counts(key: jax.Array, replicates: jax.Array, slots: jax.Array, group: jax.Array,
-                      first: jax.Array, span: jax.Array, start: jax.Array) -> jax.Array:
-    """(replicates, blocks * BLOCK): how often each row is drawn, rows in a blocked layout.
+def _replicate_sums(key: jax.Array, replicates: jax.Array, slots: jax.Array, group: jax.Array,
+                    first: jax.Array, span: jax.Array, start: jax.Array, values: jax.Array) -> jax.Array:
+    """(replicates, blocks, S): per block of the layout, the sums of `values` (blocks, BLOCK, S:
+    the rows' statistics in a blocked layout) weighted by how often replicate r draws each row.
 
     Block b holds draws first[b] .. first[b] + BLOCK - 1 of group `group[b]` (`span[b]` rows,
     its first at row `start[b]` of the layout): elements of randint(fold_in(fold_in(key, g), r),
@@ -160,14 +162,15 @@ def _replicate_counts(key: jax.Array, replicates: jax.Array, slots: jax.Array, g
 
     def block(halves, first, span, start):
         index = first + lane
-        hi = jax.vmap(_bits_at, in_axes=(None, 0))(halves[0], index)
-        lo = jax.vmap(_bits_at, in_axes=(None, 0))(halves[1], index)
+        hi, lo = _bits_at(halves[0], index), _bits_at(halves[1], index)
         return start + _combine(hi, lo, span), (index < span).astype(jnp.float32)
 
     def one(r):
-        halves = jax.vmap(lambda k: jax.random.split(jax.random.fold_in(k, r)))(group_keys)[group]  # randint's split
+        split = jax.vmap(lambda k: jax.random.split(jax.random.fold_in(k, r)))(group_keys)  # randint's split
+        halves = jax.random.key_data(split)[group]  # (blocks, 2, 2) words
         dest, live = jax.vmap(block)(halves, first, span, start)
-        return jnp.zeros(dest.size, jnp.float32).at[dest.reshape(-1)].add(live.reshape(-1))
+        counts = jnp.zeros(dest.size, jnp.float32).at[dest.reshape(-1)].add(live.reshape(-1))
+        return jnp.einsum("nb,nbs->ns", counts.reshape(values.shape[:2]), values)
 
     return jax.vmap(one)(replicates)
 
@@ -178,11 +181,12 @@ def bootstrap_sums(stats: np.ndarray, codes: np.ndarray, n_groups: int, *, n_boo
     (group sizes fixed: a stratified bootstrap), in chunks of at most `max_cells` draws.
 
     Replicate r of group g draws its m_g rows with `randint(fold_in(fold_in(key, g), r), (m_g,),
-    0, m_g)`. All groups and replicates are drawn in one compiled call (`_replicate_counts`) whose
+    0, m_g)`. All groups and replicates are drawn in one compiled call (`_replicate_sums`) whose
     shape depends only on the row count and, past 8, the group count: attributes,
     classes and the mitigation's re-assessment share one compile. Replicates are independent
     rows, split over every device (`padded_batches`, `audit.parallel`), with the same draws on one
-    device or many; the group sums are float64 products on the host."""
+    device or many. Sums run in float32 within blocks of BLOCK rows (exact for counts) and in
+    float64 across blocks."""
     out = np.zeros((n_bootstrap, n_groups, stats.shape[1]))
     sizes = np.bincount(codes, minlength=n_groups)
     if len(codes) == 0 or n_bootstrap == 0:
@@ -203,17 +207,20 @@ def bootstrap_sums(stats: np.ndarray, codes: np.ndarray, n_groups: int, *, n_boo
     start = np.zeros(n_blocks, np.int32)
     start[:blocks.sum()] = np.repeat(starts, blocks)
     slots = np.arange(max(SLOTS, 1 << max(0, n_groups - 1).bit_length()), dtype=np.uint32)
-    table = parallel.replicate((slots, group, first, span, start))
     size = n_blocks * BLOCK
+    order = np.concatenate([np.flatnonzero(codes == g) for g in range(n_groups)])  # rows by group
+    layout = np.concatenate([starts[g] + np.arange(sizes[g]) for g in range(n_groups)])
+    values = np.zeros((size, stats.shape[1]), np.float32)
+    values[layout] = stats[order]
+    table = parallel.replicate((slots, group, first, span, start, values.reshape(n_blocks, BLOCK, -1)))
+    of_group = np.zeros((n_groups, n_blocks))  # block -> its group (padding blocks: none)
+    of_group[group[:blocks.sum()], np.arange(blocks.sum())] = 1.0
     # replicates per call: a power of two up to 256 (so 200 and 500 replicates share a shape), fewer
     # when rows are many (at most `max_cells` draws); a multiple of the device count
     fit = max(1, max_cells // size)
     chunk = parallel.round_up(min(REPLICATE_CHUNK, 1 << (n_bootstrap - 1).bit_length(), 1 << (fit.bit_length() - 1)))
     replicates = np.arange(n_bootstrap, dtype=np.uint32)
-    rows = [np.flatnonzero(codes == g) for g in range(n_groups)]
-    for lo in range(0, n_bootstrap, chunk):  # a few chunks at most: bounds the counts' memory
-        counts = padded_batches(lambda r: _replicate_counts(key, r, *table), [replicates[lo:lo + chunk]], chunk)
-        for g in np.flatnonzero(sizes):
-            a = starts[g]
-            out[lo:lo + len(counts), g] = counts[:, a:a + sizes[g]].astype(np.float64) @ stats[rows[g]]
+    for lo in range(0, n_bootstrap, chunk):  # a few chunks at most: bounds the memory
+        part = padded_batches(lambda r: _replicate_sums(key, r, *table), [replicates[lo:lo + chunk]], chunk)
+        out[lo:lo + len(part)] = np.einsum("rns,gn->rgs", part.astype(np.float64), of_group)
     return out

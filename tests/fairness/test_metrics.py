@@ -107,7 +107,7 @@ def test_bootstrap_draws_each_group_by_its_own_randint_and_compiles_once():
     m, reps = 60, 7
     reference = jax.jit(lambda key, g, r: jax.random.randint(jax.random.fold_in(jax.random.fold_in(key, g), r),
                                                              (m,), 0, m))
-    before = _stats._replicate_counts._cache_size()
+    before = _stats._replicate_sums._cache_size()
     for n_groups, seed in ((2, 0), (3, 1), (4, 2)):
         n = m * n_groups
         stats = rng.integers(0, 5, size=(n, 4)).astype(np.float64)  # integers: sums are exact
@@ -119,7 +119,7 @@ def test_bootstrap_draws_each_group_by_its_own_randint_and_compiles_once():
             for r in range(reps):
                 draws = np.asarray(reference(key, np.uint32(g), np.uint32(r)))
                 np.testing.assert_array_equal(got[r, g], np.bincount(draws, minlength=m) @ stats[rows])
-    assert _stats._replicate_counts._cache_size() - before == 1
+    assert _stats._replicate_sums._cache_size() - before == 1
 
 
 def test_bootstrap_is_stratified_and_seeded():
