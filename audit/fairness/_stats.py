@@ -132,8 +132,8 @@ def _bits_at(words: jax.Array, index: jax.Array) -> jax.Array:
 
 
 def randint_at(key: jax.Array, index: jax.Array, span: jax.Array) -> jax.Array:
-    """Element `index` of `jax.random.randint(key, (L,), 0, span)` (int32, span >= 1) for any
-    L > index, computed alone."""
+    """Elements `index` (an array) of `jax.random.randint(key, (L,), 0, span)` (int32, span >= 1)
+    for any L > max(index), computed alone."""
     halves = jax.random.key_data(jax.random.split(key))
     return _combine(_bits_at(halves[0], index), _bits_at(halves[1], index), span)
 

@@ -90,7 +90,7 @@ def test_randint_at_is_jax_randint_element_by_element():
     import jax
 
     key = jax.random.key(123)
-    ours = jax.jit(jax.vmap(_stats.randint_at, in_axes=(None, 0, None)))
+    ours = jax.jit(_stats.randint_at)
     ref = jax.jit(lambda span: jax.random.randint(key, (300,), 0, span))
     for span in (1, 2, 3, 7, 128, 1000, 2013, 65537, 2 ** 31 - 1):
         np.testing.assert_array_equal(np.asarray(ours(key, np.arange(300, dtype=np.uint32), np.int32(span))),
