@@ -26,6 +26,11 @@ from audit.results import Result
 PLAYER_KINDS = ("raw", "inputs", "patches")
 OUTPUTS = ("probability", "logit")
 CHUNK_ROWS = 8192  # rows per model call: cache-sized chunks (see bench/explain.py)
+# Where players often coincide in x and a background row (categorical columns), coalitions share
+# masked rows: `_distinct` evaluates each distinct row once when that needs at most this share of
+# the model calls, for games of at most DISTINCT_MAX_PAIRS (coalition, background row) pairs.
+DISTINCT_SHARE = 0.6
+DISTINCT_MAX_PAIRS = 1 << 20
 
 
 @dataclasses.dataclass(frozen=True)  # eq and hash of its own (tuples only): Players keys caches
@@ -196,8 +201,16 @@ def coalition_values(model, x: np.ndarray, cls: np.ndarray, background: np.ndarr
     same shape (it compiles once per coalition set). Memory stays bounded whatever n and m are.
     Loop placement and chunk size were chosen by measurement (bench/explain.py). With several
     devices, blocks of one example per device run on all of them at once (`audit.parallel`).
+    Where players often equal their background values, only the distinct masked rows are
+    evaluated (`audit.explain._distinct`: the same rows, fewer model calls).
     """
     n, m = len(x), len(coalitions)
+    if n and m * len(background) <= DISTINCT_MAX_PAIRS:
+        from audit.explain._distinct import distinct_coalition_values, distinct_rows
+
+        if distinct_rows(x, background, owner, coalitions.shape[1]) <= DISTINCT_SHARE * n * m * len(background):
+            return distinct_coalition_values(model, x, cls, background, coalitions, owner, output=output,
+                                             chunk_rows=chunk_rows, output_fn=output_fn)
     leaves, treedef = jax.tree_util.tree_flatten(model.params)
     fn = _example_values(model.apply, output, tuple(model.input_shape), treedef)
     shared = (tuple(leaves), np.asarray(background, np.float32), np.asarray(owner, np.int32),

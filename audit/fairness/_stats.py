@@ -13,6 +13,8 @@ import jax.numpy as jnp
 import numpy as np
 from scipy.stats import beta, rankdata
 
+from jax.extend.random import threefry2x32_p
+
 from audit import parallel
 from audit.models._batching import padded_batches
 
@@ -116,16 +118,59 @@ def roc_auc(y_pos: np.ndarray, score: np.ndarray) -> float:
     return float((ranks[pos].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
 
 
+SLOTS = 64  # group keys per compiled call: attributes with up to 64 groups (most) share one compile
+REPLICATE_CHUNK = 256  # replicates per compiled call (at most)
+BLOCK = 64  # draws per block: one key per block keeps the hash vectorised over the block
+
+
+def _bits_at(words: jax.Array, index: jax.Array) -> jax.Array:
+    """Elements `index` of `jax.random.bits(key, (L,))` (32 bits) for any L > index, computed
+    alone; `words` is the key's data (2 uint32). Threefry is counter-based: with
+    `jax_threefry_partitionable` element i hashes the counter (0, i) and XORs the two words."""
+    hi, lo = threefry2x32_p.bind(words[0], words[1], jnp.zeros_like(index), index)
+    return hi ^ lo
+
+
+def randint_at(key: jax.Array, index: jax.Array, span: jax.Array) -> jax.Array:
+    """Elements `index` (an array) of `jax.random.randint(key, (L,), 0, span)` (int32, span >= 1)
+    for any L > max(index), computed alone."""
+    halves = jax.random.key_data(jax.random.split(key))
+    return _combine(_bits_at(halves[0], index), _bits_at(halves[1], index), span)
+
+
+def _combine(hi: jax.Array, lo: jax.Array, span: jax.Array) -> jax.Array:
+    """randint's rule (jax.random.randint): two 32-bit draws -> an integer in [0, span)."""
+    span = span.astype(jnp.uint32)
+    multiplier = jnp.uint32(1 << 16) % span
+    multiplier = (multiplier * multiplier) % span  # 2**32 mod span
+    return (((hi % span) * multiplier + lo % span) % span).astype(jnp.int32)
+
+
 @jax.jit
-def _replicate_sums(key: jax.Array, replicates: jax.Array, stats: jax.Array, m: jax.Array) -> jax.Array:
-    """(replicates, S) sums of `stats`' first `m` rows (zero-padded to a fixed bucket), each
-    replicate counting rows by m draws with replacement from its own key fold_in(key, r)."""
-    size = stats.shape[0]
-    live = (jnp.arange(size) < m).astype(jnp.float32)
+def _replicate_sums(key: jax.Array, replicates: jax.Array, slots: jax.Array, group: jax.Array,
+                    first: jax.Array, span: jax.Array, start: jax.Array, values: jax.Array) -> jax.Array:
+    """(replicates, blocks, S): per block of the layout, the sums of `values` (blocks, BLOCK, S:
+    the rows' statistics in a blocked layout) weighted by how often replicate r draws each row.
+
+    Block b holds draws first[b] .. first[b] + BLOCK - 1 of group `group[b]` (`span[b]` rows,
+    its first at row `start[b]` of the layout): elements of randint(fold_in(fold_in(key, g), r),
+    (m,), 0, m), what one call per group and replicate draws; each block computes its own
+    elements, so one compiled shape serves every group size and count (blocks padded to a
+    power of two, groups up to len(slots)). Draws past a group's size are not counted."""
+    group_keys = jax.vmap(lambda g: jax.random.fold_in(key, g))(slots)
+    lane = jnp.arange(BLOCK, dtype=jnp.uint32)
+
+    def block(halves, first, span, start):
+        index = first + lane
+        hi, lo = _bits_at(halves[0], index), _bits_at(halves[1], index)
+        return start + _combine(hi, lo, span), (index < span).astype(jnp.float32)
 
     def one(r):
-        draws = jax.random.randint(jax.random.fold_in(key, r), (size,), 0, m)
-        return jnp.zeros(size, jnp.float32).at[draws].add(live) @ stats
+        split = jax.vmap(lambda k: jax.random.split(jax.random.fold_in(k, r)))(group_keys)  # randint's split
+        halves = jax.random.key_data(split)[group]  # (blocks, 2, 2) words
+        dest, live = jax.vmap(block)(halves, first, span, start)
+        counts = jnp.zeros(dest.size, jnp.float32).at[dest.reshape(-1)].add(live.reshape(-1))
+        return jnp.einsum("nb,nbs->ns", counts.reshape(values.shape[:2]), values)
 
     return jax.vmap(one)(replicates)
 
@@ -135,22 +180,47 @@ def bootstrap_sums(stats: np.ndarray, codes: np.ndarray, n_groups: int, *, n_boo
     """(n_bootstrap, n_groups, S) group sums over replicates resampled within each group
     (group sizes fixed: a stratified bootstrap), in chunks of at most `max_cells` draws.
 
-    Replicates are independent rows: replicate r of group g draws from `fold_in(key_g, r)`, so
-    they run split over every device (`padded_batches`, `audit.parallel`) and give the same sums
-    on one device or many. Group sizes are padded to a power of two (a few compiles in all);
-    counts and sums run in float32 (exact for counts below 2**24)."""
+    Replicate r of group g draws its m_g rows with `randint(fold_in(fold_in(key, g), r), (m_g,),
+    0, m_g)`. All groups and replicates are drawn in one compiled call (`_replicate_sums`) whose
+    shape depends only on the row count and, past 8, the group count: attributes,
+    classes and the mitigation's re-assessment share one compile. Replicates are independent
+    rows, split over every device (`padded_batches`, `audit.parallel`), with the same draws on one
+    device or many. Sums run in float32 within blocks of BLOCK rows (exact for counts) and in
+    float64 across blocks."""
     out = np.zeros((n_bootstrap, n_groups, stats.shape[1]))
+    sizes = np.bincount(codes, minlength=n_groups)
+    if len(codes) == 0 or n_bootstrap == 0:
+        return out
     key = jax.random.key(int(rng.integers(2 ** 31)))
-    replicates = np.arange(n_bootstrap, dtype=np.int32)
-    for g in range(n_groups):
-        rows = np.flatnonzero(codes == g)
-        m = len(rows)
-        if m == 0 or n_bootstrap == 0:
-            continue
-        size = 1 << max(0, m - 1).bit_length()
-        padded = np.zeros((size, stats.shape[1]), np.float32)
-        padded[:m] = stats[rows]
-        key_g, table = jax.random.fold_in(key, g), parallel.replicate(padded)
-        chunk = parallel.round_up(max(1, min(n_bootstrap, max_cells // size)))  # every device gets replicates
-        out[:, g] = padded_batches(lambda r: _replicate_sums(key_g, r, table, np.int32(m)), [replicates], chunk)
+    blocks = -(-sizes // BLOCK)
+    # the most blocks n rows in G groups can need (n / BLOCK + G), rounded up to 8: one shape for
+    # every attribute of up to 8 groups of a data set with a given row count, whatever the group sizes
+    n_blocks = -(-(-(-len(codes) // BLOCK) + n_groups) // 8) * 8
+    starts = np.concatenate([[0], np.cumsum(blocks)[:-1]]) * BLOCK  # group g's rows from layout row starts[g]
+    group = np.zeros(n_blocks, np.int32)
+    group[:blocks.sum()] = np.repeat(np.arange(n_groups), blocks)
+    first = np.zeros(n_blocks, np.uint32)
+    first[:blocks.sum()] = np.concatenate([np.arange(b) * BLOCK for b in blocks])
+    span = np.ones(n_blocks, np.int32)  # padding blocks: span 1, and first >= span leaves them uncounted
+    span[:blocks.sum()] = np.repeat(sizes, blocks)
+    first[blocks.sum():] = 1
+    start = np.zeros(n_blocks, np.int32)
+    start[:blocks.sum()] = np.repeat(starts, blocks)
+    slots = np.arange(max(SLOTS, 1 << max(0, n_groups - 1).bit_length()), dtype=np.uint32)
+    size = n_blocks * BLOCK
+    order = np.concatenate([np.flatnonzero(codes == g) for g in range(n_groups)])  # rows by group
+    layout = np.concatenate([starts[g] + np.arange(sizes[g]) for g in range(n_groups)])
+    values = np.zeros((size, stats.shape[1]), np.float32)
+    values[layout] = stats[order]
+    table = parallel.replicate((slots, group, first, span, start, values.reshape(n_blocks, BLOCK, -1)))
+    of_group = np.zeros((n_groups, n_blocks))  # block -> its group (padding blocks: none)
+    of_group[group[:blocks.sum()], np.arange(blocks.sum())] = 1.0
+    # replicates per call: a power of two up to 256 (so 200 and 500 replicates share a shape), fewer
+    # when rows are many (at most `max_cells` draws); a multiple of the device count
+    fit = max(1, max_cells // size)
+    chunk = parallel.round_up(min(REPLICATE_CHUNK, 1 << (n_bootstrap - 1).bit_length(), 1 << (fit.bit_length() - 1)))
+    replicates = np.arange(n_bootstrap, dtype=np.uint32)
+    for lo in range(0, n_bootstrap, chunk):  # a few chunks at most: bounds the memory
+        part = padded_batches(lambda r: _replicate_sums(key, r, *table), [replicates[lo:lo + chunk]], chunk)
+        out[lo:lo + len(part)] = np.einsum("rns,gn->rgs", part.astype(np.float64), of_group)
     return out

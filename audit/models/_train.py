@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from typing import Any, Mapping, Sequence
+from collections import OrderedDict
+from typing import Any, Callable, Mapping, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -81,18 +82,20 @@ def _linen_functional(module, data, seed: int):
     def finish(params, rest):
         return module, {"params": params, **rest[0]}
 
-    return forward, params, (variables, jax.random.key(seed + 1)), finish
+    return forward, params, (variables, jax.random.key(seed + 1)), finish, ("linen", module)
 
 
-def _functional(model, data=None, seed: int = 0) -> tuple[Any, Any, Any, Any]:
-    """(forward(params, rest, x, train) -> (logits, rest), params, rest, finish(params, rest))."""
+def _functional(model, data=None, seed: int = 0) -> tuple[Any, Any, Any, Any, Any]:
+    """(forward(params, rest, x, train) -> (logits, rest), params, rest, finish(params, rest), identity):
+    `identity` is hashable and equal for two models whose `forward` computes the same function
+    (the same architecture), so their compiled training steps can be shared (see `_steps`)."""
     from flax import linen, nnx
 
     if isinstance(model, Model):
         def forward(params, rest, x, train):
             return model.apply(params, x), rest
 
-        return forward, model.params, None, lambda p, r: model.replace(params=p)
+        return forward, model.params, None, lambda p, r: model.replace(params=p), ("model", model.apply)
     if isinstance(model, linen.Module):
         return _linen_functional(model, data, seed)
     if not isinstance(model, nnx.Module):
@@ -113,7 +116,89 @@ def _functional(model, data=None, seed: int = 0) -> tuple[Any, Any, Any, Any]:
     def finish(params, rest):
         return nnx.merge(train_def, params, rest)
 
-    return forward, params, rest, finish
+    return forward, params, rest, finish, ("nnx", train_def, eval_def)
+
+
+_STEPS: OrderedDict = OrderedDict()  # (identity, output, optimizer) -> (train_step, evaluate), most recent last
+_MAX_STEPS = 8
+
+
+def _steps(key: Any, make: Callable[[], tuple]) -> tuple:
+    """The jitted (train_step, evaluate) for `key`, made once: retraining the same architecture
+    with the same optimizer (the mitigation analyzers train several models so, on resampled data of
+    other sizes too) reuses the compiled steps instead of compiling them again. `key` None (or unhashable) makes fresh ones."""
+    try:
+        hash(key)
+    except TypeError:
+        key = None
+    if key is None:
+        return make()
+    if key not in _STEPS:
+        _STEPS[key] = make()
+        while len(_STEPS) > _MAX_STEPS:
+            _STEPS.popitem(last=False)
+    _STEPS.move_to_end(key)
+    return _STEPS[key]
+
+
+def _warmup_cosine(peak: float, warmup: jax.Array, total: jax.Array) -> Callable:
+    """`optax.warmup_cosine_decay_schedule(0.0, peak, warmup, total)` with the step counts traced
+    (the same values, bit for bit, as optax's compiled schedule; a test checks): one compiled
+    training step serves every data size and epoch count."""
+    def linear(count):  # optax.linear_schedule(0.0, peak, warmup)
+        count = jnp.clip(count - 0, 0, warmup)
+        frac = 1 - count / warmup
+        return (0.0 - peak) * (frac ** 1) + peak
+
+    def cosine(count):  # optax.cosine_decay_schedule(peak, total - warmup)
+        decay_steps = (total - warmup).astype(jnp.float32)
+        count = jnp.minimum(count, decay_steps)
+        # times the reciprocal: XLA compiles optax's division by a constant so, and the values match
+        cosine_decay = 0.5 * (1 + jnp.cos(jnp.pi * count * (1.0 / decay_steps)))
+        return peak * ((1 - 0.0) * cosine_decay ** 1.0 + 0.0)
+
+    return lambda step: jnp.where(step < warmup, linear(step), cosine(step - warmup))  # optax.join_schedules
+
+
+def _optimizer(learning_rate: float, weight_decay: float, warmup, total):
+    """AdamW with a linear warm-up over `warmup` steps and cosine decay to 0 at `total` steps."""
+    return optax.adamw(_warmup_cosine(learning_rate, warmup, total), weight_decay=weight_decay)
+
+
+def _make_steps(forward: Callable, adv, learning_rate: float, weight_decay: float) -> tuple[Callable, Callable]:
+    """Jitted (train_step, evaluate) for a model's `forward`; the schedule's step counts and the
+    batch are arguments, so retraining on other data sizes or epochs reuses the compilation."""
+
+    def per_example(params, rest, x, t, key, progress, train_mode):
+        if adv is None:
+            logits, rest = forward(params, rest, x, train_mode)
+            return optax.softmax_cross_entropy_with_integer_labels(logits, t), rest
+        attack_params = jax.lax.stop_gradient(params)
+        x_adv = adv.perturb(lambda p, v: forward(p, rest, v, False)[0], attack_params, x, t, key, progress)
+        if adv.needs_clean:
+            logits, rest = forward(params, rest, jnp.concatenate([x, x_adv]), train_mode)
+            clean, adversarial_logits = logits[: len(x)], logits[len(x):]
+        else:
+            (adversarial_logits, rest), clean = forward(params, rest, x_adv, train_mode), None
+        return adv.objective(clean, adversarial_logits, t), rest
+
+    def loss_fn(params, rest, x, t, w, key, progress):
+        per, rest = per_example(params, rest, x, t, key, progress, True)
+        return jnp.sum(w * per) / jnp.maximum(jnp.sum(w), 1e-12), rest
+
+    @jax.jit
+    def train_step(params, rest, opt_state, x, y, w, key, progress, warmup, total):
+        (loss, rest), grads = jax.value_and_grad(loss_fn, has_aux=True)(params, rest, x, y, w, key, progress)
+        updates, opt_state = _optimizer(learning_rate, weight_decay, warmup, total).update(grads, opt_state, params)
+        return optax.apply_updates(params, updates), rest, opt_state, loss
+
+    @jax.jit
+    def evaluate(params, rest, X, y):
+        logits, _ = forward(params, rest, X, False)
+        ce = optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
+        return ce, (logits.argmax(-1) == y).mean()
+
+    return train_step, evaluate
 
 
 def train(model: Any, data, *, epochs: int = 30, batch_size: int | None = None,
@@ -154,7 +239,7 @@ def train(model: Any, data, *, epochs: int = 30, batch_size: int | None = None,
         weights = weights * sample_weight
     batch_size = min(batch_size or (64 if data.kind == "image" else 128), len(y))
     steps = len(y) // batch_size
-    forward, params, rest, finish = _functional(model, data, seed)
+    forward, params, rest, finish, identity = _functional(model, data, seed)
     if output != "logits":
         from audit.models._output import check_output, to_logits
 
@@ -165,40 +250,12 @@ def train(model: Any, data, *, epochs: int = 30, batch_size: int | None = None,
             out, rest = raw_forward(params, rest, x, train)
             return to_logits(out, output), rest
     adv = _adversarial(adversarial, data)
-    schedule = optax.warmup_cosine_decay_schedule(0.0, learning_rate, max(1, steps // 2),
-                                                  max(2, epochs * steps))
-    tx = optax.adamw(schedule, weight_decay=weight_decay)
-    opt_state = tx.init(params)
-
-    def per_example(params, rest, x, t, key, progress, train_mode):
-        if adv is None:
-            logits, rest = forward(params, rest, x, train_mode)
-            return optax.softmax_cross_entropy_with_integer_labels(logits, t), rest
-        attack_params = jax.lax.stop_gradient(params)
-        x_adv = adv.perturb(lambda p, v: forward(p, rest, v, False)[0], attack_params, x, t, key, progress)
-        if adv.needs_clean:
-            logits, rest = forward(params, rest, jnp.concatenate([x, x_adv]), train_mode)
-            clean, adversarial_logits = logits[: len(x)], logits[len(x):]
-        else:
-            (adversarial_logits, rest), clean = forward(params, rest, x_adv, train_mode), None
-        return adv.objective(clean, adversarial_logits, t), rest
-
-    def loss_fn(params, rest, x, t, w, key, progress):
-        per, rest = per_example(params, rest, x, t, key, progress, True)
-        return jnp.sum(w * per) / jnp.maximum(jnp.sum(w), 1e-12), rest
-
-    @jax.jit
-    def train_step(params, rest, opt_state, X, y, w, rows, key, progress):
-        (loss, rest), grads = jax.value_and_grad(loss_fn, has_aux=True)(params, rest, X[rows], y[rows], w[rows],
-                                                                         key, progress)
-        updates, opt_state = tx.update(grads, opt_state, params)
-        return optax.apply_updates(params, updates), rest, opt_state, loss
-
-    @jax.jit
-    def evaluate(params, rest, X, y):
-        logits, _ = forward(params, rest, X, False)
-        ce = optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
-        return ce, (logits.argmax(-1) == y).mean()
+    warmup, total_steps = max(1, steps // 2), max(2, epochs * steps)
+    opt_state = _optimizer(learning_rate, weight_decay, warmup, total_steps).init(params)
+    # Without an adversarial recipe the steps depend only on these: equal keys compute the same function.
+    cache_key = None if adv is not None else (identity, output, float(learning_rate), float(weight_decay))
+    train_step, evaluate = _steps(cache_key, lambda: _make_steps(forward, adv, learning_rate, weight_decay))
+    schedule = (np.int32(warmup), np.int32(total_steps))
 
     @jax.jit
     def evaluate_adversarial(params, rest, X, y, key):
@@ -209,13 +266,13 @@ def train(model: Any, data, *, epochs: int = 30, batch_size: int | None = None,
 
     has_val = len(data.splits.get("val", ())) > 0
     val = data.part("val") if has_val else None
-    # Data-parallel on this process's devices (audit.parallel): the training rows and params are
-    # copied to every device and each step's batch of row ids is split over the mesh; jit partitions
-    # the step and the gradient mean over the batch becomes a mean over devices. A batch that does
-    # not split evenly runs whole on every device (same result, no speed-up). With several processes
-    # each trains the same model from the same seed.
-    Xd, yd, wd, params, rest, opt_state = parallel.replicate(
-        (jnp.asarray(X), jnp.asarray(y), jnp.asarray(weights), params, rest, opt_state))
+    # Data-parallel on this process's devices (audit.parallel): params are copied to every device and
+    # each step's batch (gathered on the host: the step's shapes do not depend on the data size) is
+    # split over the mesh; jit partitions the step and the gradient mean over the batch becomes a mean
+    # over devices. A batch that does not split evenly runs whole on every device (same result, no
+    # speed-up). With several processes each trains the same model from the same seed.
+    X, y, weights = np.asarray(X, np.float32), np.asarray(y, np.int32), np.asarray(weights, np.float32)
+    params, rest, opt_state = parallel.replicate((params, rest, opt_state))
     split = parallel.shard_rows if batch_size % parallel.count() == 0 else (lambda rows: rows)
     rng = np.random.default_rng(seed)
     best = (np.inf, 0, params, rest)
@@ -227,9 +284,9 @@ def train(model: Any, data, *, epochs: int = 30, batch_size: int | None = None,
         losses = []  # a host loop over one jitted step: on CPU several times faster than lax.scan
         for i, rows in enumerate(order):
             step = (epoch - 1) * steps + i
-            params, rest, opt_state, loss = train_step(params, rest, opt_state, Xd, yd, wd, split(rows),
-                                                       jax.random.fold_in(base_key, step),
-                                                       jnp.float32(step / total))
+            params, rest, opt_state, loss = train_step(params, rest, opt_state, split(X[rows]), split(y[rows]),
+                                                       split(weights[rows]), jax.random.fold_in(base_key, step),
+                                                       jnp.float32(step / total), *schedule)
             losses.append(loss)
         entry = {"epoch": epoch, "train_loss": float(jnp.mean(jnp.stack(losses)))}
         if has_val:

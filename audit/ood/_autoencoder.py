@@ -7,6 +7,7 @@ mini-batch Adam; the score is the mean squared error per row, computed in padded
 
 from __future__ import annotations
 
+import functools
 from typing import Callable
 
 import jax
@@ -41,14 +42,26 @@ class _ConvAE(nnx.Module):
         return out[:, :x.shape[1], :x.shape[2], :]
 
 
+@functools.lru_cache(maxsize=8)
+def _initializer(use_conv: bool, size: int):
+    """(graphdef, jitted key -> initial state): one compiled initialisation per architecture,
+    the same weights as building the module eagerly with `nnx.Rngs(seed)` (whose key is `jax.random.key(seed)`), without compiling
+    each initializer op separately."""
+    def build(key):
+        rngs = nnx.Rngs(key)
+        return _ConvAE(size, rngs=rngs) if use_conv else _DenseAE(size, rngs=rngs)
+
+    graphdef = nnx.graphdef(nnx.eval_shape(lambda: build(jax.random.key(0))))
+    return graphdef, jax.jit(lambda key: nnx.state(build(key)))
+
+
 def fit_autoencoder(x: np.ndarray, *, kind: str, seed: int, epochs: int = 20, batch_size: int = 128,
                     learning_rate: float = 1e-3) -> Callable[[np.ndarray], np.ndarray]:
     """Train on `x`; return rows -> reconstruction MSE (float64 numpy)."""
     x = np.asarray(x, np.float32)
-    rngs = nnx.Rngs(seed)
     use_conv = kind == "image" and x.ndim == 4 and min(x.shape[1:3]) >= 8
-    module = _ConvAE(x.shape[-1], rngs=rngs) if use_conv else _DenseAE(int(np.prod(x.shape[1:])), rngs=rngs)
-    graphdef, params = nnx.split(module)
+    graphdef, init = _initializer(use_conv, int(x.shape[-1]) if use_conv else int(np.prod(x.shape[1:])))
+    params = init(jax.random.key(seed))
     optimizer = optax.adam(learning_rate)
     state = optimizer.init(params)
 

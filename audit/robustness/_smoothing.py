@@ -8,7 +8,7 @@ interval from n fresh samples, and abstains when that bound is not above 1/2. PR
 the top class only if a binomial test separates it from the runner-up at level alpha.
 
 Noise is drawn per example from `fold_in(key, row)`, so a result never depends on batching;
-counting runs inside `jit` over equal chunks of samples (`lax.fori_loop`), vectorised over examples.
+counting runs inside `jit` over chunks of samples (`lax.fori_loop`), vectorised over examples.
 """
 
 from __future__ import annotations
@@ -29,10 +29,12 @@ ABSTAIN = -1
 SAMPLE_CHUNK = 128  # noise samples per example per forward pass
 
 
-@functools.partial(jax.jit, static_argnums=(0, 5, 6, 7))
-def _count(apply_fn: Callable, params, x, keys, sigma_mask, n: int, chunk: int, k: int):
-    """Class counts (b, k) of f(x + sigma * mask * N(0, I)) over n samples per example."""
-    steps = -(-n // chunk)
+@functools.partial(jax.jit, static_argnums=(0, 6, 7))
+def _count(apply_fn: Callable, params, x, keys, sigma_mask, n: jax.Array, chunk: int, k: int):
+    """Class counts (b, k) of f(x + sigma * mask * N(0, I)) over n samples per example. `n` is
+    traced, so every sample count shares one compile; samples past `n` in the last chunk are
+    drawn but not counted."""
+    steps = (n + chunk - 1) // chunk
 
     def body(i, counts):
         noise = jax.vmap(lambda kk: jax.random.normal(jax.random.fold_in(kk, i), (chunk,) + x.shape[1:]))(keys)
@@ -65,8 +67,8 @@ def _check(model, x, sigma, n, alpha, mutable):
 
 
 def _even(total: int, most: int) -> int:
-    """The size of the fewest equal parts of at most `most` that cover `total` (200 at 128: 100,
-    so two parts of 100 rather than 128 + 72 padded to 128)."""
+    """The size of the fewest equal parts of at most `most` that cover `total` (100 rows at 64: two
+    batches of 50 rather than 64 + 36 padded to 64)."""
     parts = -(-int(total) // int(most))
     return -(-int(total) // parts)
 
@@ -78,20 +80,23 @@ def class_counts(model, x, *, sigma: float, n: int, key: jax.Array, mutable=None
     Noise of std `sigma` goes on mutable inputs only (`mutable`: 0/1 mask of the input shape).
     Row i draws from `fold_in(key, rows[i])` (rows defaults to 0..n_rows-1). At most
     `max_points` model inputs go through one forward pass (fewer rows per batch if needed);
-    samples are drawn in equal chunks of at most SAMPLE_CHUNK (set by `n` alone), so results do not
-    depend on the batch size, and neither samples nor rows are padded by more than a few.
+    samples are drawn in chunks of SAMPLE_CHUNK, so results do not depend on the batch size;
+    rows go in equal batches (little padding).
     """
     x, mask = _check(model, x, sigma, n, 0.01, mutable)
     rows = np.arange(len(x)) if rows is None else np.asarray(rows)
     if len(x) == 0:
         return np.zeros((0, model.n_classes), np.int64)
-    chunk = _even(int(n), SAMPLE_CHUNK)  # set by n alone, so the noise of a row never depends on batching
-    batch = _even(len(x), max(1, min(int(batch_size), int(max_points) // chunk)))
+    # One chunk size for every n: a row's noise never depends on batching, and the selection (n0) and
+    # estimation (n) passes share one compile. Draws are counter-based (threefry, partitionable),
+    # so the first n samples of a longer chunk are the very samples a chunk of n would draw.
+    chunk = SAMPLE_CHUNK
+    batch = _even(len(x), max(1, min(int(batch_size), int(max_points) // chunk)))  # equal batches
     sm = jnp.asarray(mask * sigma, jnp.float32)
 
     def run(xb, rb):
         keys = jax.vmap(lambda r: jax.random.fold_in(key, r))(jnp.asarray(rb, jnp.uint32))
-        return _count(model.apply, model.params, jnp.asarray(xb), keys, sm, int(n), chunk, model.n_classes)
+        return _count(model.apply, model.params, jnp.asarray(xb), keys, sm, jnp.int32(n), chunk, model.n_classes)
 
     return padded_batches(run, [x, rows], batch).astype(np.int64)
 

@@ -85,6 +85,43 @@ def test_multiclass_is_one_vs_rest_per_class():
                                    [np.mean(y[g == k] == pred[g == k]) for k in ("u", "v")], atol=1e-12)
 
 
+def test_randint_at_is_jax_randint_element_by_element():
+    """The bootstrap draws each element alone; it must be jax.random.randint's element."""
+    import jax
+
+    key = jax.random.key(123)
+    ours = jax.jit(_stats.randint_at)
+    ref = jax.jit(lambda span: jax.random.randint(key, (300,), 0, span))
+    for span in (1, 2, 3, 7, 128, 1000, 2013, 65537, 2 ** 31 - 1):
+        np.testing.assert_array_equal(np.asarray(ours(key, np.arange(300, dtype=np.uint32), np.int32(span))),
+                                      np.asarray(ref(np.int32(span))))
+
+
+def test_bootstrap_draws_each_group_by_its_own_randint_and_compiles_once():
+    """Replicate r of group g counts the rows randint(fold_in(fold_in(key, g), r), (m,), 0, m)
+    draws (the reference: one randint per group and replicate); attributes with other row and
+    group counts (here needing the same number of blocks) reuse the compiled draw."""
+    import jax
+
+    rng = np.random.default_rng(3)
+    m, reps = 60, 7
+    reference = jax.jit(lambda key, g, r: jax.random.randint(jax.random.fold_in(jax.random.fold_in(key, g), r),
+                                                             (m,), 0, m))
+    before = _stats._replicate_sums._cache_size()
+    for n_groups, seed in ((2, 0), (3, 1), (4, 2)):
+        n = m * n_groups
+        stats = rng.integers(0, 5, size=(n, 4)).astype(np.float64)  # integers: sums are exact
+        codes = rng.permutation(np.arange(n) % n_groups)
+        got = _stats.bootstrap_sums(stats, codes, n_groups, n_bootstrap=reps, rng=np.random.default_rng(seed))
+        key = jax.random.key(int(np.random.default_rng(seed).integers(2 ** 31)))
+        for g in range(n_groups):
+            rows = np.flatnonzero(codes == g)
+            for r in range(reps):
+                draws = np.asarray(reference(key, np.uint32(g), np.uint32(r)))
+                np.testing.assert_array_equal(got[r, g], np.bincount(draws, minlength=m) @ stats[rows])
+    assert _stats._replicate_sums._cache_size() - before == 1
+
+
 def test_bootstrap_is_stratified_and_seeded():
     codes = np.array([0] * 7 + [1] * 5)
     boot = _stats.bootstrap_sums(np.eye(12), codes, 2, n_bootstrap=300, rng=np.random.default_rng(0),

@@ -75,3 +75,33 @@ def test_bad_settings():
         train("mlp", data, class_weight="equal")
     with pytest.raises(AuditInputError, match="unknown keys"):
         train("mlp", data, depth=3)
+
+
+def test_traced_schedule_is_optax_schedule_bit_for_bit():
+    """The training step takes the schedule's step counts as arguments; its learning rates must be
+    the values optax's compiled warmup-cosine schedule gives."""
+    import jax.numpy as jnp
+
+    from audit.models._train import _warmup_cosine
+
+    ours = jax.jit(lambda c, w, t: jax.vmap(_warmup_cosine(3e-3, w, t))(c))
+    for warmup, total in ((1, 2), (46, 1395), (93, 2790), (7, 40), (500, 2101)):
+        counts = jnp.arange(total + 3)
+        ref = jax.jit(jax.vmap(optax.warmup_cosine_decay_schedule(0.0, 3e-3, warmup, total)))(counts)
+        np.testing.assert_array_equal(np.asarray(ours(counts, np.int32(warmup), np.int32(total))), np.asarray(ref))
+
+
+def test_retraining_other_sizes_and_epochs_reuses_the_compiled_step(credit_small):
+    """Retrains of one architecture and optimizer (the mitigations' resampled data, other epochs)
+    share one compiled training step; different seeds still give different weights."""
+    from audit.models import _train
+
+    _train._STEPS.clear()
+    small = credit_small.select(np.arange(len(credit_small.X) // 2))  # other rows, steps and schedule
+    a = train("mlp", credit_small, epochs=2, seed=0, progress=False, widths=(8,))
+    train("mlp", small, epochs=3, seed=0, progress=False, widths=(8,))
+    assert len(_train._STEPS) == 1
+    step, _ = next(iter(_train._STEPS.values()))
+    assert step._cache_size() == 1
+    b = train("mlp", credit_small, epochs=2, seed=1, progress=False, widths=(8,))
+    assert not np.array_equal(np.asarray(jax.tree.leaves(a.params)[0]), np.asarray(jax.tree.leaves(b.params)[0]))

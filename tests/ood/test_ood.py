@@ -188,3 +188,20 @@ def test_scores_and_auroc_equal_pytorch_ood_on_the_same_features():
     assert len(rows) == 3
     for row in rows:
         assert row["ours_auroc"] == pytest.approx(row["peer_auroc"], abs=1e-6), row
+
+
+def test_autoencoder_initialisation_is_the_eager_one_compiled_once():
+    """The jitted initialisation gives the weights eager construction with nnx.Rngs(seed) gives."""
+    import jax
+    from flax import nnx
+
+    from audit.ood._autoencoder import _ConvAE, _DenseAE, _initializer
+
+    for use_conv, size, cls in ((False, 7, _DenseAE), (True, 3, _ConvAE)):
+        for seed in (0, 5):
+            graphdef, init = _initializer(use_conv, size)
+            eager_def, eager = nnx.split(cls(size, rngs=nnx.Rngs(seed)))
+            assert graphdef == eager_def
+            for a, b in zip(jax.tree.leaves(init(jax.random.key(seed))), jax.tree.leaves(eager)):
+                np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+        assert init._cache_size() == 1

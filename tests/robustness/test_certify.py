@@ -158,6 +158,26 @@ def test_smoothing_is_seeded_and_batch_independent(digits_cnn, digits):
     assert not np.array_equal(a.count, c.count)
 
 
+def test_class_counts_are_the_first_n_draws_and_compile_once(linear_model):
+    """Row i's counts are the predictions on exactly its first n draws from fold_in(key, i) (the
+    reference draws them in one array of n), for n below, at and above a chunk; the selection and
+    estimation sample counts share one compiled counter."""
+    from audit.robustness import class_counts
+    from audit.robustness._smoothing import _count
+
+    x = (np.random.default_rng(1).normal(size=(5, 5)) * 0.3).astype(np.float32)
+    key = jax.random.key(11)
+    before = _count._cache_size()
+    for n in (1, 100, 128, 300):
+        got = class_counts(linear_model, x, sigma=0.5, n=n, key=key)
+        for i in range(len(x)):
+            row = jax.random.fold_in(key, i)
+            chunks = [jax.random.normal(jax.random.fold_in(row, c), (128, 5)) for c in range(-(-n // 128))]
+            pts = x[i] + 0.5 * np.concatenate(chunks)[:n]
+            np.testing.assert_array_equal(got[i], np.bincount(linear_model.predict(pts), minlength=2))
+    assert _count._cache_size() - before == 1
+
+
 def test_smoothed_attack_takes_a_budget_per_row_in_fixed_batches(digits_cnn, digits):
     """certify attacks every (eps, row) pair in one call: each row stays in its own ball and the
     domain, the result is seeded, and a budget of 0 leaves the row where it is."""
