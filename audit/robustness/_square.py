@@ -59,15 +59,16 @@ def _init(s: _Static, params, x0, y, eps_b, domain, row_keys):
         shape = (1,) + x0.shape[2:]
     else:
         shape = x0.shape[1:]
-    signs = jax.vmap(lambda k: jax.random.rademacher(k, shape, jnp.float32))(row_keys)
+    signs = jax.vmap(lambda k: jax.random.rademacher(k, shape, jnp.float32))(jax.random.wrap_key_data(row_keys))
     x = project(x0, x0 + eps_b * signs, eps_b, "linf", domain)
     return x, _margin(s, params, x, y), jnp.ones(n, jnp.int32)
 
 
 def row_keys(key: jax.Array, n: int) -> jax.Array:
-    """One key per row (row r: `fold_in(key, r)`), so a row's queries never depend on which other
-    rows share its call: rows that are fooled can leave the batch without changing the others."""
-    return jax.vmap(lambda r: jax.random.fold_in(key, r))(jnp.arange(n, dtype=jnp.uint32))
+    """One key per row (row r: `fold_in(key, r)`), as raw key data (n, ...) uint32, so a row's
+    queries never depend on which other rows share its call: rows that are fooled can leave the
+    batch without changing the others (and the host packs plain arrays)."""
+    return jax.random.key_data(jax.vmap(lambda r: jax.random.fold_in(key, r))(jnp.arange(n, dtype=jnp.uint32)))
 
 
 def _window(s: _Static, keys, x0, size):
@@ -96,7 +97,7 @@ def _window(s: _Static, keys, x0, size):
 def _step(s: _Static, consts, i, state):
     params, domain, sizes, x0, y, eps_b, keys = consts
     x, best, queries = state
-    k1, k2 = jax.vmap(lambda k: tuple(jax.random.split(jax.random.fold_in(k, i))))(keys)
+    k1, k2 = jax.vmap(lambda k: tuple(jax.random.split(jax.random.fold_in(k, i))))(jax.random.wrap_key_data(keys))
     win = _window(s, k1, x0, sizes[i])
     sign_shape = (1, 1) + x0.shape[3:] if s.image else x0.shape[1:]  # images: one sign per channel
     signs = jax.vmap(lambda k: jax.random.rademacher(k, sign_shape, jnp.float32))(k2)
@@ -169,28 +170,37 @@ def _host(s, params, domain, sizes, x0, y, eps_b, keys0, keys1, n_steps):
     slots repeat a standing row) and fooled rows stop costing model calls. Rows draw from their own
     keys, so packing does not change what a row does. Stops once every row is fooled."""
     state = _core.call(_init, s, params, x0, y, eps_b, domain, keys0, host=True)
-    full, rows, live = state, np.arange(x0.shape[0]), x0.shape[0]
+    full, rows, live = None, np.arange(x0.shape[0]), x0.shape[0]
     work = (x0, y, eps_b, keys1)
     done = 0
     while done < n_steps:
         chunk = min(CHUNK, n_steps - done)
         state = _run_chunk(s, (params, domain, sizes, *work), state, done, chunk)
         done += chunk
-        standing = np.flatnonzero(np.asarray(state[1][:live]) <= 0)
+        best = np.asarray(state[1])
+        standing = np.flatnonzero(best[:live] <= 0)
         if standing.size == 0:
             break
         if done < n_steps and standing.size <= len(rows) // 2 and len(rows) > MIN_ROWS:
+            # packed on the host with numpy: eager indexing on the device compiles for every shape
             full = _put(full, rows[:live], state, live)
             size = max(MIN_ROWS, 1 << int(standing.size - 1).bit_length())
             slots = np.concatenate([standing, np.full(size - standing.size, standing[0])])
-            state, work = tuple(a[slots] for a in state), tuple(a[slots] for a in work)
+            state = tuple(jnp.asarray(np.asarray(a)[slots]) for a in state)
+            work = tuple(jnp.asarray(np.asarray(a)[slots]) for a in work)
             rows, live = rows[slots], int(standing.size)
-    return _put(full, rows[:live], state, live)
+    if full is None:
+        return state
+    return tuple(jnp.asarray(f) for f in _put(full, rows[:live], state, live))
 
 
 def _put(full, rows, state, live):
-    """Write the first `live` working rows of `state` back into the whole batch at `rows`."""
-    return tuple(f.at[rows].set(a[:live]) for f, a in zip(full, state))
+    """Numpy copies of the whole batch's state (`full`; None: the first time) with the first `live`
+    working rows of `state` written back at `rows`."""
+    out = [np.array(a) for a in state] if full is None else full
+    for f, a in zip(out, state):
+        f[rows] = np.asarray(a)[:live]
+    return out
 
 
 def _run_chunk(s, consts, state, start, chunk):
