@@ -66,13 +66,6 @@ def _check(model, x, sigma, n, alpha, mutable):
     return x, mask
 
 
-def _even(total: int, most: int) -> int:
-    """The size of the fewest equal parts of at most `most` that cover `total` (100 rows at 64: two
-    batches of 50 rather than 64 + 36 padded to 64)."""
-    parts = -(-int(total) // int(most))
-    return -(-int(total) // parts)
-
-
 def class_counts(model, x, *, sigma: float, n: int, key: jax.Array, mutable=None, rows=None,
                  batch_size: int = 64, max_points: int = 8192) -> np.ndarray:
     """How often each class wins among `n` Gaussian-noised copies of each row (n_rows, n_classes).
@@ -80,8 +73,7 @@ def class_counts(model, x, *, sigma: float, n: int, key: jax.Array, mutable=None
     Noise of std `sigma` goes on mutable inputs only (`mutable`: 0/1 mask of the input shape).
     Row i draws from `fold_in(key, rows[i])` (rows defaults to 0..n_rows-1). At most
     `max_points` model inputs go through one forward pass (fewer rows per batch if needed);
-    samples are drawn in chunks of SAMPLE_CHUNK, so results do not depend on the batch size;
-    rows go in equal batches (little padding).
+    samples are drawn in chunks of SAMPLE_CHUNK, so results do not depend on the batch size.
     """
     x, mask = _check(model, x, sigma, n, 0.01, mutable)
     rows = np.arange(len(x)) if rows is None else np.asarray(rows)
@@ -91,7 +83,7 @@ def class_counts(model, x, *, sigma: float, n: int, key: jax.Array, mutable=None
     # estimation (n) passes share one compile. Draws are counter-based (threefry, partitionable),
     # so the first n samples of a longer chunk are the very samples a chunk of n would draw.
     chunk = SAMPLE_CHUNK
-    batch = _even(len(x), max(1, min(int(batch_size), int(max_points) // chunk)))  # equal batches
+    batch = max(1, min(int(batch_size), max(1, int(max_points) // chunk), len(x)))  # one shape for any row count
     sm = jnp.asarray(mask * sigma, jnp.float32)
 
     def run(xb, rb):
