@@ -7,9 +7,11 @@ CNN's input gradient. `fast_apply(apply)` traces the user's `apply(params, x)` t
 evaluates it again, equation by equation, binding every primitive as it was except
 non-overlapping max pools (window = stride, VALID padding, no dilation), which go through
 `audit.models._pooling.window_max`: the same values and the same gradient (all of the cotangent
-to the first maximum of each window), several times faster. Calls to jitted inner functions
-(`jit` / `pjit` equations) are inlined only when they contain such a pool. A model with no
-qualifying pool runs its own `apply` untouched.
+to the first maximum of each window), several times faster. Convolutions of inputs with at most
+four channels (an image model's first layer) go through `audit.models._conv.small_input_conv`:
+the same values and an input gradient 2.5x faster, equal up to float rounding. Calls to jitted
+inner functions (`jit` / `pjit` equations) are inlined only when they contain such an equation.
+A model with neither runs its own `apply` untouched.
 
 Forward-mode differentiation (`jax.jvp`, `jacfwd`) of a rewritten pool is not defined (the
 pool is a `custom_vjp`); analyzers use reverse mode only, and `fast_apply(apply, enabled=False)`
@@ -24,6 +26,8 @@ from typing import Any, Callable
 import jax
 from jax.extend import core as jcore
 
+from audit.models._conv import qualifies as _small_conv
+from audit.models._conv import small_input_conv
 from audit.models._pooling import window_max
 
 _CALLS = ("jit", "pjit", "closed_call", "core_call")
@@ -53,9 +57,10 @@ def _inner(eqn):
 
 
 def has_fast_path(jaxpr: jcore.Jaxpr) -> bool:
-    """Whether `jaxpr` (or a call inside it) holds a max pool `window_max` can replace."""
+    """Whether `jaxpr` (or a call inside it) holds a max pool `window_max` can replace or a
+    convolution `small_input_conv` can take."""
     for eqn in jaxpr.eqns:
-        if _pool_window(eqn) is not None:
+        if _pool_window(eqn) is not None or _small_conv(eqn):
             return True
         inner = _inner(eqn)
         if inner is not None and has_fast_path(inner.jaxpr):
@@ -65,7 +70,8 @@ def has_fast_path(jaxpr: jcore.Jaxpr) -> bool:
 
 def eval_rewritten(jaxpr: jcore.Jaxpr, consts, *args) -> list:
     """Evaluate `jaxpr` like `jax.core.eval_jaxpr`, with qualifying max pools swapped for
-    `window_max` (also inside inlined calls that contain one)."""
+    `window_max` and few-channel convolutions for `small_input_conv` (also inside inlined calls
+    that contain one)."""
     env: dict = {}
 
     def read(v):
@@ -81,6 +87,8 @@ def eval_rewritten(jaxpr: jcore.Jaxpr, consts, *args) -> list:
         inner = _inner(eqn)
         if window is not None:
             outs = [window_max(invals[0], window)]
+        elif _small_conv(eqn):
+            outs = [small_input_conv(*invals, eqn.params)]
         elif inner is not None and has_fast_path(inner.jaxpr):
             outs = eval_rewritten(inner.jaxpr, inner.consts, *invals)
         else:
