@@ -26,6 +26,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from audit.explain._cf_space import Space
+from audit.models._xla import jit as xla_jit
 
 KAPPA = 0.05  # hinge margin (logits) the relaxed search aims past the boundary
 SHRINK_STEPS = 14  # bisection steps toward the original (relative precision 2**-14)
@@ -146,7 +147,7 @@ def _search_fn(apply: Callable, blocks: tuple[tuple[int, int, int], ...], steps:
         _, _, _, best_raw, _, found = jax.lax.fori_loop(0, steps, step, state)
         return best_raw, found
 
-    return jax.jit(run)
+    return xla_jit(run)
 
 
 def gradient_search(model, space: Space, raw0: np.ndarray, target: np.ndarray, *, k: int, steps: int,

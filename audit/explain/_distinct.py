@@ -20,6 +20,7 @@ import numpy as np
 
 from audit import parallel
 from audit.models._batching import padded_batches
+from audit.models._xla import jit as xla_jit
 
 FLUSH_ROWS = 1 << 17  # rows gathered over examples before one batched evaluation (bounded memory)
 
@@ -57,7 +58,7 @@ def _row_values(apply: Callable, output: str, input_shape: tuple[int, ...], tree
         out = out_fn(jax.tree_util.tree_unflatten(treedef, leaves), rows.reshape((-1, *input_shape)))
         return jnp.take_along_axis(out, cls[i][:, None], axis=1)[:, 0]
 
-    return jax.jit(values)
+    return xla_jit(values)
 
 
 def distinct_coalition_values(model, x: np.ndarray, cls: np.ndarray, background: np.ndarray,

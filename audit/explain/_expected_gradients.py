@@ -20,6 +20,7 @@ import numpy as np
 
 from audit import parallel
 from audit.explain._players import output_fn
+from audit.models._xla import jit as xla_jit
 
 
 def draws(n_samples: int, n_background: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -51,7 +52,7 @@ def _step(apply: Callable, output: str, input_shape: tuple[int, ...], treedef) -
         params = jax.tree_util.tree_unflatten(treedef, leaves)
         return jax.vmap(one, in_axes=(None, 0, 0, None, None, None))(params, xs, cls, base, alphas, keep)
 
-    return jax.jit(step)
+    return xla_jit(step)
 
 
 def expected_gradients(model, x: np.ndarray, cls: np.ndarray, background: np.ndarray, *,

@@ -23,6 +23,7 @@ from audit.explain._jaxpr_layers import Program, apply_layer, run
 from audit.explain._lrp import BATCH, _batched, _get_program
 from audit.explain._saliency import check_inputs, targets
 from audit.results import Provenance, timer
+from audit.models._xla import jit as xla_jit
 
 METHODS = ("gradcam", "gradcam++")
 
@@ -53,7 +54,7 @@ def _cam_fn(prog: Program, layer: int, method: str, input_hw: tuple[int, int]) -
         up = jax.image.resize(maps, (maps.shape[0], *input_hw), "bilinear")
         return up, maps
 
-    return jax.jit(cam)
+    return xla_jit(cam)
 
 
 def grad_cam(model, X: Any, *, target: Any = None, layer: int = -1, method: str = "gradcam",

@@ -35,6 +35,7 @@ from audit.explain._attribution import Attribution
 from audit.explain._jaxpr_layers import Layer, Program, apply_layer, run, trace
 from audit.explain._saliency import _baseline, check_inputs, targets
 from audit.results import Provenance, timer
+from audit.models._xla import jit as xla_jit
 
 RULES = ("epsilon", "gamma", "zplus", "alpha_beta")
 LAYER_KINDS = ("dense", "conv", "pool", "affine")
@@ -192,7 +193,7 @@ def _lrp_fn(prog: Program, rules: tuple, epsilon: float, gamma: float, alpha: fl
         start = jax.nn.one_hot(t, out.shape[-1], dtype=out.dtype) * out
         return vjp(start)[0], jnp.take_along_axis(out, t[:, None], axis=1)[:, 0]
 
-    return jax.jit(relevance)
+    return xla_jit(relevance)
 
 
 def lrp(model, X: Any, *, target: Any = None, rule: str | Mapping[str, str] = "epsilon", epsilon: float = 1e-9,
@@ -275,7 +276,7 @@ def _deeplift_fn(prog: Program) -> Callable:
         grads = vjp(jnp.ones_like(fx))[0]
         return (x - ref) * grads, fx, jnp.take_along_axis(out_ref, t[:, None], axis=1)[:, 0]
 
-    return jax.jit(attribution)
+    return xla_jit(attribution)
 
 
 def deeplift(model, X: Any, *, target: Any = None, baseline: Any = None, batch_size: int = BATCH) -> Attribution:

@@ -22,6 +22,7 @@ import numpy as np
 from audit import parallel
 from audit.errors import AuditInputError
 from audit.results import Result
+from audit.models._xla import jit as xla_jit
 
 PLAYER_KINDS = ("raw", "inputs", "patches")
 OUTPUTS = ("probability", "logit")
@@ -160,7 +161,7 @@ def _example_values(apply: Callable, output: str, input_shape: tuple[int, ...], 
         per_chunk = functools.partial(chunk_values, out_fn, input_shape, params, x, cls, background, owner)
         return jax.lax.map(per_chunk, chunks).reshape(-1)
 
-    return jax.jit(jax.vmap(example, in_axes=(0, 0, None, None, None, None)))  # a block of examples
+    return xla_jit(jax.vmap(example, in_axes=(0, 0, None, None, None, None)))  # a block of examples
 
 
 def _chunked(designs: np.ndarray, n_background: int, chunk_rows: int) -> np.ndarray:
@@ -243,7 +244,7 @@ def _example_baseline_values(apply: Callable, output: str, input_shape: tuple[in
         out = jax.lax.map(per_chunk, chunks)  # (chunks, B, c)
         return out.transpose(0, 2, 1).reshape(-1, background.shape[0])
 
-    return jax.jit(jax.vmap(example, in_axes=(0, 0, None, None, None, None, None)))  # a block of examples
+    return xla_jit(jax.vmap(example, in_axes=(0, 0, None, None, None, None, None)))  # a block of examples
 
 
 def baseline_values(model, x: np.ndarray, cls: np.ndarray, background: np.ndarray, designs: np.ndarray,

@@ -27,6 +27,7 @@ from audit.errors import AuditInputError
 from audit.explain._attribution import Attribution
 from audit.models._batching import padded_batches
 from audit.results import Provenance, timer
+from audit.models._xla import jit as xla_jit
 
 OUTPUTS = ("logit", "probability", "log_probability")
 RULES = ("trapezoid", "riemann_left", "riemann_right", "riemann_middle")
@@ -149,7 +150,7 @@ def integrated_gradients_kernel(apply: Callable, *, output: str, alphas: np.ndar
 @functools.lru_cache(maxsize=64)
 def _compiled(kernel_factory, apply, settings: tuple):
     kwargs = {k: (jnp.asarray(v) if isinstance(v, np.ndarray) else v) for k, v in _unfreeze(settings)}
-    return jax.jit(kernel_factory(apply, **kwargs))
+    return xla_jit(kernel_factory(apply, **kwargs))
 
 
 def _freeze(settings: dict) -> tuple:

@@ -17,6 +17,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from audit.explain._players import CHUNK_ROWS, Players, output_fn
+from audit.models._xla import jit as xla_jit
 
 METHODS = ("exact", "kernel", "permutation")
 
@@ -24,7 +25,7 @@ METHODS = ("exact", "kernel", "permutation")
 @functools.lru_cache(maxsize=16)
 def _jitted(apply, output: str, input_shape: tuple[int, ...], treedef):
     out_fn = output_fn(apply, output)
-    return jax.jit(lambda leaves, x: out_fn(jax.tree_util.tree_unflatten(treedef, leaves),
+    return xla_jit(lambda leaves, x: out_fn(jax.tree_util.tree_unflatten(treedef, leaves),
                                             x.reshape((len(x), *input_shape))))
 
 

@@ -17,6 +17,7 @@ import numpy as np
 from audit.errors import AuditInputError
 from audit.models._batching import padded_batches
 from audit.models._rewrite import fast_apply
+from audit.models._xla import jit as xla_jit
 
 ApplyFn = Callable[[Any, jax.Array], jax.Array]
 
@@ -76,7 +77,7 @@ class Model:
         leaves, treedef = jax.tree_util.tree_flatten(self.params)
         # Flat leaves go into jit: flattening an NNX State on every call costs more than a small model.
         object.__setattr__(self, "_leaves", leaves)
-        object.__setattr__(self, "_batch_logits", jax.jit(
+        object.__setattr__(self, "_batch_logits", xla_jit(
             lambda leaves, x: apply(jax.tree_util.tree_unflatten(treedef, leaves), x).astype(jnp.float32)))
         object.__setattr__(self, "_batch", size)
 

@@ -18,6 +18,7 @@ from audit.errors import AuditInputError
 from audit.results import Result
 from audit.models import zoo
 from audit.models._model import Model
+from audit.models._xla import jit as xla_jit
 
 
 @dataclasses.dataclass(frozen=True)  # its own eq and hash: no arrays inside
@@ -186,13 +187,13 @@ def _make_steps(forward: Callable, adv, learning_rate: float, weight_decay: floa
         per, rest = per_example(params, rest, x, t, key, progress, True)
         return jnp.sum(w * per) / jnp.maximum(jnp.sum(w), 1e-12), rest
 
-    @jax.jit
+    @xla_jit
     def train_step(params, rest, opt_state, x, y, w, key, progress, warmup, total):
         (loss, rest), grads = jax.value_and_grad(loss_fn, has_aux=True)(params, rest, x, y, w, key, progress)
         updates, opt_state = _optimizer(learning_rate, weight_decay, warmup, total).update(grads, opt_state, params)
         return optax.apply_updates(params, updates), rest, opt_state, loss
 
-    @jax.jit
+    @xla_jit
     def evaluate(params, rest, X, y):
         logits, _ = forward(params, rest, X, False)
         ce = optax.softmax_cross_entropy_with_integer_labels(logits, y).mean()
@@ -257,7 +258,7 @@ def train(model: Any, data, *, epochs: int = 30, batch_size: int | None = None,
     train_step, evaluate = _steps(cache_key, lambda: _make_steps(forward, adv, learning_rate, weight_decay))
     schedule = (np.int32(warmup), np.int32(total_steps))
 
-    @jax.jit
+    @xla_jit
     def evaluate_adversarial(params, rest, X, y, key):
         x_adv = adv.perturb(lambda p, v: forward(p, rest, v, False)[0], params, X, y, key, 1.0)
         logits, _ = forward(params, rest, x_adv, False)

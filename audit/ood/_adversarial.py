@@ -27,6 +27,7 @@ from audit.errors import AuditInputError
 from audit.ood._features import _batched, jax_features
 from audit.ood._scores import Mahalanobis
 from audit.results import Finding, MetricSpec, Provenance, Result, timer
+from audit.models._xla import jit as xla_jit
 
 ADVERSARIAL_DETECTORS = ("squeeze", "msp", "energy", "mahalanobis")
 
@@ -183,13 +184,13 @@ def detect_adversarial(model, data, *, eps: float | None = None, steps: int = 40
         fooled_pgd = model.predict(x_pgd) != y
         results = []
         for name in names:
-            score = jax.jit(_score_fn(name, model, mahalanobis, bits, feature_fn))
+            score = xla_jit(_score_fn(name, model, mahalanobis, bits, feature_fn))
             batched = lambda z: np.concatenate([np.asarray(score(jnp.asarray(z[i:i + batch_size])))
                                                 for i in range(0, len(z), batch_size)])
             clean = batched(x)
             threshold = float(np.quantile(clean, 1 - fpr))
             scale = float(np.std(clean)) or 1.0
-            adaptive = jax.jit(lambda xb, yb: _adaptive(model, _score_fn(name, model, mahalanobis, bits, feature_fn), xb, yb,
+            adaptive = xla_jit(lambda xb, yb: _adaptive(model, _score_fn(name, model, mahalanobis, bits, feature_fn), xb, yb,
                                                         eps=eps, steps=steps, threshold=threshold, scale=scale,
                                                         lam=lam, kappa=kappa, lower=domain.lower,
                                                         upper=domain.upper, mutable=domain.mutable))

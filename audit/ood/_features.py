@@ -20,6 +20,7 @@ from jax.extend import core as jcore
 from audit.errors import AuditInputError
 from audit.models._batching import padded_batches
 from audit.models._factory import feature_apply
+from audit.models._xla import jit as xla_jit
 
 CHOICES = ("auto", "penultimate", "logits")  # besides a callable or the model's own `features:`
 
@@ -65,7 +66,7 @@ def _truncated(apply: Callable, params: Any, x: jax.Array) -> tuple[jax.Array, b
 def _batched(fn: Callable, model, batch_size: int) -> Callable[[np.ndarray], np.ndarray]:
     """x -> fn(params, x) flattened to (n, d) float32 numpy, in fixed-size padded batches (compiles once)."""
 
-    @jax.jit
+    @xla_jit
     def batch(params, x):
         f = fn(params, x)
         return f.reshape(f.shape[0], -1).astype(jnp.float32)

@@ -16,6 +16,7 @@ from typing import Any, Callable, Mapping
 
 from audit import explain, fairness, imbalance, missing, ood, recourse, robustness, slices
 from audit.errors import AuditInputError
+from audit.models._xla import for_model
 
 
 @dataclasses.dataclass(frozen=True)
@@ -177,4 +178,5 @@ def run_analyzer(spec: AnalyzerSpec, model, data, *, settings: dict[str, Any], s
         extra["progress"] = progress
     if "seed" in parameters:
         extra["seed"] = seed
-    return fn(model, data, **extra, **settings)
+    with for_model(model):  # compile options chosen for this model (audit/models/_xla.py)
+        return fn(model, data, **extra, **settings)

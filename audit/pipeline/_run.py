@@ -14,6 +14,7 @@ from audit import parallel
 from audit._versions import library_versions
 from audit.data import attribute_groups
 from audit.errors import AuditInputError
+from audit.models._xla import options_for
 from audit.pipeline._config import AuditConfig
 from audit.pipeline._provenance import provenance
 from audit.pipeline._registry import ANALYZERS, Registry, check_settings, run_analyzer, spec_for
@@ -150,6 +151,7 @@ def run(model, data, config: AuditConfig | None = None, *, registry: Registry | 
     metadata = {
         "config": config.to_dict(), "seed": config.seed, "libraries": library_versions(_LIBRARIES),
         "platform": f"{platform.system()} {platform.machine()}",
+        "compile_options": options_for(model),  # XLA options the analyzers compiled with
         "data": {**data.summary(), "fingerprint": data.fingerprint(), "groups": group_sizes(data),
                  **({} if stream is None else {"stream": {**stream.summary(), **seen}})},
         "model": {**model.summary(), "training": (model.metadata or {}).get("training")},

@@ -20,6 +20,7 @@ from audit.errors import AuditInputError
 from audit.robustness import _core
 from audit.robustness._check import attack_inputs
 from audit.robustness._domain import Domain, direction, project, random_start
+from audit.models._xla import jit as xla_jit
 
 
 class _Static(NamedTuple):
@@ -121,7 +122,7 @@ def _apgd_compiled(s, p, x, y, e, d, k, n, r, c, w):
     return _run(s, p, x, y, e, d, k, n, r, False, c, w)
 
 
-_jit_run = jax.jit(_apgd_compiled, static_argnums=(0,))  # budgets stay dynamic (a padded schedule table)
+_jit_run = xla_jit(_apgd_compiled, static_argnums=(0,))  # budgets stay dynamic (a padded schedule table)
 
 
 def apgd(apply_fn: Callable, params: Any, x, y, *, eps, steps: int = 100, norm: str = "linf",

@@ -15,6 +15,7 @@ import numpy as np
 import optax
 
 from audit.errors import AuditInputError
+from audit.models._xla import jit as xla_jit
 
 LOSSES = ("ce", "margin", "dlr")
 
@@ -85,7 +86,7 @@ def check_loop(loop: str) -> str:
 
 @functools.lru_cache(maxsize=None)
 def _jitted(fn: Callable) -> Callable:
-    return jax.jit(fn, static_argnums=0)
+    return xla_jit(fn, static_argnums=0)
 
 
 def call(fn: Callable, static: Any, *args, host: bool):

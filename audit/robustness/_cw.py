@@ -25,6 +25,7 @@ from audit.errors import AuditInputError
 from audit.robustness import _core
 from audit.robustness._check import attack_inputs
 from audit.robustness._domain import Domain
+from audit.models._xla import jit as xla_jit
 
 
 class _Static(NamedTuple):
@@ -95,7 +96,7 @@ def _search(s: _Static, params, x0, y, domain: Domain, c0, lr, confidence):
     return best_x, jnp.sqrt(best_d)
 
 
-_jit_search = jax.jit(_search, static_argnums=(0,))
+_jit_search = xla_jit(_search, static_argnums=(0,))
 
 
 def cw_l2(apply_fn: Callable, params: Any, x, y, *, steps: int = 100, search_steps: int = 9,

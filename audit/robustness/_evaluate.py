@@ -25,6 +25,7 @@ from audit.robustness._noise import noise
 from audit.robustness._pgd import pgd
 from audit.robustness._registry import ATTACKS, project_closest
 from audit.robustness._report import AdversarialExample, Curve, RobustnessReport
+from audit.models._xla import jit as xla_jit
 
 DEFAULT_EPS = {
     ("image", "linf"): (0.0, 0.01, 0.02, 0.05, 0.1, 0.2, 0.3),
@@ -69,7 +70,7 @@ def _grad_x_input_fn(apply: Callable) -> Callable:
     def attribution(params, xb):
         g = jax.grad(lambda v: jnp.sum(jnp.max(apply(params, v), axis=-1)))(xb)
         return jnp.abs(g * xb)
-    return jax.jit(attribution)
+    return xla_jit(attribution)
 
 
 def _grad_x_input(model, x: np.ndarray, batch: int) -> np.ndarray:
@@ -87,7 +88,7 @@ def _bad_gradients_fn(apply: Callable) -> Callable:
         _, _, g = loss_and_grad(apply, params, xb, yb, "margin", False)
         flat = (g * mutable).reshape(g.shape[0], -1)
         return (~jnp.all(jnp.isfinite(flat), axis=1)) | (jnp.max(jnp.abs(flat), axis=1) == 0)
-    return jax.jit(bad)
+    return xla_jit(bad)
 
 
 def _bad_gradients(model, x, y, domain: Domain, batch: int) -> float:

@@ -29,6 +29,7 @@ from audit.robustness._evaluate import sample_rows
 from audit.models._batching import padded_batches
 from audit.robustness._pgd import pgd
 from audit.robustness._report import eps_name
+from audit.models._xla import jit as xla_jit
 
 METHODS = ("gradient", "gradient_x_input", "integrated_gradients", "smoothgrad")
 ATTACKABLE = ("gradient", "gradient_x_input", "integrated_gradients")
@@ -116,7 +117,7 @@ def _attack_fn(apply_fn, method: str, k: int, steps: int, samples: int):
         return _explanation_attack(apply_fn, kern, params, xb, tb, eps_b, domain, key, k=k, steps=steps,
                                    samples=samples, sigma=eps / 2)
 
-    return jax.jit(run)
+    return xla_jit(run)
 
 
 @dataclasses.dataclass(frozen=True, eq=False)

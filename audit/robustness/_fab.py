@@ -21,6 +21,7 @@ import jax.numpy as jnp
 
 from audit.robustness import _core
 from audit.robustness._domain import Domain, random_start
+from audit.models._xla import jit as xla_jit
 
 ALPHA_MAX, ETA, BETA = 0.1, 1.05, 0.9
 
@@ -106,7 +107,7 @@ def _fab_restarts(s: _Static, params, x0, y, target, domain, eps_b, key, restart
     return jax.lax.fori_loop(1, restarts, body, (best_x, best_d))
 
 
-_jit_fab = jax.jit(_fab_restarts, static_argnums=(0, 8))
+_jit_fab = xla_jit(_fab_restarts, static_argnums=(0, 8))
 
 
 def fab_t(apply_fn: Callable, params: Any, x0, y, target, *, domain: Domain, eps_b, key: jax.Array,

@@ -27,6 +27,7 @@ import numpy as np
 from audit.errors import AuditInputError
 from audit.models._batching import padded_batches
 from audit.robustness._domain import Domain, check_domain, check_eps, full_domain
+from audit.models._xla import jit as xla_jit
 
 SUPPORTED = ("Linear", "Conv", "ConvTranspose", "BatchNorm (evaluation mode)", "LayerNorm", "Dropout",
              "ReLU", "audit.models.max_pool", "flatten (zoo CNN)")
@@ -302,7 +303,7 @@ def _compiled(margin_fn):
         lower, upper = eps_box(x, eps, domain)
         return margin_fn(params, lower, upper, y)
 
-    return jax.jit(run)
+    return xla_jit(run)
 
 
 @functools.lru_cache(maxsize=8)
@@ -355,5 +356,5 @@ def ibp_bounds(model, lower, upper, *, module=None) -> tuple[np.ndarray, np.ndar
     if not (lower <= upper).all():
         raise AuditInputError("ibp_bounds: lower must not exceed upper anywhere.")
     fn, params = interval_function(model, module=module)
-    lo, hi = jax.jit(fn)(params, lower, upper)
+    lo, hi = xla_jit(fn)(params, lower, upper)
     return np.asarray(lo), np.asarray(hi)

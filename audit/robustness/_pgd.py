@@ -15,6 +15,7 @@ import numpy as np
 from audit.robustness import _core
 from audit.robustness._check import attack_inputs
 from audit.robustness._domain import Domain, direction, project, random_start as _random_start
+from audit.models._xla import jit as xla_jit
 
 
 class _Static(NamedTuple):
@@ -134,4 +135,4 @@ def _pgd_compiled(*args):
     return _run(*args, False)
 
 
-_jit_run = jax.jit(_pgd_compiled, static_argnums=(0,))  # budgets stay dynamic
+_jit_run = xla_jit(_pgd_compiled, static_argnums=(0,))  # budgets stay dynamic

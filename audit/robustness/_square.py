@@ -19,6 +19,7 @@ from audit.errors import AuditInputError
 from audit.robustness import _core
 from audit.robustness._check import attack_inputs
 from audit.robustness._domain import Domain, project
+from audit.models._xla import jit as xla_jit
 
 
 class _Static(NamedTuple):
@@ -216,4 +217,4 @@ def _scan(s, params, domain, sizes, x, y, eps_b, keys0, keys1, n_steps):
     return jax.lax.fori_loop(0, n_steps, lambda i, st: _step(s, consts, i, st), state)
 
 
-_jit_scan = jax.jit(_scan, static_argnums=(0,))  # the query budget stays dynamic
+_jit_scan = xla_jit(_scan, static_argnums=(0,))  # the query budget stays dynamic

@@ -26,6 +26,7 @@ from audit.robustness._domain import Domain, direction, project
 from audit.robustness._evaluate import domain_and_grid
 from audit.robustness._pgd import pgd
 from audit.robustness._report import eps_name
+from audit.models._xla import jit as xla_jit
 
 TRANSFER_ATTACKS = ("pgd", "mifgsm")
 
@@ -52,7 +53,7 @@ def _mifgsm_run(s: _Static, params, x0, y, eps_b, decay, domain):
     return x
 
 
-_jit_mifgsm = jax.jit(_mifgsm_run, static_argnums=(0,))
+_jit_mifgsm = xla_jit(_mifgsm_run, static_argnums=(0,))
 
 
 def mifgsm(apply_fn: Callable, params: Any, x, y, *, eps, steps: int = 10, decay: float = 1.0,
