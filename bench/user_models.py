@@ -37,13 +37,19 @@ from flax import nnx
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
 from audit import Model, datasets  # noqa: E402
-from audit.models import train  # noqa: E402
+from audit.models import _xla, train  # noqa: E402
 from audit.robustness import pgd  # noqa: E402
 from audit.robustness._core import loss_and_grad  # noqa: E402
 
 
 def load() -> str:
     return "load average %.1f %.1f %.1f" % os.getloadavg()
+
+
+def _options(model) -> dict:
+    """jax.jit keywords for the compile options the audit uses for `model` (the floor's too)."""
+    options = _xla.options_for(model)
+    return {"compiler_options": options} if options else {}
 
 
 def race(fns: dict, rounds: int) -> dict:
@@ -206,11 +212,15 @@ def pgd_rows(name, model, net, data, *, image: bool, eps: float, batch: int, n: 
     batches = [(x[i:i + batch], y[i:i + batch]) for i in range(0, n - batch + 1, batch)]
     key, all_threads = jax.random.key(0), os.cpu_count()
     plain = model.replace(fast_gradients=False)
-    vg = jax.jit(lambda xb, yb: loss_and_grad(model.apply, model.params, xb, yb, "ce", False))
+    vg = jax.jit(lambda xb, yb: loss_and_grad(model.apply, model.params, xb, yb, "ce", False),
+                 **_options(model))
 
     def ours(m, loop):
-        return lambda: [pgd(m.apply, m.params, xb, yb, eps=eps, steps=steps, step_size=step, domain=dom, key=key,
+        def go():
+            with _xla.for_model(m):  # the compile options the audit uses for this model
+                return [pgd(m.apply, m.params, xb, yb, eps=eps, steps=steps, step_size=step, domain=dom, key=key,
                             loop=loop) for xb, yb in batches]
+        return go
 
     def art(threads):
         def go():
@@ -252,7 +262,8 @@ def ig_rows(name, model, data, *, n: int, rounds: int, steps: int = 50) -> list[
 
     X = data.test.X[:n]
     t = model.predict(X)
-    grad = jax.jit(_saliency.input_gradient(model.apply, "logit"))
+    grad = jax.jit(_saliency.input_gradient(model.apply, "logit"))  # what a PAIR user would jit
+    floor_grad = jax.jit(_saliency.input_gradient(model.apply, "logit"), **_options(model))
     plain = model.replace(fast_gradients=False)
     plain_grad = jax.jit(_saliency.input_gradient(plain.apply, "logit"))
     pair = IntegratedGradients()
@@ -266,9 +277,14 @@ def ig_rows(name, model, data, *, n: int, rounds: int, steps: int = 50) -> list[
                                               x_baseline=np.zeros_like(X[i]), batch_size=steps)
                                  for i in range(n)])
 
-    best = race({"ours": lambda: integrated_gradients(model, X, target=t, steps=steps).values,
-                 "ours_plain": lambda: integrated_gradients(plain, X, target=t, steps=steps).values,
-                 "floor": lambda: grad(X, model.params, jnp.asarray(t)),
+    def ours(m):
+        def go():
+            with _xla.for_model(m):  # the compile options the audit uses for this model
+                return integrated_gradients(m, X, target=t, steps=steps).values
+        return go
+
+    best = race({"ours": ours(model), "ours_plain": ours(plain),
+                 "floor": lambda: floor_grad(X, model.params, jnp.asarray(t)),
                  "pair": pair_with(grad), "pair_plain": pair_with(plain_grad)}, rounds)
     floor = steps * best["floor"]
     pair_best = min(best["pair"], best["pair_plain"])
