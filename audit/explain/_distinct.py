@@ -58,7 +58,7 @@ def _row_values(apply: Callable, output: str, input_shape: tuple[int, ...], tree
         out = out_fn(jax.tree_util.tree_unflatten(treedef, leaves), rows.reshape((-1, *input_shape)))
         return jnp.take_along_axis(out, cls[i][:, None], axis=1)[:, 0]
 
-    return xla_jit(values)
+    return xla_jit(values, kind="forward")
 
 
 def distinct_coalition_values(model, x: np.ndarray, cls: np.ndarray, background: np.ndarray,

@@ -215,19 +215,19 @@ def _compiled(space: RawSpace, apply, kernel_width: float, alpha: float):
     neighbourhood, at, rows_of, logits, fit = _functions(space, apply, kernel_width=kernel_width, alpha=alpha)
     n_num = int((~space.categorical).sum())
 
-    @xla_jit
+    @functools.partial(xla_jit, kind="forward")
     def shared_neighbourhood(bits, rows):
         """The shared neighbourhood (sample 0 is set per instance) and its raw rows."""
         z, codes = neighbourhood(bits, rows)
         return z, codes, rows_of(z, codes)
 
-    @xla_jit
+    @functools.partial(xla_jit, kind="forward")
     def shared_fit(z, codes, L, xs, ts, L0):
         """Fits for instances xs (logits L0 there) on one shared neighbourhood with logits L,
         packed (see `_pack`)."""
         return _pack(jax.vmap(lambda x, t, l0: fit(*at(z, codes, x), _prob(L.at[:, 0].set(l0), t)))(xs, ts, L0))
 
-    @xla_jit
+    @functools.partial(xla_jit, kind="forward")
     def independent_fit(params, words, xs, ts):
         """One neighbourhood per instance (words: `draw_rows`); the model runs inside (S samples
         per instance); the fits packed (see `_pack`)."""

@@ -161,7 +161,7 @@ def _example_values(apply: Callable, output: str, input_shape: tuple[int, ...], 
         per_chunk = functools.partial(chunk_values, out_fn, input_shape, params, x, cls, background, owner)
         return jax.lax.map(per_chunk, chunks).reshape(-1)
 
-    return xla_jit(jax.vmap(example, in_axes=(0, 0, None, None, None, None)))  # a block of examples
+    return xla_jit(jax.vmap(example, in_axes=(0, 0, None, None, None, None)), kind="forward")  # a block of examples
 
 
 def _chunked(designs: np.ndarray, n_background: int, chunk_rows: int) -> np.ndarray:
@@ -244,7 +244,7 @@ def _example_baseline_values(apply: Callable, output: str, input_shape: tuple[in
         out = jax.lax.map(per_chunk, chunks)  # (chunks, B, c)
         return out.transpose(0, 2, 1).reshape(-1, background.shape[0])
 
-    return xla_jit(jax.vmap(example, in_axes=(0, 0, None, None, None, None, None)))  # a block of examples
+    return xla_jit(jax.vmap(example, in_axes=(0, 0, None, None, None, None, None)), kind="forward")  # a block of examples
 
 
 def baseline_values(model, x: np.ndarray, cls: np.ndarray, background: np.ndarray, designs: np.ndarray,

@@ -26,7 +26,7 @@ METHODS = ("exact", "kernel", "permutation")
 def _jitted(apply, output: str, input_shape: tuple[int, ...], treedef):
     out_fn = output_fn(apply, output)
     return xla_jit(lambda leaves, x: out_fn(jax.tree_util.tree_unflatten(treedef, leaves),
-                                            x.reshape((len(x), *input_shape))))
+                                            x.reshape((len(x), *input_shape))), kind="forward")
 
 
 def _outputs(model, output: str):

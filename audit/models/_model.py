@@ -78,7 +78,8 @@ class Model:
         # Flat leaves go into jit: flattening an NNX State on every call costs more than a small model.
         object.__setattr__(self, "_leaves", leaves)
         object.__setattr__(self, "_batch_logits", xla_jit(
-            lambda leaves, x: apply(jax.tree_util.tree_unflatten(treedef, leaves), x).astype(jnp.float32)))
+            lambda leaves, x: apply(jax.tree_util.tree_unflatten(treedef, leaves), x).astype(jnp.float32),
+            kind="forward"))
         object.__setattr__(self, "_batch", size)
 
     # ---- constructors ------------------------------------------------------------------

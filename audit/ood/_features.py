@@ -10,6 +10,8 @@ passed from Python.
 
 from __future__ import annotations
 
+import functools
+
 from typing import Any, Callable
 
 import jax
@@ -66,7 +68,7 @@ def _truncated(apply: Callable, params: Any, x: jax.Array) -> tuple[jax.Array, b
 def _batched(fn: Callable, model, batch_size: int) -> Callable[[np.ndarray], np.ndarray]:
     """x -> fn(params, x) flattened to (n, d) float32 numpy, in fixed-size padded batches (compiles once)."""
 
-    @xla_jit
+    @functools.partial(xla_jit, kind="forward")
     def batch(params, x):
         f = fn(params, x)
         return f.reshape(f.shape[0], -1).astype(jnp.float32)

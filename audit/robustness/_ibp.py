@@ -303,7 +303,7 @@ def _compiled(margin_fn):
         lower, upper = eps_box(x, eps, domain)
         return margin_fn(params, lower, upper, y)
 
-    return xla_jit(run)
+    return xla_jit(run, kind="forward")
 
 
 @functools.lru_cache(maxsize=8)
@@ -356,5 +356,5 @@ def ibp_bounds(model, lower, upper, *, module=None) -> tuple[np.ndarray, np.ndar
     if not (lower <= upper).all():
         raise AuditInputError("ibp_bounds: lower must not exceed upper anywhere.")
     fn, params = interval_function(model, module=module)
-    lo, hi = xla_jit(fn)(params, lower, upper)
+    lo, hi = xla_jit(fn, kind="forward")(params, lower, upper)
     return np.asarray(lo), np.asarray(hi)

@@ -30,7 +30,7 @@ ABSTAIN = -1
 SAMPLE_CHUNK = 128  # noise samples per example per forward pass
 
 
-@functools.partial(xla_jit, static_argnums=(0, 6, 7))
+@functools.partial(xla_jit, kind="forward", static_argnums=(0, 6, 7))
 def _count(apply_fn: Callable, params, x, keys, sigma_mask, n: jax.Array, chunk: int, k: int):
     """Class counts (b, k) of f(x + sigma * mask * N(0, I)) over n samples per example. `n` is
     traced, so every sample count shares one compile; samples past `n` in the last chunk are

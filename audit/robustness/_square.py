@@ -217,4 +217,4 @@ def _scan(s, params, domain, sizes, x, y, eps_b, keys0, keys1, n_steps):
     return jax.lax.fori_loop(0, n_steps, lambda i, st: _step(s, consts, i, st), state)
 
 
-_jit_scan = xla_jit(_scan, static_argnums=(0,))  # the query budget stays dynamic
+_jit_scan = xla_jit(_scan, kind="forward", static_argnums=(0,))  # the query budget stays dynamic

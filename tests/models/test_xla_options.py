@@ -1,6 +1,7 @@
-"""Compile options per model: convolutional models on the CPU compile with YNNPACK limited to
-reductions, other models with XLA's defaults; results agree with the defaults; the choice
-follows the model whose analyzer runs, and is recorded in the report."""
+"""Compile options per model: convolutional models on the CPU compile their gradients with
+YNNPACK off and their forward passes with YNNPACK limited to reductions, other models with XLA's
+defaults; results agree with the defaults; the choice follows the model whose analyzer runs,
+and is recorded in the report."""
 
 import jax
 import jax.numpy as jnp
@@ -10,6 +11,7 @@ import pytest
 from audit import Model
 from audit.models import _xla, zoo
 
+NONE = {"forward": {}, "gradient": {}}
 pytestmark = pytest.mark.skipif(jax.default_backend() != "cpu", reason="the rule is for the CPU backend")
 
 
@@ -26,16 +28,17 @@ def _mlp():
 def test_conv_models_on_cpu_get_the_reduce_only_fusions(monkeypatch):
     monkeypatch.delenv("FLAX_AUDIT_XLA", raising=False)
     assert _xla.options_for(_cnn()) == _xla.CONV_OPTIONS
-    assert _xla.options_for(_mlp()) == {}
+    assert _xla.options_for(_mlp()) == NONE
     monkeypatch.setenv("FLAX_AUDIT_XLA", "default")
-    assert _xla.options_for(_cnn()) == {}
+    assert _xla.options_for(_cnn()) == NONE
 
 
 def test_an_unknown_flag_falls_back_to_the_defaults(monkeypatch):
-    monkeypatch.setattr(_xla, "CONV_OPTIONS", {_xla.FUSION_FLAG: "LIBRARY_FUSION_TYPE_NO_SUCH_THING"})
+    bad = {"forward": {}, "gradient": {_xla.FUSION_FLAG: "LIBRARY_FUSION_TYPE_NO_SUCH_THING"}}
+    monkeypatch.setattr(_xla, "CONV_OPTIONS", bad)
     _xla._flag_accepted.cache_clear()
     try:
-        assert _xla.options_for(_cnn()) == {}
+        assert _xla.options_for(_cnn()) == NONE
     finally:
         _xla._flag_accepted.cache_clear()
 
@@ -49,13 +52,16 @@ def test_jit_compiles_per_options_in_force_and_agrees_with_the_defaults():
 
     grad = _xla.jit(jax.grad(loss, argnums=1))
     plain = grad(model.params, x)
-    assert _xla.active() == {} and grad._cache_size() == 1
+    assert _xla.active() == NONE and grad._cache_size() == 1
     with _xla.for_model(model) as options:
         assert options == _xla.active() == _xla.CONV_OPTIONS
         tuned = grad(model.params, x)
         assert grad._cache_size() == 2
         assert np.allclose(model.logits(x), jax.jit(model.apply)(model.params, x), rtol=1e-5, atol=1e-6)
-    assert _xla.active() == {}
+        assert model._batch_logits._cache_size() == 1  # the forward kind, compiled inside the block only
+    assert _xla.active() == NONE
+    with pytest.raises(ValueError, match="kind"):
+        _xla.jit(loss, kind="backward")
     assert np.allclose(tuned, plain, rtol=1e-5, atol=1e-7 * float(np.abs(plain).max()))
     assert not np.array_equal(plain, 0 * plain)
 
@@ -65,4 +71,4 @@ def test_the_audit_records_its_compile_options(digits, digits_cnn, credit_small,
 
     config = AuditConfig.from_dict({"analyzers": {"imbalance": {}}})
     assert run(digits_cnn, digits, config, progress=False).metadata["compile_options"] == _xla.CONV_OPTIONS
-    assert run(credit_model, credit_small, config, progress=False).metadata["compile_options"] == {}
+    assert run(credit_model, credit_small, config, progress=False).metadata["compile_options"] == NONE
