@@ -184,7 +184,7 @@ def detect_adversarial(model, data, *, eps: float | None = None, steps: int = 40
         fooled_pgd = model.predict(x_pgd) != y
         results = []
         for name in names:
-            score = xla_jit(_score_fn(name, model, mahalanobis, bits, feature_fn))
+            score = xla_jit(_score_fn(name, model, mahalanobis, bits, feature_fn), kind="forward")
             batched = lambda z: np.concatenate([np.asarray(score(jnp.asarray(z[i:i + batch_size])))
                                                 for i in range(0, len(z), batch_size)])
             clean = batched(x)

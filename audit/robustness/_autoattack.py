@@ -96,7 +96,7 @@ def autoattack(apply_fn: Callable, params: Any, x, y, *, eps, norm: str = "linf"
         es = jnp.asarray(eps_rows[rows])
         cand = fn(xs, ys, es, rows, jax.random.fold_in(key, 100 * STAGES.index(stage) + r))
         cand = project(xs, jnp.asarray(cand, jnp.float32), es.reshape((-1,) + (1,) * (xs.ndim - 1)), norm, domain)
-        fooled = np.asarray(_core.call(_predict, apply_fn, params, cand, host=True)) != np.asarray(ys)
+        fooled = np.asarray(_core.call(_predict, apply_fn, params, cand, host=True, kind="forward")) != np.asarray(ys)
         m = idx.size
         new = idx[fooled[:m]]
         x_adv[new] = np.asarray(cand)[:m][fooled[:m]]

@@ -85,13 +85,15 @@ def check_loop(loop: str) -> str:
 
 
 @functools.lru_cache(maxsize=None)
-def _jitted(fn: Callable) -> Callable:
-    return xla_jit(fn, static_argnums=0)
+def _jitted(fn: Callable, kind: str = "gradient") -> Callable:
+    """`fn` jitted with its first argument static; `kind` "forward" when `fn` only evaluates the
+    model (compile options differ: audit/models/_xla.py)."""
+    return xla_jit(fn, kind=kind, static_argnums=0)
 
 
-def call(fn: Callable, static: Any, *args, host: bool):
+def call(fn: Callable, static: Any, *args, host: bool, kind: str = "gradient"):
     """Call `fn(static, *args)`, jitted (one cached compile per static config) unless tracing."""
-    return _jitted(fn)(static, *args) if host else fn(static, *args)
+    return _jitted(fn, kind)(static, *args) if host else fn(static, *args)
 
 
 def run_steps(step: Callable, static: Any, consts: Any, state: Any, n: int, *, host: bool) -> Any:

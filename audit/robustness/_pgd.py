@@ -81,7 +81,7 @@ def _run(s: _Static, params, x0, y, eps_b, alpha_b, domain, key, steps, restarts
             state = _core.call(_start, s, params, x0, y, eps_b, domain, jax.random.fold_in(key, r),
                                np.bool_(use_random), host=True)
             state = _core.run_steps(_step, s, consts, state, steps, host=True)
-            best_x, best = _core.call(_finish, s, params, y, state, best_x, best, host=True)
+            best_x, best = _core.call(_finish, s, params, y, state, best_x, best, host=True, kind="forward")
         return best_x, best
 
     def restart(r, carry):

@@ -170,7 +170,7 @@ def _host(s, params, domain, sizes, x0, y, eps_b, keys0, keys1, n_steps):
     standing rows are packed into a smaller batch (a power of two, at least `MIN_ROWS`; the spare
     slots repeat a standing row) and fooled rows stop costing model calls. Rows draw from their own
     keys, so packing does not change what a row does. Stops once every row is fooled."""
-    state = _core.call(_init, s, params, x0, y, eps_b, domain, keys0, host=True)
+    state = _core.call(_init, s, params, x0, y, eps_b, domain, keys0, host=True, kind="forward")
     full, rows, live = None, np.arange(x0.shape[0]), x0.shape[0]
     work = (x0, y, eps_b, keys1)
     done = 0
@@ -205,7 +205,7 @@ def _put(full, rows, state, live):
 
 
 def _run_chunk(s, consts, state, start, chunk):
-    step = _core._jitted(_step)
+    step = _core._jitted(_step, "forward")  # a query: forward passes only
     for i in range(start, start + chunk):
         state = step(s, consts, np.int32(i), state)
     return state
