@@ -47,8 +47,8 @@ def load() -> str:
 
 
 def _options(model) -> dict:
-    """jax.jit keywords for the compile options the audit uses for `model` (the floor's too)."""
-    options = _xla.options_for(model)
+    """jax.jit keywords for the compile options the audit uses for `model`'s gradients (the floor's too)."""
+    options = _xla.options_for(model)["gradient"]
     return {"compiler_options": options} if options else {}
 
 

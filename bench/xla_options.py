@@ -7,7 +7,7 @@ jitted forward pass and one jitted input gradient of the cross-entropy, batches 
 512 rows, interleaved in rotating order (best of the rounds), microseconds per row:
 - *as written*: the user's apply, no jaxpr rewrite (`fast_gradients=False`), XLA's defaults;
 - *rewritten*: `Model`'s apply (pool and few-channel convolution VJPs), XLA's defaults;
-- *rewritten + audit options*: what the audit runs (`_xla.options_for(model)`);
+- *rewritten + audit options*: what the audit runs (`_xla.options_for(model)`, per kind);
 - *rewritten + YNNPACK off*: every YNNPACK fusion off, the other candidate.
 Gradients of every variant are compared with the as-written one (max relative difference).
 The load average is printed: quote ratios from one run.
@@ -45,10 +45,23 @@ def models() -> list[tuple[str, Model, int]]:
             ("zoo MLP (64, 32)", mlp, 512)]
 
 
-def variants(model: Model) -> dict[str, tuple[Model, dict]]:
-    return {"as written": (model.replace(fast_gradients=False), {}), "rewritten": (model, {}),
-            "rewritten + audit options": (model, _xla.options_for(model)),
-            "rewritten + YNNPACK off": (model, {_xla.FUSION_FLAG: ""})}
+def variants(model: Model) -> dict[str, tuple[Model, dict, dict]]:
+    """label -> (model, forward options, gradient options)."""
+    off, audit = {_xla.FUSION_FLAG: ""}, _xla.options_for(model)
+    return {"as written": (model.replace(fast_gradients=False), {}, {}), "rewritten": (model, {}, {}),
+            "rewritten + audit options": (model, audit["forward"], audit["gradient"]),
+            "rewritten + YNNPACK off": (model, off, off)}
+
+
+def _kw(options: dict) -> dict:
+    return {"compiler_options": options} if options else {}
+
+
+def _shown(options: dict) -> str:
+    """YNNPACK fusion types of `options` in short: defaults, none, or the types kept."""
+    if not options:
+        return "defaults"
+    return options[_xla.FUSION_FLAG].replace("LIBRARY_FUSION_TYPE_", "").lower() or "none"
 
 
 def main(argv=None) -> int:
@@ -56,26 +69,26 @@ def main(argv=None) -> int:
     ap.add_argument("--rounds", type=int, default=7)
     args = ap.parse_args(argv)
     print(f"{load()}, {os.cpu_count()} cores, jax {jax.__version__}, backend {jax.default_backend()}")
-    print("| model | variant | options | forward us/row | gradient us/row | max rel. gradient diff |")
+    print("| model | variant | YNNPACK fusions forward / gradient | forward us/row | gradient us/row | max rel. gradient diff |")
     print("|---|---|---|---:|---:|---:|")
     for name, model, batch in models():
         x = jnp.asarray(np.random.default_rng(0).uniform(size=(batch, *model.input_shape)), jnp.float32)
         y = jnp.asarray(np.arange(batch) % model.n_classes, jnp.int32)
         fns, grads = {}, {}
-        for label, (m, options) in variants(model).items():
+        for label, (m, fwd_options, grad_options) in variants(model).items():
             def loss(v, m=m):
                 logits = m.apply(m.params, v)
                 return -jnp.sum(jnp.take_along_axis(jax.nn.log_softmax(logits), y[:, None], 1))
-            kw = {"compiler_options": options} if options else {}
-            fwd, grad = jax.jit(lambda v, m=m: m.apply(m.params, v), **kw), jax.jit(jax.grad(loss), **kw)
+            fwd = jax.jit(lambda v, m=m: m.apply(m.params, v), **_kw(fwd_options))
+            grad = jax.jit(jax.grad(loss), **_kw(grad_options))
             fns[(label, "forward")] = lambda f=fwd: f(x)
             fns[(label, "gradient")] = lambda f=grad: f(x)
             grads[label] = np.asarray(grad(x))
         best = race(fns, args.rounds)
         ref = grads["as written"]
-        for label, (_, options) in variants(model).items():
+        for label, (_, fwd_options, grad_options) in variants(model).items():
             diff = float(np.abs(grads[label] - ref).max() / max(np.abs(ref).max(), 1e-30))
-            shown = ",".join(f"{v or '(none)'}" for v in options.values()).replace("LIBRARY_FUSION_TYPE_", "") or "defaults"
+            shown = f"{_shown(fwd_options)} / {_shown(grad_options)}"
             print(f"| {name} | {label} | {shown} | {1e6 * best[(label, 'forward')] / batch:.1f} | "
                   f"{1e6 * best[(label, 'gradient')] / batch:.1f} | {diff:.1e} |")
     print(load())

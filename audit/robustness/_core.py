@@ -104,7 +104,7 @@ def run_steps(step: Callable, static: Any, consts: Any, state: Any, n: int, *, h
     `lax.fori_loop`, so the attack stays jittable.
     """
     if host:
-        jitted = _jitted(step)
+        jitted = _jitted(step, "gradient")
         for i in range(n):
             state = jitted(static, consts, np.int32(i), state)
         return state

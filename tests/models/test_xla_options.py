@@ -72,3 +72,19 @@ def test_the_audit_records_its_compile_options(digits, digits_cnn, credit_small,
     config = AuditConfig.from_dict({"analyzers": {"imbalance": {}}})
     assert run(digits_cnn, digits, config, progress=False).metadata["compile_options"] == _xla.CONV_OPTIONS
     assert run(credit_model, credit_small, config, progress=False).metadata["compile_options"] == NONE
+
+
+def test_attacks_compile_queries_as_forward_passes_and_steps_as_gradients():
+    """Square's queries only evaluate the model; PGD's steps differentiate it: each is compiled
+    with its kind's options (a query compiled with the gradient options ran 1.7x slower)."""
+    from audit.robustness import _core, _pgd, _square, pgd, square
+
+    model = _cnn()
+    x = jax.random.uniform(jax.random.key(1), (8, 8, 8, 1))
+    y = jnp.asarray(model.predict(x))
+    with _xla.for_model(model):
+        square(model.apply, model.params, x, y, eps=0.1, queries=3, key=jax.random.key(0), loop="host")
+        pgd(model.apply, model.params, x, y, eps=0.1, steps=2, key=jax.random.key(0), loop="host")
+    assert _core._jitted(_square._step, "forward")._cache_size() >= 1
+    assert _core._jitted(_square._step, "gradient")._cache_size() == 0
+    assert _core._jitted(_pgd._step, "gradient")._cache_size() >= 1
