@@ -8,6 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+import audit.models
 from audit import Model
 from audit.models import _xla, zoo
 
@@ -53,7 +54,7 @@ def test_jit_compiles_per_options_in_force_and_agrees_with_the_defaults():
     grad = _xla.jit(jax.grad(loss, argnums=1))
     plain = grad(model.params, x)
     assert _xla.active() == NONE and grad._cache_size() == 1
-    with _xla.for_model(model) as options:
+    with audit.models.compile_options(model) as options:
         assert options == _xla.active() == _xla.CONV_OPTIONS
         tuned = grad(model.params, x)
         assert grad._cache_size() == 2
