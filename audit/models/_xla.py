@@ -25,6 +25,8 @@ from typing import Any, Callable, Iterator
 import jax
 import jax.numpy as jnp
 
+from audit.models._jaxpr import _body as call_body
+
 FUSION_FLAG = "xla_cpu_experimental_ynn_fusion_type"
 KINDS = ("forward", "gradient")
 CONV_OPTIONS = {"forward": {FUSION_FLAG: "LIBRARY_FUSION_TYPE_REDUCE"}, "gradient": {FUSION_FLAG: ""}}
@@ -48,14 +50,9 @@ def _flag_accepted() -> bool:
 
 
 def _has_conv(jaxpr) -> bool:
-    for eqn in jaxpr.eqns:
-        if eqn.primitive.name == "conv_general_dilated":
-            return True
-        for value in eqn.params.values():
-            inner = getattr(value, "jaxpr", value)
-            if hasattr(inner, "eqns") and _has_conv(inner):
-                return True
-    return False
+    """Whether `jaxpr`, or the body of a call inside it, holds a convolution."""
+    return any(eqn.primitive.name == "conv_general_dilated"
+               or ((body := call_body(eqn)) is not None and _has_conv(body.jaxpr)) for eqn in jaxpr.eqns)
 
 
 def options_for(model) -> dict[str, dict[str, str]]:

@@ -85,7 +85,7 @@ def check_loop(loop: str) -> str:
 
 
 @functools.lru_cache(maxsize=None)
-def _jitted(fn: Callable, kind: str = "gradient") -> Callable:
+def _jitted(fn: Callable, kind: str) -> Callable:
     """`fn` jitted with its first argument static; `kind` "forward" when `fn` only evaluates the
     model (compile options differ: audit/models/_xla.py)."""
     return xla_jit(fn, kind=kind, static_argnums=0)
