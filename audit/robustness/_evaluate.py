@@ -235,19 +235,45 @@ def run_attacks(model, x: np.ndarray, y: np.ndarray, *, grid: np.ndarray, attack
                                     settings=settings, **kw)
         return jax.tree.map(lambda a: unordered(np.asarray(a)), _batched(fn, xo, yo, batch, k))
 
+    def cache_key(name, e):
+        return (*common, name, float(e), tuple((k, settings.get(k)) for k in ATTACKS[name].reads))
+
     def attack_all(name, e):
         spec = ATTACKS[name]
-        cache_key = (*common, name, float(e), tuple((k, settings.get(k)) for k in spec.reads))
-        adv = _attack_cache.lookup(cache_key, xo, yo, exact=not spec.prefix_shared)
+        adv = pooled.get((name, float(e)))
+        if adv is None:
+            adv = _attack_cache.lookup(cache_key(name, e), xo, yo, exact=not spec.prefix_shared)
         if adv is None:
             fn = lambda xb, yb, kb: spec.run(model.apply, model.params, xb, yb, eps=float(e), norm=norm,
                                              domain=domain, key=kb, settings=settings)
             adv = _batched(fn, xo, yo, batch, _attack_key(key, name, e))
-            _attack_cache.store(cache_key, xo, yo, adv)
+            _attack_cache.store(cache_key(name, e), xo, yo, adv)
         return unordered(adv)
 
-    closest, distance, stage = {}, {}, {}
+    def pool(name):
+        """A pooled attack (Square) on the rows of every eps of the grid at once, where one device
+        in one process runs the attacks (elsewhere the batches split over the devices instead)."""
+        spec = ATTACKS[name]
+        if spec.run_pooled is None or parallel.count() > 1 or parallel.processes() > 1:
+            return
+        todo = [float(e) for e in grid if e > 0 and _attack_cache.lookup(
+            cache_key(name, e), xo, yo, exact=not spec.prefix_shared) is None]
+        if not todo:
+            return
+        calls = np.arange(m) // batch  # the call and the place in it `_batched` gives each row
+        call_keys = np.concatenate([np.asarray(jax.random.key_data(jax.vmap(
+            lambda c, k=_attack_key(key, name, e): jax.random.fold_in(k, c))(calls))) for e in todo])
+        adv = spec.run_pooled(model.apply, model.params, np.tile(xo, (len(todo),) + (1,) * (xo.ndim - 1)),
+                              np.tile(yo, len(todo)), eps=np.repeat(todo, m), domain=domain, call_keys=call_keys,
+                              positions=np.tile(np.arange(m) % batch, len(todo)), settings=settings,
+                              slots=max(batch, 64))
+        for t, e in enumerate(todo):
+            pooled[(name, e)] = adv[t * m:(t + 1) * m]
+            _attack_cache.store(cache_key(name, e), xo, yo, pooled[(name, e)])
+
+    closest, distance, stage, pooled = {}, {}, {}, {}
     for a in attacks:
+        pool(a)
         if ATTACKS[a].minimal is not None:
             closest[a], distance[a] = batched(ATTACKS[a].minimal, _attack_key(key, a, 0.0))
         if ATTACKS[a].run_staged is not None:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from typing import Mapping, Sequence
+from typing import Callable, Mapping, NamedTuple, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -24,6 +24,7 @@ import numpy as np
 
 from audit.errors import AuditInputError
 from audit.results import Finding, MetricSpec, Provenance, Result, timer
+from audit.robustness import _core
 from audit.robustness._domain import check_eps, domain_for, project
 from audit.robustness._evaluate import sample_rows
 from audit.models._batching import padded_batches
@@ -77,47 +78,74 @@ def _topk_mask(a, k):
     return (flat >= thresh).astype(jnp.float32)
 
 
-def _explanation_attack(apply_fn, kernel, params, x0, t, eps_b, domain, key, *, k, steps, samples, sigma):
-    """Minimise the attribution mass on x0's top-k features, keeping the predicted class t."""
-    mask = _topk_mask(kernel(params, x0, t), k)
+class _Static(NamedTuple):
+    apply_fn: Callable
+    method: str
+    k: int
+    samples: int
+
+
+def _mass(s: _Static, params, mask, x, t):
+    """Share of each row's attribution mass on its original top-k features (`mask`)."""
+    a = jnp.abs(_kernel(s.apply_fn, s.method)(params, x, t).reshape(x.shape[0], -1))
+    return jnp.sum(a * jnp.tile(mask, (x.shape[0] // mask.shape[0], 1)), axis=1) / (jnp.sum(a, axis=1) + 1e-12)
+
+
+def _start(s: _Static, params, x0, t):
+    """The top-k mask of x0's attributions, and the state (x, best_x, best mass) at x0."""
+    mask = _topk_mask(_kernel(s.apply_fn, s.method)(params, x0, t), s.k)
+    return mask, (x0, x0, _mass(s, params, mask, x0, t))
+
+
+def _step(s: _Static, consts, i, state):
+    """One NES step that lowers the top-k mass, rejected where it would change the prediction."""
+    params, x0, t, mask, eps_b, domain, key = consts
+    x, best_x, best = state
     b = x0.shape[0]
+    u = jax.random.normal(jax.random.fold_in(key, i), (s.samples,) + x.shape) * domain.mutable
+    sigma = eps_b / 2
+    pts = jnp.concatenate([x[None] + sigma * u, x[None] - sigma * u]).reshape((-1,) + x.shape[1:])
+    f = _mass(s, params, mask, pts, jnp.tile(t, 2 * s.samples)).reshape(2, s.samples, b)
+    ghat = jnp.einsum("sb,sb...->b...", f[0] - f[1], u)
+    cand = project(x0, x - eps_b / 4 * jnp.sign(ghat) * domain.mutable, eps_b, "linf", domain)
+    keep = jnp.argmax(s.apply_fn(params, cand), axis=-1) == t
+    shape = (b,) + (1,) * (x.ndim - 1)
+    x = jnp.where(keep.reshape(shape), cand, x)
+    m = _mass(s, params, mask, x, t)
+    better = m < best
+    return x, jnp.where(better.reshape(shape), x, best_x), jnp.where(better, m, best)
 
-    def mass(x, tt):
-        a = jnp.abs(kernel(params, x, tt).reshape(x.shape[0], -1))
-        return jnp.sum(a * jnp.tile(mask, (x.shape[0] // b, 1)), axis=1) / (jnp.sum(a, axis=1) + 1e-12)
 
-    def step(i, state):
-        x, best_x, best = state
-        u = jax.random.normal(jax.random.fold_in(key, i), (samples,) + x.shape) * domain.mutable
-        pts = jnp.concatenate([x[None] + sigma * u, x[None] - sigma * u]).reshape((-1,) + x.shape[1:])
-        f = mass(pts, jnp.tile(t, 2 * samples)).reshape(2, samples, b)
-        ghat = jnp.einsum("sb,sb...->b...", f[0] - f[1], u)
-        alpha = eps_b / 4
-        cand = project(x0, x - alpha * jnp.sign(ghat) * domain.mutable, eps_b, "linf", domain)
-        keep = jnp.argmax(apply_fn(params, cand), axis=-1) == t
-        shape = (b,) + (1,) * (x.ndim - 1)
-        x = jnp.where(keep.reshape(shape), cand, x)
-        m = mass(x, t)
-        better = m < best
-        return x, jnp.where(better.reshape(shape), x, best_x), jnp.where(better, m, best)
-
-    start = (x0, x0, mass(x0, t))
-    _, best_x, _ = jax.lax.fori_loop(0, steps, step, start)
-    return best_x
+def _explanation_attack(apply_fn, method: str, params, x0, t, eps_b, domain, key, *, k: int, steps: int,
+                        samples: int, host: bool = False):
+    """Minimise the attribution mass on x0's top-k features, keeping the predicted class t.
+    `host`: a Python loop over one jitted step (images: as the attacks, `_core.use_host`), else a
+    compiled loop (jittable)."""
+    s = _Static(apply_fn, method, int(k), int(samples))
+    mask, state = _core.call(_start, s, params, x0, t, host=host)
+    consts = (params, x0, t, mask, eps_b, domain, key)
+    return _core.run_steps(_step, s, consts, state, int(steps), host=host)[1]
 
 
 @functools.lru_cache(maxsize=16)
 def _attack_fn(apply_fn, method: str, k: int, steps: int, samples: int):
-    """The jitted explanation attack for one model function and method; eps, the domain and the
-    key are arguments, so the eps grid and repeated calls reuse one compilation."""
-    kern = _kernel(apply_fn, method)
-
-    def run(params, xb, tb, eps, domain, key):
+    """The explanation attack for one model function and method; eps, the domain and the key are
+    arguments, so the eps grid and repeated calls reuse one compilation. Images run a host loop
+    over one jitted step (faster on CPU for conv nets, as PGD), other inputs one jitted loop."""
+    def run(params, xb, tb, eps, domain, key, host=False):
         eps_b = jnp.full((len(xb),) + (1,) * (xb.ndim - 1), eps, jnp.float32)
-        return _explanation_attack(apply_fn, kern, params, xb, tb, eps_b, domain, key, k=k, steps=steps,
-                                   samples=samples, sigma=eps / 2)
+        return _explanation_attack(apply_fn, method, params, xb, tb, eps_b, domain, key, k=k, steps=steps,
+                                   samples=samples, host=host)
 
-    return xla_jit(run)
+    jitted = xla_jit(run)
+
+    def attack(params, xb, tb, eps, domain, key):
+        if _core.use_host("auto", jnp.asarray(xb)):
+            return run(params, jnp.asarray(xb), jnp.asarray(tb), eps, domain, key, host=True)
+        return jitted(params, xb, tb, eps, domain, key)
+
+    attack._cache_size = jitted._cache_size
+    return attack
 
 
 @dataclasses.dataclass(frozen=True, eq=False)

@@ -13,7 +13,7 @@ from audit.robustness._autoattack import STAGES, autoattack
 from audit.robustness._cw import cw_l2
 from audit.robustness._domain import broadcast_eps, project
 from audit.robustness._pgd import fgsm, pgd
-from audit.robustness._square import square
+from audit.robustness._square import square, square_pooled
 
 
 @dataclasses.dataclass(frozen=True)
@@ -27,6 +27,10 @@ class AttackSpec:
     A minimal-perturbation attack gives `minimal(apply_fn, params, x, y, *, norm, domain, key,
     settings) -> (x_closest, distance)`, run once for a whole eps grid: its result at each eps is
     `x_closest` projected into that eps ball (what `run` returns).
+    `run_pooled(apply_fn, params, x, y, *, eps, domain, call_keys, positions, settings, slots)`:
+    the attack on many rows at once, each with its own eps, returning for row r exactly what `run`
+    returns for row `positions[r]` of a call with key `call_keys[r]` (raw key data); `run_attacks`
+    gives it the rows of a whole eps grid (Square: rows leave a pool of `slots` as they finish).
     `prefix_shared`: a row's adversarial does not depend on which rows share its batch, so a
     smaller sample may reuse a larger one's (False for Square, whose host loop packs the rows still
     standing into smaller batches, and a model's rounding can depend on the batch size).
@@ -44,6 +48,7 @@ class AttackSpec:
     minimal: Callable[..., Any] | None = None
     reads: tuple[str, ...] = ()
     prefix_shared: bool = True
+    run_pooled: Callable[..., Any] | None = None
 
 
 def _fgsm(apply_fn, params, x, y, *, eps, norm, domain, key, settings: Mapping[str, Any]):
@@ -64,6 +69,11 @@ def _apgd(loss):
 
 def _square(apply_fn, params, x, y, *, eps, norm, domain, key, settings):
     return square(apply_fn, params, x, y, eps=eps, domain=domain, key=key, queries=settings["square_queries"])
+
+
+def _square_pooled(apply_fn, params, x, y, *, eps, domain, call_keys, positions, settings, slots):
+    return square_pooled(apply_fn, params, x, y, eps=eps, domain=domain, call_keys=call_keys, positions=positions,
+                         queries=settings["square_queries"], slots=slots)
 
 
 def _autoattack_staged(apply_fn, params, x, y, *, eps, norm, domain, key, settings):
@@ -109,7 +119,7 @@ ATTACKS: dict[str, AttackSpec] = {
     "apgd_dlr": AttackSpec("apgd_dlr", _apgd("dlr"), True, True, ("linf", "l2"), min_classes=3,
                            paper="Croce & Hein 2020", reads=("apgd_steps", "restarts")),
     "square": AttackSpec("square", _square, False, True, ("linf",), paper="Andriushchenko et al. 2020",
-                         reads=("square_queries",), prefix_shared=False),
+                         reads=("square_queries",), prefix_shared=False, run_pooled=_square_pooled),
     "autoattack": AttackSpec("autoattack", _autoattack, True, True, ("linf", "l2"), paper="Croce & Hein 2020",
                              stages=STAGES, run_staged=_autoattack_staged, reads=("apgd_steps", "square_queries")),
     "cw": AttackSpec("cw", _cw, True, False, ("l2",), paper="Carlini & Wagner 2017", minimal=_cw_minimal,

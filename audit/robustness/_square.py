@@ -19,6 +19,7 @@ from audit.errors import AuditInputError
 from audit.robustness import _core
 from audit.robustness._check import attack_inputs
 from audit.robustness._domain import Domain, project
+from audit.models._batching import padded_batches
 from audit.models._xla import jit as xla_jit
 
 
@@ -74,31 +75,34 @@ def row_keys(key: jax.Array, n: int) -> jax.Array:
 
 def _window(s: _Static, keys, x0, size):
     """A boolean mask per example: a random size x size square (or a window of `size` inputs),
-    drawn from each row's own key."""
+    drawn from each row's own key; `size` holds one side per row."""
     if s.image:
         h, w = x0.shape[1], x0.shape[2]
 
-        def corner(k):
+        def corner(k, side):
             kh, kw = jax.random.split(k)
-            return jax.random.randint(kh, (), 0, h - size + 1), jax.random.randint(kw, (), 0, w - size + 1)
+            return jax.random.randint(kh, (), 0, h - side + 1), jax.random.randint(kw, (), 0, w - side + 1)
 
-        r0, c0 = jax.vmap(corner)(keys)
+        r0, c0 = jax.vmap(corner)(keys, size)
         rows, cols = jnp.arange(h), jnp.arange(w)
         in_r = (rows[None, :] >= r0[:, None]) & (rows[None, :] < (r0 + size)[:, None])
         in_c = (cols[None, :] >= c0[:, None]) & (cols[None, :] < (c0 + size)[:, None])
         mask = in_r[:, :, None] & in_c[:, None, :]
         return mask.reshape(mask.shape + (1,) * (x0.ndim - 3))
     d = int(np.prod(x0.shape[1:]))
-    start = jax.vmap(lambda k: jax.random.randint(k, (), 0, d - size + 1))(keys)
+    start = jax.vmap(lambda k, width: jax.random.randint(k, (), 0, d - width + 1))(keys, size)
     idx = jnp.arange(d)
     mask = (idx[None, :] >= start[:, None]) & (idx[None, :] < (start + size)[:, None])
     return mask.reshape(x0.shape)
 
 
-def _step(s: _Static, consts, i, state):
-    params, domain, sizes, x0, y, eps_b, keys = consts
-    x, best, queries = state
-    k1, k2 = jax.vmap(lambda k: tuple(jax.random.split(jax.random.fold_in(k, i))))(jax.random.wrap_key_data(keys))
+def _query(s: _Static, params, domain, sizes, x0, y, eps_b, keys, i, x, best, active):
+    """One query for every `active` row: row r proposes a square of side `sizes[i[r]]` drawn from
+    its own key folded with its query index `i[r]`, and keeps it when its margin improves.
+    Returns the new (x, best)."""
+    i = jnp.minimum(i, sizes.shape[0] - 1)
+    k1, k2 = jax.vmap(lambda k, j: tuple(jax.random.split(jax.random.fold_in(k, j))))(
+        jax.random.wrap_key_data(keys), i)
     win = _window(s, k1, x0, sizes[i])
     sign_shape = (1, 1) + x0.shape[3:] if s.image else x0.shape[1:]  # images: one sign per channel
     signs = jax.vmap(lambda k: jax.random.rademacher(k, sign_shape, jnp.float32))(k2)
@@ -109,12 +113,20 @@ def _step(s: _Static, consts, i, state):
                    axis=tuple(range(1, x0.ndim)), keepdims=True)
     proposal = jnp.where(same, -proposal, proposal)
     cand = project(x0, x0 + jnp.where(win, proposal, delta), eps_b, "linf", domain)
-    active = best <= 0  # examples not fooled yet are the only ones queried
     m = _margin(s, params, cand, y)
     take = active & (m > best)
     shape = (x0.shape[0],) + (1,) * (x0.ndim - 1)
-    return (jnp.where(take.reshape(shape), cand, x), jnp.where(take, m, best),
-            queries + active.astype(jnp.int32))
+    return jnp.where(take.reshape(shape), cand, x), jnp.where(take, m, best)
+
+
+def _step(s: _Static, consts, i, state):
+    """Query `i` of every row not fooled yet (only those are queried)."""
+    params, domain, sizes, x0, y, eps_b, keys = consts
+    x, best, queries = state
+    active = best <= 0
+    x, best = _query(s, params, domain, sizes, x0, y, eps_b, keys, jnp.full(x0.shape[0], i, jnp.int32),
+                     x, best, active)
+    return x, best, queries + active.astype(jnp.int32)
 
 
 def square(apply_fn: Callable, params: Any, x, y, *, eps, queries: int = 1000, p_init: float | None = None,
@@ -218,3 +230,95 @@ def _scan(s, params, domain, sizes, x, y, eps_b, keys0, keys1, n_steps):
 
 
 _jit_scan = xla_jit(_scan, kind="forward", static_argnums=(0,))  # the query budget stays dynamic
+
+
+def _pool_step(s: _Static, consts, state):
+    """One query of every slot whose row is standing and has budget left; each slot counts its
+    own query index (`it`), so rows that joined at different times keep their own schedule."""
+    params, domain, sizes, x0, y, eps_b, keys, n_steps = consts
+    x, best, it = state
+    active = (best <= 0) & (it < n_steps)
+    x, best = _query(s, params, domain, sizes, x0, y, eps_b, keys, it, x, best, active)
+    return x, best, it + 1
+
+
+def call_row_keys(call_keys, positions) -> tuple[np.ndarray, np.ndarray]:
+    """The per-row keys `square` draws for row `positions[r]` of a call made with key
+    `call_keys[r]` (raw key data): the same keys whether a row is attacked in that call or pooled."""
+    def one(k, r):
+        k0, k1 = jax.random.split(jax.random.wrap_key_data(k))
+        return jax.random.key_data(jax.random.fold_in(k0, r)), jax.random.key_data(jax.random.fold_in(k1, r))
+    keys0, keys1 = jax.jit(jax.vmap(one))(jnp.asarray(call_keys), jnp.asarray(positions, jnp.uint32))
+    return np.asarray(keys0), np.asarray(keys1)
+
+
+def square_pooled(apply_fn: Callable, params: Any, x, y, *, eps, call_keys, positions, queries: int,
+                  slots: int, domain: Domain | None = None, p_init: float | None = None,
+                  targeted: bool = False, chunk: int = 20) -> np.ndarray:
+    """Square (L-inf) on many rows, each with its own eps, exactly as `square` would attack row
+    `positions[r]` of a call with key `call_keys[r]` (raw key data), but through one pool of
+    `slots` rows: a row that is fooled or has spent its budget leaves its slot and the next row
+    takes it, so every model call is full of rows still working (the rows of every eps and every
+    call of an eps grid share the pool). Results equal `square`'s per row up to the model's
+    rounding at another batch size. Returns the adversarial rows (numpy)."""
+    eps = np.asarray(eps, np.float32).reshape(-1)
+    x, y, eps_b, domain = attack_inputs(apply_fn, params, x, y, eps=eps, norm="linf", loss=None,
+                                        domain=domain, steps=queries, name="square")
+    shape = tuple(x.shape[1:])
+    if p_init is None:
+        p_init = 0.3 if np.prod(shape) <= 1000 else 0.05
+    image = len(shape) == 3 and shape[0] > 1 and shape[1] > 1
+    s = _Static(apply_fn, bool(targeted), image)
+    sizes = _sizes(shape, max(int(queries) - 1, 1), p_init, image)
+    padded = -(-len(sizes) // 1000) * 1000
+    sizes = jnp.asarray(np.concatenate([sizes, np.full(padded - len(sizes), sizes[-1], sizes.dtype)]))
+    n_steps, n = int(queries) - 1, x.shape[0]
+    keys0, keys1 = call_row_keys(call_keys, positions)
+    slots = max(MIN_ROWS, int(slots))
+    x0, yv, eb = np.asarray(x), np.asarray(y), np.asarray(eps_b)
+    out_x, best = padded_batches(lambda *a: _core.call(_init, s, params, *a[:3], domain, a[3], host=True,
+                                                       kind="forward")[:2], [x0, yv, eb, keys0], slots)
+    out_x, best = np.array(out_x), np.array(best)
+    queue = list(np.flatnonzero(best <= 0)[::-1])  # popped from the end: rows in order
+    if not queue or n_steps < 1:
+        return out_x
+    step = _core._jitted(_pool_step, "forward")
+    size = min(slots, max(MIN_ROWS, 1 << int(len(queue) - 1).bit_length()))
+    rows = np.full(size, -1)  # the row in each slot (-1: empty)
+    it = np.full(size, n_steps, np.int32)
+    state = None
+    while True:
+        # rows that are done leave; waiting rows take their slots (or the pool shrinks)
+        if state is not None:
+            xs, bs, it = (np.array(a) for a in state)
+            done = (rows >= 0) & ((bs > 0) | (it >= n_steps))
+            out_x[rows[done]], best[rows[done]] = xs[done], bs[done]
+            live = (rows >= 0) & ~done
+            cur_x, cur_best = xs, bs
+            rows = np.where(done, -1, rows)
+        else:
+            live = np.zeros(size, bool)
+            cur_x, cur_best = np.zeros((size, *shape), np.float32), np.ones(size, np.float32)
+        standing = int(live.sum())
+        if not queue and standing == 0:
+            return out_x
+        if not queue and standing <= size // 2 and size > MIN_ROWS:
+            new = max(MIN_ROWS, 1 << int(standing - 1).bit_length())
+            keep = np.flatnonzero(live)
+            rows, it, cur_x, cur_best = (np.concatenate([a[keep], np.full((new - standing, *a.shape[1:]), f, a.dtype)])
+                                         for a, f in ((rows, -1), (it, n_steps), (cur_x, 0), (cur_best, 1)))
+            size = new
+        for slot in np.flatnonzero(rows < 0):
+            if not queue:
+                break
+            r = queue.pop()
+            rows[slot], it[slot], cur_x[slot], cur_best[slot] = r, 0, out_x[r], best[r]
+        idle = rows < 0  # idle slots copy a working row and never query (it = n_steps)
+        src = np.where(idle, rows[np.argmax(rows >= 0)], rows)
+        it = np.where(idle, n_steps, it).astype(np.int32)
+        cur_x = np.where(idle.reshape((-1,) + (1,) * len(shape)), out_x[src], cur_x)
+        cur_best = np.where(idle, 1.0, cur_best).astype(np.float32)
+        consts = (params, domain, sizes, *(jnp.asarray(a[src]) for a in (x0, yv, eb, keys1)), np.int32(n_steps))
+        state = (jnp.asarray(cur_x), jnp.asarray(cur_best), jnp.asarray(it))
+        for _ in range(min(chunk, n_steps - int(it[~idle].min()))):
+            state = step(s, consts, state)

@@ -354,3 +354,30 @@ def test_square_host_loop_packs_standing_rows_without_changing_them(digits, digi
     half = [np.asarray(a) for a in square(m.apply, m.params, x[:24], y[:24], loop="host", **kw)]
     for h, a in zip(host, half):  # the first 24 rows alone: other company, other packing, same results
         np.testing.assert_allclose(a, h[:24], atol=1e-6)
+
+
+def test_pooled_square_gives_each_row_what_its_own_call_gives(digits, digits_cnn):
+    """`square_pooled` runs the rows of several eps and several calls through one pool whose rows
+    leave as they finish; row r gets exactly the adversarial `square` gives row `positions[r]` of a
+    call with key `call_keys[r]` at eps `eps[r]`."""
+    from audit.robustness._square import square_pooled
+
+    m, dom = digits_cnn, domain_for(digits)
+    x, y = digits.test.X[:40], digits.test.y[:40]
+    calls = [(0.05, 0, slice(0, 24)), (0.05, 1, slice(24, 40)), (0.3, 0, slice(0, 24)), (0.3, 1, slice(24, 40))]
+    want, eps, keys, positions = [], [], [], []
+    for e, c, rows in calls:
+        key = jax.random.fold_in(KEY, 1000 * c + int(100 * e))
+        want.append(np.asarray(square(m.apply, m.params, x[rows], y[rows], eps=e, queries=150, domain=dom, key=key)))
+        n = rows.stop - rows.start
+        eps += [e] * n
+        keys += [np.asarray(jax.random.key_data(key))] * n
+        positions += list(range(n))
+    got = square_pooled(m.apply, m.params, np.concatenate([x[r] for _, _, r in calls]),
+                        np.concatenate([y[r] for _, _, r in calls]), eps=np.array(eps), call_keys=np.stack(keys),
+                        positions=np.array(positions), queries=150, slots=16, domain=dom)
+    want = np.concatenate(want)
+    np.testing.assert_allclose(got, want, atol=1e-6)
+    fooled = m.predict(got) != np.concatenate([y[r] for _, _, r in calls])
+    assert 0 < fooled[:40].sum() < fooled[40:].sum()  # the attack did something, more at the larger eps
+    assert np.abs(got - np.concatenate([x[r] for _, _, r in calls])).max() <= 0.3 + 1e-6

@@ -253,3 +253,32 @@ def test_attack_batches_are_balanced_and_never_pad_much():
             else:
                 assert size < 2 * m  # a power of two under twice the rows
     assert attack_batch(64, 100) == attack_batch(64, 200) == 56  # certify's 100 rows share robustness's calls
+
+
+def test_run_attacks_pools_square_over_the_grid_with_the_per_call_results(digits, digits_cnn, monkeypatch):
+    """On one device, run_attacks runs Square once for every eps of the grid through one pool;
+    its robust accuracy and adversarials are those of Square called per batch and eps."""
+    import dataclasses
+
+    from audit.robustness import _attack_cache, _evaluate
+    from audit.robustness._evaluate import run_attacks
+    from audit.robustness._registry import ATTACKS
+
+    part, dom = digits.part("test"), domain_for(digits)
+    x, y = part.X[:40], part.y[:40]
+    kw = dict(grid=np.array([0.0, 0.05, 0.2]), attacks=("square",), norm="linf", domain=dom,
+              settings=dict(steps=3, restarts=1, apgd_steps=3, square_queries=120), key=jax.random.key(5), batch=16)
+    calls = []
+    pooled_run = ATTACKS["square"].run_pooled
+    spy = dataclasses.replace(ATTACKS["square"], run_pooled=lambda *a, **k: (calls.append(len(a[2])), pooled_run(*a, **k))[1])
+    _attack_cache.clear()
+    monkeypatch.setitem(_evaluate.ATTACKS, "square", spy)
+    pooled = run_attacks(digits_cnn, x, y, **kw)
+    assert calls == [80]  # both positive eps, 40 rows each, in one pooled run
+    _attack_cache.clear()
+    monkeypatch.setitem(_evaluate.ATTACKS, "square", dataclasses.replace(spy, run_pooled=None))
+    per_call = run_attacks(digits_cnn, x, y, **kw)
+    _attack_cache.clear()
+    np.testing.assert_array_equal(pooled.correct["square"], per_call.correct["square"])
+    np.testing.assert_allclose(pooled.adversarial, per_call.adversarial, atol=1e-6)
+    assert 0 < (~pooled.correct["square"][2] & pooled.clean).sum()

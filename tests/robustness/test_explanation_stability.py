@@ -10,7 +10,8 @@ import pytest
 
 from audit.errors import AuditInputError
 from audit.robustness import ExplanationStabilityReport, domain_for, explanation_stability
-from audit.robustness._explanation_stability import _attack_fn, _explanation_attack, _kernel, _topk_mask
+from audit.robustness import _core
+from audit.robustness._explanation_stability import _explanation_attack, _kernel, _step, _topk_mask
 from audit.results import to_jsonable
 
 
@@ -40,9 +41,20 @@ def test_attacks_move_explanations(report):
 
 
 def test_the_attack_compiles_once_for_the_whole_eps_grid(report, digits_cnn):
-    # settings of the report fixture: k default, attack_steps 8, attack_samples 4
-    fn = _attack_fn(digits_cnn.apply, "gradient", report.k, 8, 4)
-    assert fn._cache_size() == 1  # eps 0 and 0.1 (and their keys) are arguments, not constants
+    # images: a host loop over one jitted step, whose static part is (model, method, k, samples);
+    # eps 0 and 0.1 (and their keys) are arguments, not constants
+    assert _core._jitted(_step, "gradient")._cache_size() == 1
+
+
+def test_host_and_compiled_loops_find_the_same_points(digits_cnn, digits):
+    x = jnp.asarray(digits.test.X[:8])
+    t = jnp.asarray(digits_cnn.predict(digits.test.X[:8]))
+    kw = dict(k=7, steps=5, samples=3)
+    args = (digits_cnn.params, x, t, jnp.full((8, 1, 1, 1), 0.1), domain_for(digits), jax.random.key(1))
+    host = _explanation_attack(digits_cnn.apply, "gradient", *args, host=True, **kw)
+    scan = jax.jit(lambda *a: _explanation_attack(digits_cnn.apply, "gradient", *a, **kw))(*args)
+    np.testing.assert_allclose(np.asarray(host), np.asarray(scan), atol=1e-5)
+    assert float(jnp.abs(host - x).max()) > 0
 
 
 def test_explanation_attack_keeps_the_prediction_and_the_ball(digits_cnn, digits):
@@ -50,8 +62,8 @@ def test_explanation_attack_keeps_the_prediction_and_the_ball(digits_cnn, digits
     t = jnp.asarray(digits_cnn.predict(digits.test.X[:16]))
     domain = domain_for(digits)
     kern = _kernel(digits_cnn.apply, "gradient")
-    adv = _explanation_attack(digits_cnn.apply, kern, digits_cnn.params, x, t, jnp.full((16, 1, 1, 1), 0.1),
-                              domain, jax.random.key(0), k=7, steps=6, samples=4, sigma=0.05)
+    adv = _explanation_attack(digits_cnn.apply, "gradient", digits_cnn.params, x, t, jnp.full((16, 1, 1, 1), 0.1),
+                              domain, jax.random.key(0), k=7, steps=6, samples=4)
     assert (digits_cnn.predict(np.asarray(adv)) == np.asarray(t)).all()
     assert float(jnp.max(jnp.abs(adv - x))) <= 0.1 + 1e-6
     before = _topk_mask(kern(digits_cnn.params, x, t), 7)
