@@ -215,6 +215,8 @@ def run_attacks(model, x: np.ndarray, y: np.ndarray, *, grid: np.ndarray, attack
     them instead of attacking again: robustness and certification share their attacks.
     A minimal-perturbation attack (a spec with `minimal`, C&W) runs once for the whole grid: its
     closest adversarials are projected into each eps ball, exactly what its per-eps `run` gives.
+    An attack with `run_pooled` (Square) runs once for every eps of the grid on one device: the
+    rows of all eps share one pool of model calls, and each row gets what its batch's call gives.
     """
     proba = model.predict_proba(x)
     clean = proba.argmax(axis=1) == y

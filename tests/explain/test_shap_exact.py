@@ -203,4 +203,6 @@ def test_several_devices_give_the_same_values(tmp_path):
     for name, count in (("one", 1), ("three", 3)):
         env = dict(os.environ, XLA_FLAGS=f"--xla_force_host_platform_device_count={count}", JAX_PLATFORMS="cpu")
         subprocess.run([sys.executable, str(script), str(tmp_path / name), str(count)], check=True, env=env)
-    np.testing.assert_array_equal(np.load(tmp_path / "one.npy"), np.load(tmp_path / "three.npy"))
+    # the same computation split over three devices: equal up to float32 rounding (on some CPUs
+    # a matrix product rounds differently at another batch size)
+    np.testing.assert_allclose(np.load(tmp_path / "one.npy"), np.load(tmp_path / "three.npy"), rtol=1e-5, atol=1e-7)
