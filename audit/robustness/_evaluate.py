@@ -18,7 +18,7 @@ from audit.errors import AuditInputError
 from audit.models._batching import padded_batches
 from audit.results import Provenance, timer
 from audit.robustness import _attack_cache, _sanity
-from audit.robustness._core import loss_and_grad
+from audit.robustness._core import loss_and_grad, use_host
 from audit.robustness._domain import Domain, check_domain, check_eps, domain_for
 from audit.robustness._minimal import minimal_perturbation
 from audit.robustness._noise import noise
@@ -215,8 +215,9 @@ def run_attacks(model, x: np.ndarray, y: np.ndarray, *, grid: np.ndarray, attack
     them instead of attacking again: robustness and certification share their attacks.
     A minimal-perturbation attack (a spec with `minimal`, C&W) runs once for the whole grid: its
     closest adversarials are projected into each eps ball, exactly what its per-eps `run` gives.
-    An attack with `run_pooled` (Square) runs once for every eps of the grid on one device: the
-    rows of all eps share one pool of model calls, and each row gets what its batch's call gives.
+    An attack with `run_pooled` (Square) runs once for every eps of the grid on one device, for
+    images: the rows of all eps share one pool of model calls, and each row gets what its batch's
+    call gives.
     """
     proba = model.predict_proba(x)
     clean = proba.argmax(axis=1) == y
@@ -254,9 +255,11 @@ def run_attacks(model, x: np.ndarray, y: np.ndarray, *, grid: np.ndarray, attack
 
     def pool(name):
         """A pooled attack (Square) on the rows of every eps of the grid at once, where one device
-        in one process runs the attacks (elsewhere the batches split over the devices instead)."""
+        in one process runs the attacks (elsewhere the batches split over the devices instead) in
+        host loops (images; flat inputs run each call as one compiled loop, faster for an MLP)."""
         spec = ATTACKS[name]
-        if spec.run_pooled is None or parallel.count() > 1 or parallel.processes() > 1:
+        if (spec.run_pooled is None or parallel.count() > 1 or parallel.processes() > 1
+                or not use_host("auto", xo)):
             return
         todo = [float(e) for e in grid if e > 0 and _attack_cache.lookup(
             cache_key(name, e), xo, yo, exact=not spec.prefix_shared) is None]
