@@ -129,6 +129,22 @@ def _step(s: _Static, consts, i, state):
     return x, best, queries + active.astype(jnp.int32)
 
 
+def _setup(apply_fn: Callable, shape: tuple[int, ...], queries: int, p_init: float | None,
+           targeted: bool) -> tuple[_Static, jax.Array]:
+    """The static part and the square-size schedule (padded to a multiple of 1,000 queries, so
+    budgets up to each 1,000 share one compile); `p_init` defaults to 0.3 for inputs with at most
+    1,000 values (the paper's MNIST setting), else 0.05."""
+    if p_init is None:
+        p_init = 0.3 if np.prod(shape) <= 1000 else 0.05
+    if not 0 < p_init <= 1:
+        raise AuditInputError(f"square: p_init must be in (0, 1], got {p_init}.")
+    image = len(shape) == 3 and shape[0] > 1 and shape[1] > 1
+    sizes = _sizes(shape, max(int(queries) - 1, 1), p_init, image)
+    padded = -(-len(sizes) // 1000) * 1000
+    sizes = np.concatenate([sizes, np.full(padded - len(sizes), sizes[-1], sizes.dtype)])
+    return _Static(apply_fn, bool(targeted), image), jnp.asarray(sizes)
+
+
 def square(apply_fn: Callable, params: Any, x, y, *, eps, queries: int = 1000, p_init: float | None = None,
            targeted: bool = False, domain: Domain | None = None, key: jax.Array, loop: str = "auto",
            return_score: bool = False, return_queries: bool = False):
@@ -143,16 +159,7 @@ def square(apply_fn: Callable, params: Any, x, y, *, eps, queries: int = 1000, p
     """
     x, y, eps_b, domain = attack_inputs(apply_fn, params, x, y, eps=eps, norm="linf", loss=None,
                                         domain=domain, steps=queries, name="square")
-    shape = tuple(x.shape[1:])
-    if p_init is None:
-        p_init = 0.3 if np.prod(shape) <= 1000 else 0.05
-    if not 0 < p_init <= 1:
-        raise AuditInputError(f"square: p_init must be in (0, 1], got {p_init}.")
-    image = len(shape) == 3 and shape[0] > 1 and shape[1] > 1
-    s = _Static(apply_fn, bool(targeted), image)
-    sizes = _sizes(shape, max(int(queries) - 1, 1), p_init, image)
-    padded = -(-len(sizes) // 1000) * 1000  # budgets up to each 1,000 share one compile
-    sizes = jnp.asarray(np.concatenate([sizes, np.full(padded - len(sizes), sizes[-1], sizes.dtype)]))
+    s, sizes = _setup(apply_fn, tuple(x.shape[1:]), queries, p_init, targeted)
     host = _core.use_host(loop, x, params, eps_b, key)
     k0, k1 = jax.random.split(key)
     keys0, keys1 = row_keys(k0, x.shape[0]), row_keys(k1, x.shape[0])
@@ -265,13 +272,7 @@ def square_pooled(apply_fn: Callable, params: Any, x, y, *, eps, call_keys, posi
     x, y, eps_b, domain = attack_inputs(apply_fn, params, x, y, eps=eps, norm="linf", loss=None,
                                         domain=domain, steps=queries, name="square")
     shape = tuple(x.shape[1:])
-    if p_init is None:
-        p_init = 0.3 if np.prod(shape) <= 1000 else 0.05
-    image = len(shape) == 3 and shape[0] > 1 and shape[1] > 1
-    s = _Static(apply_fn, bool(targeted), image)
-    sizes = _sizes(shape, max(int(queries) - 1, 1), p_init, image)
-    padded = -(-len(sizes) // 1000) * 1000
-    sizes = jnp.asarray(np.concatenate([sizes, np.full(padded - len(sizes), sizes[-1], sizes.dtype)]))
+    s, sizes = _setup(apply_fn, shape, queries, p_init, targeted)
     n_steps, n = int(queries) - 1, x.shape[0]
     keys0, keys1 = call_row_keys(call_keys, positions)
     slots = max(MIN_ROWS, int(slots))
