@@ -109,7 +109,7 @@ def main() -> None:
         if profiler:
             out = io.StringIO()
             pstats.Stats(profiler, stream=out).sort_stats(os.environ.get("SORT", "cumulative")).print_stats(args.profile)
-            print("\n".join(line for line in out.getvalue().splitlines() if line.strip())[-4000:], flush=True)
+            print("\n".join(line for line in out.getvalue().splitlines() if line.strip())[-int(os.environ.get("PROFILE_CHARS", 4000)):], flush=True)
     print(f"| total | {total_wall:.1f} | {total_cpu:.1f} | {total_compiles} | | | {_load()} |")
     if args.floor:
         floor(model, data, config, names, walls)
