@@ -144,7 +144,6 @@ def _attack_fn(apply_fn, method: str, k: int, steps: int, samples: int):
             return run(params, jnp.asarray(xb), jnp.asarray(tb), eps, domain, key, host=True)
         return jitted(params, xb, tb, eps, domain, key)
 
-    attack._cache_size = jitted._cache_size
     return attack
 
 

@@ -154,7 +154,7 @@ def square(apply_fn: Callable, params: Any, x, y, *, eps, queries: int = 1000, p
     most 1,000 values, as the paper's MNIST setting, else 0.05). Images of shape (H, W, C) get
     squares; other inputs get windows of consecutive inputs with independent signs. Each row
     draws from its own key (`row_keys`). On the host (images), fooled rows leave the batch and
-    the loop stops once every example is fooled (`_host`). Returns the adversarial batch (and
+    the loop stops once every example is fooled (`_pool`). Returns the adversarial batch (and
     the margins and per-example query counts if asked).
     """
     x, y, eps_b, domain = attack_inputs(apply_fn, params, x, y, eps=eps, norm="linf", loss=None,
@@ -164,8 +164,9 @@ def square(apply_fn: Callable, params: Any, x, y, *, eps, queries: int = 1000, p
     k0, k1 = jax.random.split(key)
     keys0, keys1 = row_keys(k0, x.shape[0]), row_keys(k1, x.shape[0])
     n_steps = int(queries) - 1
-    if host:
-        state = _host(s, params, domain, sizes, x, y, eps_b, keys0, keys1, n_steps)
+    if host:  # the call's rows as a pool of their own
+        state = tuple(jnp.asarray(a) for a in _pool(s, params, domain, sizes, x, y, eps_b, keys0, keys1,
+                                                      n_steps, slots=x.shape[0]))
     elif _core.is_tracing(x, params, eps_b, key):
         state = _scan(s, params, domain, sizes, x, y, eps_b, keys0, keys1, n_steps)
     else:
@@ -179,55 +180,8 @@ def square(apply_fn: Callable, params: Any, x, y, *, eps, queries: int = 1000, p
     return out if len(out) > 1 else x_adv
 
 
-CHUNK = 50  # queries between two looks at which rows are still standing
+CHUNK = 20  # queries between two looks at which rows are still standing
 MIN_ROWS = 8  # the smallest batch the host loop packs the standing rows into
-
-
-def _host(s, params, domain, sizes, x0, y, eps_b, keys0, keys1, n_steps):
-    """The query loop on the host, `CHUNK` queries at a time. A fooled row is never queried again
-    (the attack keeps its first adversarial), so once at most half of the batch is standing, the
-    standing rows are packed into a smaller batch (a power of two, at least `MIN_ROWS`; the spare
-    slots repeat a standing row) and fooled rows stop costing model calls. Rows draw from their own
-    keys, so packing does not change what a row does. Stops once every row is fooled."""
-    state = _core.call(_init, s, params, x0, y, eps_b, domain, keys0, host=True, kind="forward")
-    full, rows, live = None, np.arange(x0.shape[0]), x0.shape[0]
-    work = (x0, y, eps_b, keys1)
-    done = 0
-    while done < n_steps:
-        chunk = min(CHUNK, n_steps - done)
-        state = _run_chunk(s, (params, domain, sizes, *work), state, done, chunk)
-        done += chunk
-        best = np.asarray(state[1])
-        standing = np.flatnonzero(best[:live] <= 0)
-        if standing.size == 0:
-            break
-        if done < n_steps and standing.size <= len(rows) // 2 and len(rows) > MIN_ROWS:
-            # packed on the host with numpy: eager indexing on the device compiles for every shape
-            full = _put(full, rows[:live], state, live)
-            size = max(MIN_ROWS, 1 << int(standing.size - 1).bit_length())
-            slots = np.concatenate([standing, np.full(size - standing.size, standing[0])])
-            state = tuple(jnp.asarray(np.asarray(a)[slots]) for a in state)
-            work = tuple(jnp.asarray(np.asarray(a)[slots]) for a in work)
-            rows, live = rows[slots], int(standing.size)
-    if full is None:
-        return state
-    return tuple(jnp.asarray(f) for f in _put(full, rows[:live], state, live))
-
-
-def _put(full, rows, state, live):
-    """Numpy copies of the whole batch's state (`full`; None: the first time) with the first `live`
-    working rows of `state` written back at `rows`."""
-    out = [np.array(a) for a in state] if full is None else full
-    for f, a in zip(out, state):
-        f[rows] = np.asarray(a)[:live]
-    return out
-
-
-def _run_chunk(s, consts, state, start, chunk):
-    step = _core._jitted(_step, "forward")  # a query: forward passes only
-    for i in range(start, start + chunk):
-        state = step(s, consts, np.int32(i), state)
-    return state
 
 
 def _scan(s, params, domain, sizes, x, y, eps_b, keys0, keys1, n_steps):
@@ -243,10 +197,10 @@ def _pool_step(s: _Static, consts, state):
     """One query of every slot whose row is standing and has budget left; each slot counts its
     own query index (`it`), so rows that joined at different times keep their own schedule."""
     params, domain, sizes, x0, y, eps_b, keys, n_steps = consts
-    x, best, it = state
+    x, best, used, it = state
     active = (best <= 0) & (it < n_steps)
     x, best = _query(s, params, domain, sizes, x0, y, eps_b, keys, it, x, best, active)
-    return x, best, it + 1
+    return x, best, used + active.astype(jnp.int32), it + 1
 
 
 def call_row_keys(call_keys, positions) -> tuple[np.ndarray, np.ndarray]:
@@ -261,7 +215,7 @@ def call_row_keys(call_keys, positions) -> tuple[np.ndarray, np.ndarray]:
 
 def square_pooled(apply_fn: Callable, params: Any, x, y, *, eps, call_keys, positions, queries: int,
                   slots: int, domain: Domain | None = None, p_init: float | None = None,
-                  targeted: bool = False, chunk: int = 20) -> np.ndarray:
+                  targeted: bool = False, chunk: int = CHUNK) -> np.ndarray:
     """Square (L-inf) on many rows, each with its own eps, exactly as `square` would attack row
     `positions[r]` of a call with key `call_keys[r]` (raw key data), but through one pool of
     `slots` rows: a row that is fooled or has spent its budget leaves its slot and the next row
@@ -271,19 +225,31 @@ def square_pooled(apply_fn: Callable, params: Any, x, y, *, eps, call_keys, posi
     eps = np.asarray(eps, np.float32).reshape(-1)
     x, y, eps_b, domain = attack_inputs(apply_fn, params, x, y, eps=eps, norm="linf", loss=None,
                                         domain=domain, steps=queries, name="square")
-    shape = tuple(x.shape[1:])
-    s, sizes = _setup(apply_fn, shape, queries, p_init, targeted)
-    n_steps, n = int(queries) - 1, x.shape[0]
+    s, sizes = _setup(apply_fn, tuple(x.shape[1:]), queries, p_init, targeted)
     keys0, keys1 = call_row_keys(call_keys, positions)
+    return _pool(s, params, domain, sizes, x, y, eps_b, keys0, keys1, int(queries) - 1, slots=slots, chunk=chunk)[0]
+
+
+def _pool(s: _Static, params, domain, sizes, x0, y, eps_b, keys0, keys1, n_steps: int, *, slots: int,
+          chunk: int = CHUNK) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The query loop on the host over a pool of at most `slots` rows, `chunk` queries between two
+    looks. A fooled row is never queried again (the attack keeps its first adversarial) and a row
+    that has spent its budget is done: either leaves its slot to the next waiting row; with none
+    waiting, the pool shrinks once at most half of it is standing (a power of two, at least
+    `MIN_ROWS`; idle slots repeat a working row and never query). Rows draw from their own keys and
+    count their own queries, so neither the pool nor its company changes what a row does.
+    Returns numpy (adversarial rows, margins, queries used)."""
+    n = x0.shape[0]
+    x0, yv, eb, keys0, keys1 = (np.asarray(a) for a in (x0, y, eps_b, keys0, keys1))
+    shape = x0.shape[1:]
     slots = max(MIN_ROWS, int(slots))
-    x0, yv, eb = np.asarray(x), np.asarray(y), np.asarray(eps_b)
-    out_x, best = padded_batches(lambda *a: _core.call(_init, s, params, *a[:3], domain, a[3], host=True,
-                                                       kind="forward")[:2], [x0, yv, eb, keys0], slots)
-    out_x, best = np.array(out_x), np.array(best)
+    out_x, best, used = padded_batches(lambda *a: _core.call(_init, s, params, *a[:3], domain, a[3], host=True,
+                                                             kind="forward"), [x0, yv, eb, keys0], slots)
+    out_x, best, used = np.array(out_x), np.array(best), np.array(used)
     queue = list(np.flatnonzero(best <= 0)[::-1])  # popped from the end: rows in order
     if not queue or n_steps < 1:
-        return out_x
-    step = _core._jitted(_pool_step, "forward")
+        return out_x, best, used
+    step = _core._jitted(_pool_step, "forward")  # a query: forward passes only
     size = min(slots, max(MIN_ROWS, 1 << int(len(queue) - 1).bit_length()))
     rows = np.full(size, -1)  # the row in each slot (-1: empty)
     it = np.full(size, n_steps, np.int32)
@@ -291,35 +257,37 @@ def square_pooled(apply_fn: Callable, params: Any, x, y, *, eps, call_keys, posi
     while True:
         # rows that are done leave; waiting rows take their slots (or the pool shrinks)
         if state is not None:
-            xs, bs, it = (np.array(a) for a in state)
+            xs, bs, us, it = (np.array(a) for a in state)
             done = (rows >= 0) & ((bs > 0) | (it >= n_steps))
-            out_x[rows[done]], best[rows[done]] = xs[done], bs[done]
+            out_x[rows[done]], best[rows[done]], used[rows[done]] = xs[done], bs[done], us[done]
             live = (rows >= 0) & ~done
-            cur_x, cur_best = xs, bs
+            cur_x, cur_best, cur_used = xs, bs, us
             rows = np.where(done, -1, rows)
         else:
             live = np.zeros(size, bool)
-            cur_x, cur_best = np.zeros((size, *shape), np.float32), np.ones(size, np.float32)
+            cur_x, cur_best, cur_used = np.zeros((size, *shape), np.float32), np.ones(size, np.float32), \
+                np.zeros(size, np.int32)
         standing = int(live.sum())
         if not queue and standing == 0:
-            return out_x
+            return out_x, best, used
         if not queue and standing <= size // 2 and size > MIN_ROWS:
             new = max(MIN_ROWS, 1 << int(standing - 1).bit_length())
             keep = np.flatnonzero(live)
-            rows, it, cur_x, cur_best = (np.concatenate([a[keep], np.full((new - standing, *a.shape[1:]), f, a.dtype)])
-                                         for a, f in ((rows, -1), (it, n_steps), (cur_x, 0), (cur_best, 1)))
+            rows, it, cur_x, cur_best, cur_used = (
+                np.concatenate([a[keep], np.full((new - standing, *a.shape[1:]), f, a.dtype)])
+                for a, f in ((rows, -1), (it, n_steps), (cur_x, 0), (cur_best, 1), (cur_used, 0)))
             size = new
         for slot in np.flatnonzero(rows < 0):
             if not queue:
                 break
             r = queue.pop()
-            rows[slot], it[slot], cur_x[slot], cur_best[slot] = r, 0, out_x[r], best[r]
-        idle = rows < 0  # idle slots copy a working row and never query (it = n_steps)
+            rows[slot], it[slot], cur_x[slot], cur_best[slot], cur_used[slot] = r, 0, out_x[r], best[r], used[r]
+        idle = rows < 0
         src = np.where(idle, rows[np.argmax(rows >= 0)], rows)
         it = np.where(idle, n_steps, it).astype(np.int32)
         cur_x = np.where(idle.reshape((-1,) + (1,) * len(shape)), out_x[src], cur_x)
         cur_best = np.where(idle, 1.0, cur_best).astype(np.float32)
         consts = (params, domain, sizes, *(jnp.asarray(a[src]) for a in (x0, yv, eb, keys1)), np.int32(n_steps))
-        state = (jnp.asarray(cur_x), jnp.asarray(cur_best), jnp.asarray(it))
+        state = tuple(jnp.asarray(a) for a in (cur_x, cur_best, cur_used, it))
         for _ in range(min(chunk, n_steps - int(it[~idle].min()))):
             state = step(s, consts, state)

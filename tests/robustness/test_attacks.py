@@ -340,10 +340,9 @@ def test_square_host_loop_packs_standing_rows_without_changing_them(digits, digi
 
     m, dom = digits_cnn, domain_for(digits)
     x, y = digits.test.X[:48], digits.test.y[:48]
-    seen = []
-    run_chunk = _square._run_chunk
-    monkeypatch.setattr(_square, "_run_chunk", lambda s, c, st, a, b: (seen.append(st[0].shape[0]),
-                                                                       run_chunk(s, c, st, a, b))[1])
+    seen = []  # the batch sizes the host loop's step was compiled for
+    pool_step = _square._pool_step
+    monkeypatch.setattr(_square, "_pool_step", lambda s, c, st: (seen.append(st[0].shape[0]), pool_step(s, c, st))[1])
     kw = dict(eps=0.15, queries=400, domain=dom, key=KEY, return_score=True, return_queries=True)
     host = [np.asarray(a) for a in square(m.apply, m.params, x, y, loop="host", **kw)]
     scan = [np.asarray(a) for a in square(m.apply, m.params, x, y, loop="scan", **kw)]
