@@ -74,12 +74,26 @@ def fit_autoencoder(x: np.ndarray, *, kind: str, seed: int, epochs: int = 20, ba
         updates, s = optimizer.update(grads, s, p)
         return optax.apply_updates(p, updates), s, value
 
+    @jax.jit
+    def steps(p, s, batches, count):
+        """The first `count` steps of a block of batches as one compiled loop (flat rows: the
+        per-step dispatch costs more than the step); one block length, one compile."""
+        return jax.lax.fori_loop(0, count, lambda i, carry: step(*carry, batches[i])[:2], (p, s))
+
     size = min(batch_size, len(x))
+    n_steps = len(x) // size  # full batches only: one compiled shape
+    block = max(1, min(32, (64 << 20) // (size * x[0].nbytes)))
     order_rng = np.random.default_rng(seed)
     for _ in range(epochs):
-        order = order_rng.permutation(len(x))
-        for i in range(0, len(x) - size + 1, size):  # full batches only: one compiled shape
-            params, state, _ = step(params, state, x[order[i:i + size]])
+        order = order_rng.permutation(len(x))[: n_steps * size].reshape(n_steps, size)
+        if use_conv:  # conv nets: a host loop over one jitted step is faster on CPU than a compiled loop
+            for rows in order:
+                params, state, _ = step(params, state, x[rows])
+        else:
+            for lo in range(0, n_steps, block):
+                count = min(block, n_steps - lo)
+                rows = np.concatenate([order[lo:lo + count], np.zeros((block - count, size), order.dtype)])
+                params, state = steps(params, state, x[rows], np.int32(count))
 
     @jax.jit
     def errors(p, batch):

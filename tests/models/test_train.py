@@ -77,6 +77,22 @@ def test_bad_settings():
         train("mlp", data, depth=3)
 
 
+def test_compiled_loop_of_steps_trains_bit_for_bit_as_the_host_loop(credit_small, monkeypatch):
+    """Flat inputs train blocks of steps in one compiled loop (padded blocks, a dynamic count); the
+    weights and losses must be exactly those of the host loop over the jitted step."""
+    from audit import parallel
+
+    a = train("mlp", credit_small, epochs=3, seed=0, progress=False, widths=(8,), batch_size=16)
+    monkeypatch.setattr(parallel, "count", lambda: 2)  # any second device turns the compiled loop off
+    monkeypatch.setattr(parallel, "shard_rows", lambda rows: rows)
+    monkeypatch.setattr(parallel, "replicate", lambda tree: tree)
+    monkeypatch.setattr(parallel, "local", lambda tree: tree)
+    b = train("mlp", credit_small, epochs=3, seed=0, progress=False, widths=(8,), batch_size=16)
+    for u, v in zip(jax.tree.leaves(a.params), jax.tree.leaves(b.params)):
+        np.testing.assert_array_equal(np.asarray(u), np.asarray(v))
+    assert a.metadata["training"]["epochs"] == b.metadata["training"]["epochs"]
+
+
 def test_traced_schedule_is_optax_schedule_bit_for_bit():
     """The training step takes the schedule's step counts as arguments; its learning rates must be
     the values optax's compiled warmup-cosine schedule gives."""
@@ -101,7 +117,8 @@ def test_retraining_other_sizes_and_epochs_reuses_the_compiled_step(credit_small
     a = train("mlp", credit_small, epochs=2, seed=0, progress=False, widths=(8,))
     train("mlp", small, epochs=3, seed=0, progress=False, widths=(8,))
     assert len(_train._STEPS) == 1
-    step, _ = next(iter(_train._STEPS.values()))
-    assert step._cache_size() == 1
+    step, steps, _ = next(iter(_train._STEPS.values()))
+    assert steps._cache_size() == 1  # flat inputs: blocks of steps in one compiled loop, one length
+    assert step._cache_size() == 0
     b = train("mlp", credit_small, epochs=2, seed=1, progress=False, widths=(8,))
     assert not np.array_equal(np.asarray(jax.tree.leaves(a.params)[0]), np.asarray(jax.tree.leaves(b.params)[0]))
