@@ -60,14 +60,15 @@ def permutation_importance(model, data, *, seed: int, n_repeats: int = 3, max_ro
 
 def shap_importance(model, data, fit_rows: np.ndarray, eval_rows: np.ndarray, *, seed: int,
                     max_rows: int = 200, background: int = 50) -> np.ndarray:
-    """Per raw column: mean |SHAP value| (audit.explain.shap_values, one player per raw column)."""
-    from audit.explain import shap_values
+    """Per raw column: mean |SHAP value| (audit.explain.compute_shap, one player per raw column;
+    the values only, so the shap library is not imported for a shap.Explanation nobody reads)."""
+    from audit.explain import compute_shap
 
     rng = np.random.default_rng(seed)
     rows = eval_rows if len(eval_rows) <= max_rows else np.sort(rng.choice(eval_rows, max_rows, replace=False))
     bg = fit_rows if len(fit_rows) <= background else np.sort(rng.choice(fit_rows, background, replace=False))
-    explanation = shap_values(model, data.X[rows], data.X[bg], method="auto", seed=seed, data=data)
-    return np.abs(np.asarray(explanation.values)).mean(axis=0)
+    result = compute_shap(model, data.X[rows], data.X[bg], method="auto", seed=seed, data=data)
+    return np.abs(np.asarray(result.values)).mean(axis=0)
 
 
 def proxies(model, data, fit_rows: np.ndarray, eval_rows: np.ndarray, grouping_fit: Grouping,
