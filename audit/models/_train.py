@@ -120,14 +120,15 @@ def _functional(model, data=None, seed: int = 0) -> tuple[Any, Any, Any, Any, An
     return forward, params, rest, finish, ("nnx", train_def, eval_def)
 
 
-_STEPS: OrderedDict = OrderedDict()  # (identity, output, optimizer) -> (train_step, evaluate), most recent last
+_STEPS: OrderedDict = OrderedDict()  # (identity, output, optimizer) -> _make_steps(...), most recent last
 _MAX_STEPS = 8
 
 
 def _steps(key: Any, make: Callable[[], tuple]) -> tuple:
-    """The jitted (train_step, evaluate) for `key`, made once: retraining the same architecture
-    with the same optimizer (the mitigation analyzers train several models so, on resampled data of
-    other sizes too) reuses the compiled steps instead of compiling them again. `key` None (or unhashable) makes fresh ones."""
+    """The jitted (train_step, train_steps, evaluate) for `key`, made once: retraining the same
+    architecture with the same optimizer (the mitigation analyzers train several models so, on
+    resampled data of other sizes too) reuses the compiled steps instead of compiling them again.
+    `key` None (or unhashable) makes fresh ones."""
     try:
         hash(key)
     except TypeError:
@@ -166,7 +167,8 @@ def _optimizer(learning_rate: float, weight_decay: float, warmup, total):
     return optax.adamw(_warmup_cosine(learning_rate, warmup, total), weight_decay=weight_decay)
 
 
-def _make_steps(forward: Callable, adv, learning_rate: float, weight_decay: float) -> tuple[Callable, Callable]:
+def _make_steps(forward: Callable, adv, learning_rate: float,
+                weight_decay: float) -> tuple[Callable, Callable, Callable]:
     """Jitted (train_step, train_steps, evaluate) for a model's `forward`: one step, a compiled loop
     of steps, and the validation loss and accuracy. The schedule's step counts and the batch are
     arguments, so retraining on other data sizes or epochs reuses the compilation."""
@@ -268,7 +270,8 @@ def train(model: Any, data, *, epochs: int = 30, batch_size: int | None = None,
     opt_state = _optimizer(learning_rate, weight_decay, warmup, total_steps).init(params)
     # Without an adversarial recipe the steps depend only on these: equal keys compute the same function.
     cache_key = None if adv is not None else (identity, output, float(learning_rate), float(weight_decay))
-    train_step, train_steps, evaluate = _steps(cache_key, lambda: _make_steps(forward, adv, learning_rate, weight_decay))
+    train_step, train_steps, evaluate = _steps(cache_key,
+                                               lambda: _make_steps(forward, adv, learning_rate, weight_decay))
     schedule = (np.int32(warmup), np.int32(total_steps))
 
     @xla_jit
@@ -288,10 +291,10 @@ def train(model: Any, data, *, epochs: int = 30, batch_size: int | None = None,
     X, y, weights = np.asarray(X, np.float32), np.asarray(y, np.int32), np.asarray(weights, np.float32)
     params, rest, opt_state = parallel.replicate((params, rest, opt_state))
     split = parallel.shard_rows if batch_size % parallel.count() == 0 else (lambda rows: rows)
-    # Flat inputs on one device train an epoch per compiled loop (for an MLP the per-step dispatch
-    # costs more than the step); images keep a host loop over one jitted step, on CPU several times
-    # faster than lax.scan for conv nets. Blocks of at most 32 steps (one length for every data size:
-    # one compile) keep each call's batches under 64 MiB.
+    # Flat inputs on one device train blocks of steps in one compiled loop (for an MLP the per-step
+    # dispatch costs more than the step); images keep a host loop over one jitted step, on CPU
+    # several times faster than lax.scan for conv nets. Blocks of at most 32 steps (one length for
+    # every data size: one compile) keep each call's batches under 64 MiB.
     compiled_loop = X.ndim == 2 and parallel.count() == 1
     block = max(1, min(32, (64 << 20) // max(1, batch_size * X.shape[1] * 4)))
     rng = np.random.default_rng(seed)
@@ -314,11 +317,12 @@ def train(model: Any, data, *, epochs: int = 30, batch_size: int | None = None,
                 losses.append(loss[:count])
         else:
             for i, rows in enumerate(order):
-                params, rest, opt_state, loss = train_step(params, rest, opt_state, split(X[rows]), split(y[rows]),
-                                                           split(weights[rows]), jax.random.fold_in(base_key, first + i),
-                                                           progress_at[i], *schedule)
-                losses.append(loss[None])
-        entry = {"epoch": epoch, "train_loss": float(jnp.mean(jnp.concatenate(losses)))}
+                params, rest, opt_state, loss = train_step(
+                    params, rest, opt_state, split(X[rows]), split(y[rows]), split(weights[rows]),
+                    jax.random.fold_in(base_key, first + i), progress_at[i], *schedule)
+                losses.append(loss)
+        epoch_losses = jnp.concatenate(losses) if compiled_loop else jnp.stack(losses)
+        entry = {"epoch": epoch, "train_loss": float(jnp.mean(epoch_losses))}
         if has_val:
             val_loss, val_acc = evaluate(params, rest, val.X, val.y)
             entry.update(val_loss=float(val_loss), val_accuracy=float(val_acc))
