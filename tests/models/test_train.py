@@ -77,20 +77,60 @@ def test_bad_settings():
         train("mlp", data, depth=3)
 
 
-def test_compiled_loop_of_steps_trains_bit_for_bit_as_the_host_loop(credit_small, monkeypatch):
-    """Flat inputs train blocks of steps in one compiled loop (padded blocks, a dynamic count); the
-    weights and losses must be exactly those of the host loop over the jitted step."""
-    from audit import parallel
+def _stateful_linen(n_classes):
+    import flax.linen as nn
 
-    a = train("mlp", credit_small, epochs=3, seed=0, progress=False, widths=(8,), batch_size=16)
+    class Net(nn.Module):  # batch statistics and dropout: state and keys carried through the loop
+        @nn.compact
+        def __call__(self, x, train: bool = False):
+            x = nn.BatchNorm(use_running_average=not train)(nn.Dense(8)(x))
+            return nn.Dense(n_classes)(nn.Dropout(0.2, deterministic=not train)(nn.relu(x)))
+
+    return Net()
+
+
+def _dropout_nnx(d, n_classes):
+    from flax import nnx
+
+    class Net(nnx.Module):
+        def __init__(self, rngs):
+            self.a, self.b = nnx.Linear(d, 8, rngs=rngs), nnx.Linear(8, n_classes, rngs=rngs)
+            self.drop = nnx.Dropout(0.2, rngs=rngs)
+
+        def __call__(self, x):
+            return self.b(self.drop(jax.nn.relu(self.a(x))))
+
+    return Net(nnx.Rngs(0))
+
+
+@pytest.mark.parametrize("kind", ["zoo", "linen", "nnx", "adversarial"])
+def test_compiled_loop_of_steps_trains_bit_for_bit_as_the_host_loop(credit_small, monkeypatch, kind):
+    """Flat inputs train blocks of steps in one compiled loop (padded blocks, a dynamic count); the
+    weights and losses must be exactly those of the host loop over the jitted step, for the zoo MLP,
+    user modules that carry state and dropout keys, and adversarial training (each step's key and
+    eps warm-up progress)."""
+    from audit import parallel
+    from audit.robustness import AdversarialTraining
+
+    d, k = credit_small.input_shape[0], credit_small.n_classes
+    make = {"linen": lambda: _stateful_linen(k), "nnx": lambda: _dropout_nnx(d, k)}.get(kind, lambda: "mlp")
+    options = dict(epochs=3, seed=0, progress=False, batch_size=16,
+                   **({"widths": (8,)} if kind in ("zoo", "adversarial") else {}),
+                   **({"adversarial": AdversarialTraining("fgsm", eps=0.2, warmup=0.5)}
+                      if kind == "adversarial" else {}))
+    a = train(make(), credit_small, **options)
     monkeypatch.setattr(parallel, "count", lambda: 2)  # any second device turns the compiled loop off
     monkeypatch.setattr(parallel, "shard_rows", lambda rows: rows)
     monkeypatch.setattr(parallel, "replicate", lambda tree: tree)
     monkeypatch.setattr(parallel, "local", lambda tree: tree)
-    b = train("mlp", credit_small, epochs=3, seed=0, progress=False, widths=(8,), batch_size=16)
-    for u, v in zip(jax.tree.leaves(a.params), jax.tree.leaves(b.params)):
+    b = train(make(), credit_small, **options)
+    pa, pb = (m.params if isinstance(m, Model) else m for m in (a, b))
+    leaves_a, leaves_b = jax.tree.leaves(pa), jax.tree.leaves(pb)
+    assert leaves_a and len(leaves_a) == len(leaves_b)
+    for u, v in zip(leaves_a, leaves_b):
         np.testing.assert_array_equal(np.asarray(u), np.asarray(v))
-    assert a.metadata["training"]["epochs"] == b.metadata["training"]["epochs"]
+    history = lambda m: m.metadata["training"]["epochs"] if isinstance(m, Model) else None
+    assert history(a) == history(b)
 
 
 def test_traced_schedule_is_optax_schedule_bit_for_bit():
