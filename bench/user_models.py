@@ -12,7 +12,8 @@ beside every table):
   of the same batch), and IBM ART's ProjectedGradientDescent on a PyTorch copy of the weights, at
   1 torch thread and at all threads (the faster is the peer's best).
 - IG, 50 steps: `audit.explain.integrated_gradients` against PAIR saliency's IntegratedGradients
-  fed the jitted input gradient (its best), floor = 50 batched gradient calls.
+  fed the jitted input gradient (its best), floor = 50 batched gradient calls; and IG at PAIR's
+  50-step completeness error (the fewest trapezoid steps that reach it, chosen on other images).
 - Exact SHAP (12 players, 100 background rows) against shap's ExactExplainer and its floor
   (2^12 x 100 rows through the jitted model in the library's chunk size).
 LIME on equal work (lime with `discretize_continuous=False`, same jitted predict) is measured by
