@@ -8,7 +8,7 @@ them by rows (`audit.parallel`), so every batched call runs on all devices.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import jax
 import numpy as np
@@ -32,3 +32,16 @@ def padded_batches(fn: Callable[..., Any], arrays: Sequence[np.ndarray], batch: 
     outs = parallel.map_chunks(fn, arrays, batch)
     cut = [jax.tree.map(lambda a, m=min(batch, n - k * batch): a[:m], o) for k, o in enumerate(outs)]
     return jax.tree.map(lambda *parts: np.concatenate(parts), *cut)
+
+
+def step_blocks(order: np.ndarray, row_bytes: int, *, steps: int = 32,
+                max_bytes: int = 64 << 20) -> Iterator[tuple[int, int, np.ndarray]]:
+    """(first step, steps used, row indices) per block of the training steps `order` (steps, batch):
+    at most `steps` steps and `max_bytes` of batches per block, every block of one length (a
+    compiled loop over them compiles once for any data size), the last padded by repeating its
+    last step, which the loop does not run (it runs only the steps used)."""
+    n, batch = order.shape
+    block = max(1, min(steps, max_bytes // max(1, batch * row_bytes)))
+    for lo in range(0, n, block):
+        count = min(block, n - lo)
+        yield lo, count, parallel.pad_rows(order[lo:lo + count], block)

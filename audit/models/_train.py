@@ -17,6 +17,7 @@ from audit import parallel
 from audit.errors import AuditInputError
 from audit.results import Result
 from audit.models import zoo
+from audit.models._batching import step_blocks
 from audit.models._model import Model
 from audit.models._xla import jit as xla_jit
 
@@ -293,10 +294,8 @@ def train(model: Any, data, *, epochs: int = 30, batch_size: int | None = None,
     split = parallel.shard_rows if batch_size % parallel.count() == 0 else (lambda rows: rows)
     # Flat inputs on one device train blocks of steps in one compiled loop (for an MLP the per-step
     # dispatch costs more than the step); images keep a host loop over one jitted step, on CPU
-    # several times faster than lax.scan for conv nets. Blocks of at most 32 steps (one length for
-    # every data size: one compile) keep each call's batches under 64 MiB.
+    # several times faster than lax.scan for conv nets.
     compiled_loop = X.ndim == 2 and parallel.count() == 1
-    block = max(1, min(32, (64 << 20) // max(1, batch_size * X.shape[1] * 4)))
     rng = np.random.default_rng(seed)
     best = (np.inf, 0, params, rest)
     base_key, total = jax.random.key(seed), max(1, epochs * steps)
@@ -308,12 +307,10 @@ def train(model: Any, data, *, epochs: int = 30, batch_size: int | None = None,
         progress_at = (np.arange(first, first + steps) / total).astype(np.float32)
         losses = []
         if compiled_loop:
-            for lo in range(0, steps, block):
-                count = min(block, steps - lo)
-                rows = np.concatenate([order[lo:lo + count], np.zeros((block - count, batch_size), order.dtype)])
+            for lo, count, rows in step_blocks(order, X[0].nbytes):
                 params, rest, opt_state, loss = train_steps(
                     params, rest, opt_state, X[rows], y[rows], weights[rows], base_key, np.int32(first + lo),
-                    np.int32(count), parallel.pad_rows(progress_at[lo:lo + count], block), *schedule)
+                    np.int32(count), parallel.pad_rows(progress_at[lo:lo + count], len(rows)), *schedule)
                 losses.append(loss[:count])
         else:
             for i, rows in enumerate(order):

@@ -16,6 +16,8 @@ import numpy as np
 import optax
 from flax import nnx
 
+from audit.models._batching import step_blocks
+
 
 class _DenseAE(nnx.Module):
     def __init__(self, d: int, *, rngs: nnx.Rngs):
@@ -82,7 +84,6 @@ def fit_autoencoder(x: np.ndarray, *, kind: str, seed: int, epochs: int = 20, ba
 
     size = min(batch_size, len(x))
     n_steps = len(x) // size  # full batches only: one compiled shape
-    block = max(1, min(32, (64 << 20) // (size * x[0].nbytes)))
     order_rng = np.random.default_rng(seed)
     for _ in range(epochs):
         order = order_rng.permutation(len(x))[: n_steps * size].reshape(n_steps, size)
@@ -90,9 +91,7 @@ def fit_autoencoder(x: np.ndarray, *, kind: str, seed: int, epochs: int = 20, ba
             for rows in order:
                 params, state, _ = step(params, state, x[rows])
         else:
-            for lo in range(0, n_steps, block):
-                count = min(block, n_steps - lo)
-                rows = np.concatenate([order[lo:lo + count], np.zeros((block - count, size), order.dtype)])
+            for _, count, rows in step_blocks(order, x[0].nbytes):
                 params, state = steps(params, state, x[rows], np.int32(count))
 
     @jax.jit
