@@ -99,14 +99,18 @@ def _merge(_, adv, sc, prev_x, prev_sc):
     return jnp.where(_bcast(better, adv), adv, prev_x), jnp.where(better, sc, prev_sc)
 
 
-def _run(s, params, x0, y, eps_b, domain, key, steps, restarts, host, is_ckpt, window):
+def _run(s, params, x0, y, eps_b, domain, key, steps, restarts, host, is_ckpt, window, stop_when_fooled=False):
     init = (x0, jnp.full((x0.shape[0],), -jnp.inf, jnp.float32))
     consts = (params, x0, y, eps_b, domain, is_ckpt, window)
     if host:
         best_x, best = init
         for r in range(restarts):
+            fooled = ((lambda state, prev=best: jnp.maximum(state["adv_score"], prev) > _core.FOOLED_MARGIN)
+                      if stop_when_fooled else None)
+            if r and fooled is not None and _core.CHECK_EVERY and _core.all_fooled(fooled({"adv_score": best})):
+                break  # every row fooled: further restarts cannot change which are
             st = _core.call(_init, s, params, x0, y, eps_b, domain, jax.random.fold_in(key, r), host=True)
-            st = _core.run_steps(_step, s, consts, st, steps, host=True)
+            st = _core.run_steps(_step, s, consts, st, steps, host=True, fooled=fooled)
             best_x, best = _core.call(_merge, None, st["adv"], st["adv_score"], best_x, best, host=True)
         return best_x, best
 
@@ -127,11 +131,12 @@ _jit_run = xla_jit(_apgd_compiled, static_argnums=(0,))  # budgets stay dynamic 
 
 def apgd(apply_fn: Callable, params: Any, x, y, *, eps, steps: int = 100, norm: str = "linf",
          loss: str = "ce", restarts: int = 1, targeted: bool = False, domain: Domain | None = None,
-         key: jax.Array, loop: str = "auto", return_score: bool = False):
+         key: jax.Array, loop: str = "auto", return_score: bool = False, stop_when_fooled: bool = False):
     """Auto-PGD (APGD-CE with loss="ce", APGD-DLR with loss="dlr"): no step size to tune.
 
     `steps` is the iteration budget (one gradient each, plus one at the random start). Keeps
-    per example the point with the largest logit margin seen. See `pgd` for the other options.
+    per example the point with the largest logit margin seen. See `pgd` for the other options
+    (`stop_when_fooled` included).
     """
     x, y, eps_b, domain = attack_inputs(apply_fn, params, x, y, eps=eps, norm=norm, loss=loss,
                                         domain=domain, steps=steps, name="apgd")
@@ -141,7 +146,7 @@ def apgd(apply_fn: Callable, params: Any, x, y, *, eps, steps: int = 100, norm: 
     is_ckpt, window = (jnp.asarray(_pad(a)) for a in schedule(int(steps)))
     args = (s, params, x, y, eps_b, domain, key, int(steps), int(restarts))
     if _core.use_host(loop, x, params, eps_b, key):
-        best_x, best = _run(*args, True, is_ckpt, window)
+        best_x, best = _run(*args, True, is_ckpt, window, bool(stop_when_fooled))
     elif _core.is_tracing(x, params, eps_b, key):
         best_x, best = _run(*args, False, is_ckpt, window)
     else:

@@ -503,14 +503,15 @@ def _checks(model, x, y, clean, grid, correct, baselines, attacks, domain, norm,
         j = int(np.flatnonzero(positive)[np.argmin(np.abs(acc["pgd"][positive] - clean.mean() / 2))])
         strong = _batched(lambda xb, yb, kb: pgd(model.apply, model.params, xb, yb, eps=float(grid[j]), norm=norm,
                                                  steps=2 * settings["steps"], restarts=settings["restarts"] + 1,
-                                                 domain=domain, key=kb), x, y, batch, jax.random.fold_in(key, 80_000))
+                                                 domain=domain, key=kb, stop_when_fooled=True),
+                           x, y, batch, jax.random.fold_in(key, 80_000))
         strong_acc = float((clean & (model.predict(strong) == y)).mean())
         checks.update({"more_iterations_eps": float(grid[j]), "more_iterations_accuracy": strong_acc})
         findings.append(_sanity.more_iterations(float(grid[j]), float(acc["pgd"][j]), strong_acc, tol=tol))
     if differentiable:
         sub = slice(0, min(m, 200))
         big = _batched(lambda xb, yb, kb: pgd(model.apply, model.params, xb, yb, eps=width, norm=norm,
-                                              steps=settings["steps"], domain=domain, key=kb),
+                                              steps=settings["steps"], domain=domain, key=kb, stop_when_fooled=True),
                        x[sub], y[sub], batch, jax.random.fold_in(key, 90_000))
         big_acc = float((model.predict(big) == y[sub]).mean())
         checks.update({"large_eps": width, "large_eps_accuracy": big_acc})

@@ -254,7 +254,7 @@ def explanation_stability(model, data, *, methods: Sequence[str] = ("gradient", 
         for j, e in enumerate(grid):
             kj = jax.random.fold_in(key, j)
             adv = padded_batches(lambda xb, tb: pgd(model.apply, model.params, xb, tb, eps=float(e), steps=pgd_steps,
-                                                    domain=domain, key=kj), [x, t], batch)
+                                                    domain=domain, key=kj, stop_when_fooled=True), [x, t], batch)
             stable = model.predict(adv) == t
             stable_fraction[j] = stable.mean()
             targeted = {}

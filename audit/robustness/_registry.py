@@ -57,13 +57,14 @@ def _fgsm(apply_fn, params, x, y, *, eps, norm, domain, key, settings: Mapping[s
 
 def _pgd(apply_fn, params, x, y, *, eps, norm, domain, key, settings):
     return pgd(apply_fn, params, x, y, eps=eps, norm=norm, domain=domain, key=key,
-               steps=settings["steps"], restarts=settings["restarts"], loss=settings.get("loss", "ce"))
+               steps=settings["steps"], restarts=settings["restarts"], loss=settings.get("loss", "ce"),
+               stop_when_fooled=True)
 
 
 def _apgd(loss):
     def run(apply_fn, params, x, y, *, eps, norm, domain, key, settings):
         return apgd(apply_fn, params, x, y, eps=eps, norm=norm, domain=domain, key=key, loss=loss,
-                    steps=settings["apgd_steps"], restarts=settings["restarts"])
+                    steps=settings["apgd_steps"], restarts=settings["restarts"], stop_when_fooled=True)
     return run
 
 

@@ -380,3 +380,34 @@ def test_pooled_square_gives_each_row_what_its_own_call_gives(digits, digits_cnn
     fooled = m.predict(got) != np.concatenate([y[r] for _, _, r in calls])
     assert 0 < fooled[:40].sum() < fooled[40:].sum()  # the attack did something, more at the larger eps
     assert np.abs(got - np.concatenate([x[r] for _, _, r in calls])).max() <= 0.3 + 1e-6
+
+
+@pytest.mark.parametrize("attack", [pgd, apgd])
+def test_host_loop_stops_once_every_row_is_fooled_and_fools_the_same_rows(digits, digits_cnn, monkeypatch, attack):
+    m, dom = digits_cnn, domain_for(digits)
+    x, y = digits.test.X[:32], digits.test.y[:32]
+    steps_run = []
+    jitted = _core._jitted
+
+    def counting(fn, kind):
+        inner = jitted(fn, kind)
+        return (lambda *a: steps_run.append(1) or inner(*a)) if fn.__name__ == "_step" else inner
+
+    def run(eps, check_every, stop=True):
+        monkeypatch.setattr(_core, "CHECK_EVERY", check_every)
+        steps_run.clear()
+        adv, score = attack(m.apply, m.params, x, y, eps=eps, steps=20, restarts=2, domain=dom, key=KEY,
+                            loop="host", return_score=True, stop_when_fooled=stop)
+        return np.asarray(adv), np.asarray(score), len(steps_run)
+
+    monkeypatch.setattr(_core, "_jitted", counting)
+    adv, score, n = run(0.3, 4)  # every row falls within a few steps
+    full_adv, full_score, full_n = run(0.3, 0)
+    assert run(0.3, 4, stop=False)[2] == 40  # by default the strongest point of the whole budget
+    assert full_n == 40 and n < 20 and (score > _core.FOOLED_MARGIN).all() and (full_score > 0).all()
+    assert np.abs(adv - x).max() <= 0.3 + 1e-6 and (m.predict(adv) != y).all()
+    adv, score, n = run(0.03, 4)  # some rows stand: the full budget, the very same points
+    full_adv, full_score, full_n = run(0.03, 0)
+    assert 0 < (score > 0).sum() < len(y) and n == full_n == 40
+    np.testing.assert_array_equal(adv, full_adv)
+    np.testing.assert_array_equal(score, full_score)
