@@ -41,9 +41,12 @@ def test_attacks_move_explanations(report):
 
 
 def test_the_attack_compiles_once_for_the_whole_eps_grid(report, digits_cnn):
-    # images: a host loop over one jitted step, whose static part is (model, method, k, samples);
-    # eps 0 and 0.1 (and their keys) are arguments, not constants
-    assert _core._jitted(_step, "gradient")._cache_size() == 1
+    # images: a host loop over jitted steps (or their pieces), whose static part is (model, method,
+    # k, samples); eps 0 and 0.1 (and their keys) are arguments, not constants
+    from audit.robustness import _explanation_stability as es
+
+    sizes = [_core._jitted(f, "gradient")._cache_size() for f in (_step, es._probes, es._probe_masses, es._move)]
+    assert max(sizes) == 1
 
 
 def test_host_and_compiled_loops_find_the_same_points(digits_cnn, digits):
@@ -55,6 +58,25 @@ def test_host_and_compiled_loops_find_the_same_points(digits_cnn, digits):
     scan = jax.jit(lambda *a: _explanation_attack(digits_cnn.apply, "gradient", *a, **kw))(*args)
     np.testing.assert_allclose(np.asarray(host), np.asarray(scan), atol=1e-5)
     assert float(jnp.abs(host - x).max()) > 0
+
+
+def test_host_loop_splits_ig_probes_into_calls_of_64_gradient_rows_with_the_same_bits(digits_cnn, digits, monkeypatch):
+    from audit.robustness import _explanation_stability as es
+
+    x = jnp.asarray(digits.test.X[:8])
+    t = jnp.asarray(digits_cnn.predict(digits.test.X[:8]))
+    kw = dict(k=7, steps=4, samples=3)  # 48 probes x 16 IG points a step: 12 calls of 4 probes
+    args = (digits_cnn.params, x, t, jnp.full((8, 1, 1, 1), 0.1), domain_for(digits), jax.random.key(1))
+    calls, call = [], _core.call
+    monkeypatch.setattr(_core, "call", lambda fn, *a, **k: calls.append(fn.__name__) or call(fn, *a, **k))
+    split = _explanation_attack(digits_cnn.apply, "integrated_gradients", *args, host=True, **kw)
+    assert calls.count("_probe_masses") == 4 * 12 and "_step" not in calls
+    calls.clear()
+    monkeypatch.setattr(es, "GRADIENT_ROWS", 10**6)  # one call a step
+    whole = _explanation_attack(digits_cnn.apply, "integrated_gradients", *args, host=True, **kw)
+    assert calls.count("_step") == 4 and "_probe_masses" not in calls
+    np.testing.assert_array_equal(np.asarray(split), np.asarray(whole))
+    assert float(jnp.abs(split - x).max()) > 0
 
 
 def test_explanation_attack_keeps_the_prediction_and_the_ball(digits_cnn, digits):
