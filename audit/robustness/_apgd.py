@@ -105,12 +105,11 @@ def _run(s, params, x0, y, eps_b, domain, key, steps, restarts, host, is_ckpt, w
     if host:
         best_x, best = init
         for r in range(restarts):
-            fooled = ((lambda state, prev=best: jnp.maximum(state["adv_score"], prev) > _core.FOOLED_MARGIN)
-                      if stop_when_fooled else None)
-            if r and fooled is not None and _core.CHECK_EVERY and _core.all_fooled(fooled({"adv_score": best})):
+            if r and stop_when_fooled and _core.all_fooled(best):
                 break  # every row fooled: further restarts cannot change which are
             st = _core.call(_init, s, params, x0, y, eps_b, domain, jax.random.fold_in(key, r), host=True)
-            st = _core.run_steps(_step, s, consts, st, steps, host=True, fooled=fooled)
+            score = (lambda state, prev=best: jnp.maximum(state["adv_score"], prev)) if stop_when_fooled else None
+            st = _core.run_steps(_step, s, consts, st, steps, host=True, score=score)
             best_x, best = _core.call(_merge, None, st["adv"], st["adv_score"], best_x, best, host=True)
         return best_x, best
 

@@ -102,30 +102,32 @@ FOOLED_MARGIN = 1e-3  # a row counts as fooled for stopping early once its logit
 
 
 def run_steps(step: Callable, static: Any, consts: Any, state: Any, n: int, *, host: bool,
-              fooled: Callable | None = None) -> Any:
+              score: Callable | None = None) -> Any:
     """Run `state = step(static, consts, i, state)` for i < n.
 
     On the host: a Python loop over one jitted step (measured faster on CPU for conv nets than
     a compiled loop). Under tracing (inside the caller's jit, e.g. adversarial training):
     `lax.fori_loop`, so the attack stays jittable.
-    `fooled(state)`: per-row flags; the host loop stops early once every row of the call is
-    fooled (looked at every `CHECK_EVERY` steps). Each row's steps are those of the full loop up
-    to the stop, so which rows are fooled never changes; what is saved are the steps that could
-    only push already fooled rows further (as AutoAttack, which attacks only the rows standing).
+    `score(state)`: each row's best attack score so far; the host loop stops early once every
+    row of the call is fooled (`all_fooled`, looked at every `CHECK_EVERY` steps). Each row's
+    steps are those of the full loop up to the stop, so which rows are fooled never changes; what
+    is saved are the steps that could only push already fooled rows further (as AutoAttack, which
+    attacks only the rows still standing).
     """
     if host:
         jitted = _jitted(step, "gradient")
         for i in range(n):
-            if fooled is not None and CHECK_EVERY and i and i % CHECK_EVERY == 0 and all_fooled(fooled(state)):
+            if score is not None and i and i % max(CHECK_EVERY, 1) == 0 and all_fooled(score(state)):
                 break
             state = jitted(static, consts, np.int32(i), state)
         return state
     return jax.lax.fori_loop(0, n, lambda i, s: step(static, consts, i, s), state)
 
 
-def all_fooled(flags) -> bool:
-    """Whether every row's flag is set (one small transfer to the host)."""
-    return bool(np.all(np.asarray(flags)))
+def all_fooled(scores) -> bool:
+    """Whether a host loop asked to stop once every row is fooled may stop: every row's score is
+    past `FOOLED_MARGIN` (one small transfer to the host; never with `CHECK_EVERY` 0)."""
+    return bool(CHECK_EVERY) and bool(np.all(np.asarray(scores) > FOOLED_MARGIN))
 
 
 def use_host(loop: str, x, *arrays) -> bool:

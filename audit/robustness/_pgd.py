@@ -80,12 +80,12 @@ def _run(s: _Static, params, x0, y, eps_b, alpha_b, domain, key, steps, restarts
     if host:
         best_x, best = init
         for r in range(restarts):
-            fooled = (lambda st, prev=best: jnp.maximum(st[2], prev) > _core.FOOLED_MARGIN) if stop_when_fooled else None
-            if r and fooled is not None and _core.CHECK_EVERY and _core.all_fooled(fooled((None, None, best))):
+            if r and stop_when_fooled and _core.all_fooled(best):
                 break  # every row fooled: further restarts cannot change which are
             state = _core.call(_start, s, params, x0, y, eps_b, domain, jax.random.fold_in(key, r),
                                np.bool_(use_random), host=True)
-            state = _core.run_steps(_step, s, consts, state, steps, host=True, fooled=fooled)
+            score = (lambda st, prev=best: jnp.maximum(st[2], prev)) if stop_when_fooled else None
+            state = _core.run_steps(_step, s, consts, state, steps, host=True, score=score)
             best_x, best = _core.call(_finish, s, params, y, state, best_x, best, host=True, kind="forward")
         return best_x, best
 
