@@ -128,10 +128,10 @@ def _probe_chunk(s: _Static) -> int:
 
 
 def _probe_masses(s: _Static, params, mask, pts, t, k):
-    """`_mass` of the k-th chunk of the probes (mask and t tiled to the probes' rows)."""
-    c, reps = _probe_chunk(s), pts.shape[0] // t.shape[0]
-    take = lambda a: jax.lax.dynamic_slice_in_dim(a, k * c, c)
-    return _mass(s, params, take(jnp.tile(mask, (reps, 1))), take(pts), take(jnp.tile(t, reps)))
+    """`_mass` of the k-th chunk of the probes (probe j perturbs row j mod b)."""
+    c = _probe_chunk(s)
+    rows = (k * c + jnp.arange(c)) % t.shape[0]
+    return _mass(s, params, mask[rows], jax.lax.dynamic_slice_in_dim(pts, k * c, c), t[rows])
 
 
 def _host_step(s: _Static, consts, i, state):
