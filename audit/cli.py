@@ -50,12 +50,27 @@ def _summary(report) -> str:
     return "\n".join(lines)
 
 
-def _write_outputs(report, out: str) -> tuple[str, str]:
+def _audit(config, *, progress: bool, out: str | None) -> tuple:
+    """Run the audit `config` names; with `out`, write report.json and report.html there, the
+    sections' figures drawn while the later analyzers run. Returns (report, json path, html path)."""
+    from audit.pipeline import run_config
+    from audit.render.html import FigureRenderer
+
+    if out is None:
+        return run_config(config, progress=progress)[0], None, None
+    with FigureRenderer() as renderer:
+        report, _, _ = run_config(config, progress=progress, on_section=renderer.submit)
+        if progress:
+            print("writing the report ...", file=sys.stderr, flush=True)
+        return (report, *_write_outputs(report, out, renderer))
+
+
+def _write_outputs(report, out: str, renderer=None) -> tuple[str, str]:
     """report.json (+ sidecar) and report.html; the HTML is rendered first, so a failure leaves nothing."""
     from audit.pipeline._report import write_atomic
     from audit.render.html import render_report
 
-    html = render_report(report).encode()
+    html = render_report(report, renderer=renderer).encode()
     json_path = report.to_json(os.path.join(out, "report.json"))
     html_path = os.path.join(out, "report.html")
     write_atomic(html_path, html)
@@ -103,7 +118,7 @@ def _compile_cache(setting: str | None) -> str | None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from audit.pipeline import AuditConfig, run_config
+    from audit.pipeline import AuditConfig
 
     for flag, path, example in (("--junit", args.junit, "results.xml"), ("--summary-md", args.summary_md, "summary.md"),
                                 ("--card-md", args.card_md, "card.md")):
@@ -114,11 +129,12 @@ def _run(args: argparse.Namespace) -> int:
     if args.chunk_rows is not None or args.sample_rows is not None:  # stream the data file (audit.data.open_stream)
         config = _streaming(config, args.chunk_rows, args.sample_rows)
     rank = _join(config) if args.distributed or config.distributed else 0
-    report, _, _ = run_config(config, progress=not args.quiet and rank == 0)
+    # every process computes the same report; process 0 writes it
+    report, json_path, html_path = _audit(config, progress=not args.quiet and rank == 0, out=None if rank else (
+        args.out or os.path.join("reports", "out", config.name)))
     code = 2 if report.incomplete else 0 if report.passed else 1
-    if rank != 0:  # every process computed the same report; process 0 writes it
+    if rank != 0:
         return code
-    json_path, html_path = _write_outputs(report, args.out or os.path.join("reports", "out", config.name))
     _write_ci_outputs(report, junit=args.junit, summary_md=args.summary_md, card_md=args.card_md)
     print(_summary(report))
     print(f"report written to {os.path.abspath(html_path)} (and {os.path.basename(json_path)})")
@@ -220,7 +236,7 @@ def _demo(args: argparse.Namespace) -> int:
     import dataclasses
     import time
 
-    from audit.pipeline import AuditConfig, run_config
+    from audit.pipeline import AuditConfig
 
     passed, incomplete = True, False
     _compile_cache(args.compile_cache)
@@ -230,8 +246,7 @@ def _demo(args: argparse.Namespace) -> int:
         # models/<name> under the working folder, also when the config comes from the package
         config = dataclasses.replace(config, model={**config.model, "path": os.path.abspath(
             os.path.join(args.models, config.name))})
-        report, _, _ = run_config(config, progress=not args.quiet)
-        _, html_path = _write_outputs(report, os.path.join(args.out, config.name))
+        report, _, html_path = _audit(config, progress=not args.quiet, out=os.path.join(args.out, config.name))
         print(_summary(report))
         print(f"  {time.perf_counter() - start:.0f} s; report: {os.path.abspath(html_path)}")
         passed = passed and report.passed

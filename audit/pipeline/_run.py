@@ -6,7 +6,7 @@ import os
 import platform
 import sys
 import time
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -72,7 +72,7 @@ def _streamed(names, registry, model, data, stream, config, progress) -> tuple[d
 
 
 def run(model, data, config: AuditConfig | None = None, *, registry: Registry | None = None,
-        progress: bool = True, stream=None) -> AuditReport:
+        progress: bool = True, stream=None, on_section: Callable[[str, Any], None] | None = None) -> AuditReport:
     """Audit `model` on `data` with the analyzers and policy of `config`.
 
     Analyzers run in the order of `config.analyzers` (when the config names none: every
@@ -87,6 +87,7 @@ def run(model, data, config: AuditConfig | None = None, *, registry: Registry | 
     With `stream` (an `audit.data.TabularStream`, whose `sample` is `data`), the analyzers that
     count (imbalance, fairness) run over every row of the file in one chunked pass, and every
     other analyzer runs on the seeded sample `data`; a "data:streamed" finding says which is which.
+    `on_section(name, result)` is called as each analyzer finishes (the CLI draws its figures then).
     """
     config = config or AuditConfig(registry=registry)
     if registry is None:
@@ -133,6 +134,8 @@ def run(model, data, config: AuditConfig | None = None, *, registry: Registry | 
         _log(f"[{i}/{len(names)}] {spec.title} done in {seconds:.1f} s", progress)
         sections[name] = Section(name=name, title=spec.title, result=result, seconds=seconds)
         findings.extend(_advisory(name, f) for f in result.findings)
+        if on_section is not None:
+            on_section(name, result)
     unknown = dict(getattr(data, "unknown_levels", {}) or {})
     if unknown:
         touched = int((np.asarray(data.raw)[:, [data.encoding.raw_names.index(c) for c in unknown]] < 0).any(axis=1).sum())
@@ -292,10 +295,12 @@ def check_fit(model, data, path: str, *, trainable: bool = False) -> None:
                               f"model was trained, or {fix}.") from None
 
 
-def run_config(config: AuditConfig, *, progress: bool = True) -> tuple[AuditReport, Any, Any]:
-    """Load data and model as the config says, then `run`. Returns (report, model, data)."""
+def run_config(config: AuditConfig, *, progress: bool = True,
+               on_section: Callable[[str, Any], None] | None = None) -> tuple[AuditReport, Any, Any]:
+    """Load data and model as the config says, then `run` (`on_section` as there). Returns
+    (report, model, data)."""
     stream = load_stream(config)
     data = load_data(config) if stream is None else stream.sample
     check_against_data(config, data)  # before the model is trained or any analyzer runs
     model = load_model(config, data, progress=progress)
-    return run(model, data, config, progress=progress, stream=stream), model, data
+    return run(model, data, config, progress=progress, stream=stream, on_section=on_section), model, data

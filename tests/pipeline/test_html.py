@@ -212,3 +212,54 @@ def test_make_readable_moves_legends_off_the_data_and_raises_small_fonts():
     before = ax.get_legend()
     make_readable(fig)
     assert ax.get_legend() is before
+
+
+def test_figures_drawn_while_the_audit_runs_are_the_ones_rendered(monkeypatch):
+    """`FigureRenderer` draws each section's figures on its thread as the section finishes (the
+    audit's `on_section` hook); the report then shows those very images, drawn once, and is the
+    same page as one rendered in the foreground. A result it was not given is drawn anew, and a
+    figure that fails in the background fails the render."""
+    import threading
+
+    import jax.numpy as jnp
+
+    import audit.render.html as html_module
+    from audit.render.html import FigureRenderer, render_report
+
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(400, 3)).astype(np.float32)
+    y = (X[:, 0] + 0.7 * rng.normal(size=400) > 0).astype(int)
+    data = Dataset(X=X, y=y, feature_names=("a", "b", "c"), class_names=("no", "yes"),
+                   sensitive={"sex": np.where(X[:, 1] > 0, "f", "m")}, splits=stratified_split(y), name="toy")
+    model = Model.from_function(lambda p, x: jnp.stack([-x[:, 0] * p, x[:, 0] * p], -1), jnp.float32(2.0),
+                                input_shape=(3,), class_names=("no", "yes"))
+    config = AuditConfig(name="toy", analyzers={"imbalance": {}, "fairness": {"n_bootstrap": 50}})
+    drawn, original = [], html_module._section_figures
+
+    def counting(name, result):
+        drawn.append((name, threading.current_thread().name))
+        return original(name, result)
+
+    monkeypatch.setattr(html_module, "_section_figures", counting)
+    with FigureRenderer() as renderer:
+        report = run(model, data, config, progress=False, on_section=renderer.submit)
+        background = render_report(report, renderer=renderer)
+    assert sorted(drawn) == [("fairness", "audit-figures_0"), ("imbalance", "audit-figures_0")]
+    assert background.count("data:image/png;base64,") > 4
+    assert background == render_report(report)  # the foreground draws the same images
+    drawn.clear()
+    other = run(model, data, config, progress=False)  # equal results in other objects
+    with FigureRenderer() as renderer:
+        renderer.submit("imbalance", report.sections["imbalance"].result)
+        for name in ("imbalance", "fairness"):  # drawn anew for the result asked about
+            assert renderer.figures(name, other.sections[name].result) == original(name, report.sections[name].result)
+    assert [n for n, _ in drawn] == ["imbalance", "imbalance", "fairness"]
+
+    def broken(name, result):
+        raise RuntimeError("figure boom")
+
+    monkeypatch.setattr(html_module, "_section_figures", broken)
+    with FigureRenderer() as renderer:
+        renderer.submit("imbalance", report.sections["imbalance"].result)
+        with pytest.raises(RuntimeError, match="figure boom"):
+            render_report(report, renderer=renderer)
