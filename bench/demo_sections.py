@@ -1,7 +1,7 @@
 """Per-section cost of a demo audit: wall seconds and process CPU seconds.
 
     python bench/demo_sections.py reports/mnist.yaml [--only robustness certify] [--profile 15]
-        [--compile-cache DIR|off] [--compiles K]
+        [--compile-cache DIR|off] [--compiles K] [--render] [--floor]
 
 Runs each configured analyzer of the config once, in the config's order and with its settings,
 on the model the config names (trained and saved first when no checkpoint is there), exactly as
@@ -12,6 +12,9 @@ much less).
 env SORT=tottime changes the order).
 It also counts XLA compiles (and their seconds, and the seconds spent tracing and lowering) per
 section; `--compiles K` names the K functions with the most compile seconds.
+`--render` also draws each section's figures as the HTML report does (matplotlib to PNG) and
+prints their seconds in a column of their own (not in the wall time: `audit run` draws them on a
+background thread while the next analyzer runs, `FigureRenderer`).
 `--floor` runs every section a second time (fresh attack cache) with the model's apply wrapped in
 a counter of the rows that go forward and backward through it, and prices them at the rows per
 second of one jitted forward / input-gradient call at the audit's batch measured in this process:
@@ -65,6 +68,7 @@ def main() -> None:
     parser.add_argument("--compile-cache", default="off", help="JAX compilation cache folder, or off (default)")
     parser.add_argument("--floor", action="store_true", help="count model rows per section and price them")
     parser.add_argument("--compiles", type=int, default=0, help="print the K functions with the most compile seconds")
+    parser.add_argument("--render", action="store_true", help="time drawing each section's report figures")
     args = parser.parse_args()
     import jax.monitoring
 
@@ -79,9 +83,9 @@ def main() -> None:
     model = load_model(config, data, progress=False)
     names = [n for n in config.analyzers if not args.only or n in args.only]
     print(f"{config.name}: {len(names)} sections, {os.cpu_count()} cores, load average {_load()} at start")
-    print("| section | wall s | cpu s | compiles | compile s | trace+lower s | load |")
-    print("|---|---:|---:|---:|---:|---:|---:|")
-    total_wall = total_cpu = 0.0
+    print("| section | wall s | cpu s | compiles | compile s | trace+lower s | load |" + (" figures | draw s |" if args.render else ""))
+    print("|---|---:|---:|---:|---:|---:|---:|" + ("---:|---:|" if args.render else ""))
+    total_wall = total_cpu = total_draw = 0.0
     walls: dict[str, float] = {}
     total_compiles = 0
     for name in names:
@@ -93,16 +97,25 @@ def main() -> None:
         w0, c0 = time.perf_counter(), time.process_time()
         if profiler:
             profiler.enable()
-        run_analyzer(spec, model, data, settings=dict(config.analyzers.get(name, {})), seed=config.seed,
-                     progress=False)
+        result = run_analyzer(spec, model, data, settings=dict(config.analyzers.get(name, {})), seed=config.seed,
+                              progress=False)
         if profiler:
             profiler.disable()
         wall, cpu = time.perf_counter() - w0, time.process_time() - c0
         total_wall, total_cpu = total_wall + wall, total_cpu + cpu
         walls[name] = wall
         total_compiles += _COMPILES["n"]
+        drawn = ""
+        if args.render:
+            from audit.render.html import _section_figures
+
+            d0 = time.perf_counter()
+            figures = _section_figures(name, result)
+            draw = time.perf_counter() - d0
+            total_draw += draw
+            drawn = f" {len(figures)} | {draw:.1f} |"
         print(f"| {name} | {wall:.1f} | {cpu:.1f} | {_COMPILES['n']} | {_COMPILES['s']:.1f} | "
-              f"{_COMPILES['trace_s']:.1f} | {_load()} |", flush=True)
+              f"{_COMPILES['trace_s']:.1f} | {_load()} |{drawn}", flush=True)
         if args.compiles:
             top = sorted(_COMPILES["names"].items(), key=lambda kv: -kv[1][1])[: args.compiles]
             print("    compiled: " + ", ".join(f"{k} x{n} {s:.2f}s" for k, (n, s) in top), flush=True)
@@ -110,7 +123,8 @@ def main() -> None:
             out = io.StringIO()
             pstats.Stats(profiler, stream=out).sort_stats(os.environ.get("SORT", "cumulative")).print_stats(args.profile)
             print("\n".join(line for line in out.getvalue().splitlines() if line.strip())[-int(os.environ.get("PROFILE_CHARS", 4000)):], flush=True)
-    print(f"| total | {total_wall:.1f} | {total_cpu:.1f} | {total_compiles} | | | {_load()} |")
+    print(f"| total | {total_wall:.1f} | {total_cpu:.1f} | {total_compiles} | | | {_load()} |"
+          + (f" | {total_draw:.1f} |" if args.render else ""))
     if args.floor:
         floor(model, data, config, names, walls)
 
