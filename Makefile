@@ -17,11 +17,15 @@ setup: $(STAMP)
 demo: setup
 	$(BIN)/audit demo || [ $$? -eq 1 ]   # exit 1: a policy failed, as the demo audits are meant to
 
+# Test files run in parallel, each whole in one worker (its module fixtures built once): one worker
+# per core, at most 4 (each holds a JAX runtime and its compiled programs).
+PYTEST := $(BIN)/python -m pytest -q -n auto --maxprocesses 4 --dist loadfile
+
 test: setup
-	$(BIN)/python -m pytest -q
+	$(PYTEST)
 
 test-all: setup
-	$(BIN)/python -m pytest -q -m "slow or not slow"
+	$(PYTEST) -m "slow or not slow"
 
 bench: setup
 	$(BIN)/python -m pip install --quiet -e ".[test,bench]"

@@ -39,8 +39,9 @@ def test_demo_exit_codes_match_audit_run(tmp_path, monkeypatch, passed, incomple
     report = types.SimpleNamespace(name="credit", passed=passed, incomplete=incomplete, findings=(),
                                    verdict="pass" if passed else "fail", sections={"robustness": failed})
     seen = []
-    monkeypatch.setattr(audit.pipeline, "run_config", lambda config, progress: seen.append(config) or (report, None, None))
-    monkeypatch.setattr(cli, "_write_outputs", lambda r, out: (f"{out}/report.json", f"{out}/report.html"))
+    monkeypatch.setattr(audit.pipeline, "run_config",
+                        lambda config, progress, on_section=None: seen.append(config) or (report, None, None))
+    monkeypatch.setattr(cli, "_write_outputs", lambda r, out, renderer=None: (f"{out}/report.json", f"{out}/report.html"))
     monkeypatch.chdir(tmp_path)
     assert cli.main(["demo", "--only", "credit", "--quiet"]) == code
     assert seen[0].model["path"] == str(tmp_path / "models" / "credit")  # models/ under the working folder
