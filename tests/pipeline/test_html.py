@@ -214,25 +214,17 @@ def test_make_readable_moves_legends_off_the_data_and_raises_small_fonts():
     assert ax.get_legend() is before
 
 
-def test_figures_drawn_while_the_audit_runs_are_the_ones_rendered(monkeypatch):
+def test_figures_drawn_while_the_audit_runs_are_the_ones_rendered(monkeypatch, credit_model, credit_small):
     """`FigureRenderer` draws each section's figures on its thread as the section finishes (the
     audit's `on_section` hook); the report then shows those very images, drawn once, and is the
     same page as one rendered in the foreground. A result it was not given is drawn anew, and a
     figure that fails in the background fails the render."""
     import threading
 
-    import jax.numpy as jnp
-
     import audit.render.html as html_module
     from audit.render.html import FigureRenderer, render_report
 
-    rng = np.random.default_rng(3)
-    X = rng.normal(size=(400, 3)).astype(np.float32)
-    y = (X[:, 0] + 0.7 * rng.normal(size=400) > 0).astype(int)
-    data = Dataset(X=X, y=y, feature_names=("a", "b", "c"), class_names=("no", "yes"),
-                   sensitive={"sex": np.where(X[:, 1] > 0, "f", "m")}, splits=stratified_split(y), name="toy")
-    model = Model.from_function(lambda p, x: jnp.stack([-x[:, 0] * p, x[:, 0] * p], -1), jnp.float32(2.0),
-                                input_shape=(3,), class_names=("no", "yes"))
+    model, data = credit_model, credit_small
     config = AuditConfig(name="toy", analyzers={"imbalance": {}, "fairness": {"n_bootstrap": 20}})
     drawn, original = [], html_module._section_figures
 
