@@ -13,6 +13,7 @@ from typing import Callable
 
 from audit.pipeline import AuditConfig, AuditReport, load_data, load_model, run
 from audit.pipeline._schema import check_against_data
+from audit.render.html import FigureRenderer
 
 
 def quick_settings(name: str, kind: str) -> dict:
@@ -92,23 +93,25 @@ def run_audit(config: AuditConfig, *, on_step: Callable[[int, int, str], None] |
     step(1, total, "loading the model")
     model = load_model(config, data, progress=False)
     sections, findings, metadata, durations = {}, [], {}, {}
-    for i, name in enumerate(names):
-        step(2 + i, total, f"running {name}")
-        part = run(model, data, AuditConfig(name=config.name, seed=config.seed, data=config.data,
-                                            model=config.model, analyzers={name: config.analyzers[name]}),
-                   progress=False)
-        sections.update(part.sections)
-        findings.extend(part.findings)
-        metadata = dict(part.metadata)
-        durations.update({k: v for k, v in (part.metadata.get("durations") or {}).items() if k != "total"})
-    draft = AuditReport(name=config.name, sections=sections, findings=(), metadata={})
-    metrics = draft.metrics()
-    policy = [rule.evaluate(metrics) for rule in config.policy]
-    metadata.update(config=config.to_dict(), durations={**durations, "total": sum(durations.values())})
-    report = AuditReport(name=config.name, sections=sections, findings=tuple(policy + findings), metadata=metadata)
-    out_dir = out_dir or os.path.join("reports", "out", config.name)
-    os.makedirs(out_dir, exist_ok=True)
-    path = report.to_json(os.path.join(out_dir, "report.json"))
-    report.to_html(os.path.join(out_dir, "report.html"))
+    with FigureRenderer() as renderer:  # each section's figures drawn while the next one runs
+        for i, name in enumerate(names):
+            step(2 + i, total, f"running {name}")
+            part = run(model, data, AuditConfig(name=config.name, seed=config.seed, data=config.data,
+                                                model=config.model, analyzers={name: config.analyzers[name]}),
+                       progress=False, on_section=renderer.submit)
+            sections.update(part.sections)
+            findings.extend(part.findings)
+            metadata = dict(part.metadata)
+            durations.update({k: v for k, v in (part.metadata.get("durations") or {}).items() if k != "total"})
+        draft = AuditReport(name=config.name, sections=sections, findings=(), metadata={})
+        metrics = draft.metrics()
+        policy = [rule.evaluate(metrics) for rule in config.policy]
+        metadata.update(config=config.to_dict(), durations={**durations, "total": sum(durations.values())})
+        report = AuditReport(name=config.name, sections=sections, findings=tuple(policy + findings),
+                             metadata=metadata)
+        out_dir = out_dir or os.path.join("reports", "out", config.name)
+        os.makedirs(out_dir, exist_ok=True)
+        path = report.to_json(os.path.join(out_dir, "report.json"))
+        report.to_html(os.path.join(out_dir, "report.html"), renderer=renderer)
     step(total, total, "done")
     return report, path

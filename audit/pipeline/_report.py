@@ -169,12 +169,13 @@ class AuditReport:
                 raise
             raise AuditInputError(f"report {path!r} is malformed ({type(exc).__name__}: {exc}).") from None
 
-    def to_html(self, path: str | os.PathLike) -> str:
-        """Write the self-contained HTML report (no network requests, everything escaped)."""
+    def to_html(self, path: str | os.PathLike, *, renderer=None) -> str:
+        """Write the self-contained HTML report (no network requests, everything escaped);
+        `renderer`: the `audit.render.html.FigureRenderer` that drew the figures while the audit ran."""
         from audit.render.html import render_report
 
         path = os.fspath(path)
-        write_atomic(path, render_report(self).encode())
+        write_atomic(path, render_report(self, renderer=renderer).encode())
         return path
 
 

@@ -69,6 +69,7 @@ def test_run_tab_runs_a_config_file_and_live_what_ifs_rebuild_the_factory_model(
     assert not at.exception, [e.value for e in at.exception]
     path = tmp_path / "reports" / "out" / "byom-dashboard" / "report.json"
     assert path.is_file()
+    assert "data:image/png;base64," in (path.parent / "report.html").read_text()  # figures drawn as sections ran
 
     from audit.pipeline import AuditReport
     from dashboards._state import context
