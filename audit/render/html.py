@@ -68,8 +68,9 @@ def _section_figures(name: str, result: Any) -> list[tuple[str, str]]:
 
 class FigureRenderer:
     """Draws each section's figures on one background thread as soon as its analyzer finishes, so
-    the PNGs of a finished section are made while the next analyzer computes (on a CPU the audit's
-    compiled programs release the interpreter; drawing ~40 figures is 10-15 s of one core).
+    the PNGs of a finished section are made while the next analyzer computes: drawing a demo's ~40
+    figures is ~12 s of one core, which a tabular audit (mostly Python dispatch of small compiled
+    programs) leaves idle; an image audit's convolutions keep every core busy, so there it is even.
     `submit(name, result)` is the audit's `on_section` hook; `figures(name, result)` gives what
     `_section_figures` gives, the drawn one when it was drawn for this very result. Figures are
     built with matplotlib's Figure API (no pyplot state), each on one thread only, so the images
