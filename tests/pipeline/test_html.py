@@ -133,7 +133,7 @@ def test_failed_render_leaves_no_file(tmp_path, evil_report, monkeypatch):
     import audit.render.html as html_module
     report, _ = evil_report
 
-    def broken(_):
+    def broken(_, renderer=None):
         raise RuntimeError("boom")
 
     monkeypatch.setattr(html_module, "render_report", broken)
