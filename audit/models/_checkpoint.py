@@ -139,7 +139,7 @@ def _template(manifest: dict[str, Any], like: Model | None, directory: str, mode
                               "load it with Model.load(path, like=model) where `model` has the same structure.")
     if "factory" not in arch:
         return zoo.rebuild(arch, model_cls=model_cls, input_shape=manifest["input_shape"],
-                           class_names=manifest["class_names"])
+                           class_names=manifest["class_names"], initialise=False)
     if not allow_factory:  # the config rule: importing user code is the caller's explicit choice
         raise AuditInputError(
             f"checkpoint {directory!r} holds a model built by the factory {arch['factory']!r}; rebuilding it "
@@ -183,9 +183,10 @@ def load(directory: str | os.PathLike, *, model_cls: type[Model], like: Model | 
             raise AuditInputError(f"checkpoint {directory!r} lacks parameter {key}; it was saved from "
                                   "a different architecture.")
         value = np.asarray(flat[key])
-        if value.shape != np.shape(leaf) or value.dtype != np.asarray(leaf).dtype:
+        expected = np.dtype(leaf.dtype if hasattr(leaf, "dtype") else np.asarray(leaf).dtype)  # leaf may be abstract
+        if value.shape != np.shape(leaf) or value.dtype != expected:
             raise AuditInputError(f"checkpoint {directory!r}: parameter {key} has shape {value.shape} "
-                                  f"{value.dtype}, the model expects {np.shape(leaf)} {np.asarray(leaf).dtype}.")
+                                  f"{value.dtype}, the model expects {np.shape(leaf)} {expected}.")
         leaves.append(value)
     extra = sorted(set(flat) - {jax.tree_util.keystr(p) for p, _ in leaves_with_path})
     if extra:

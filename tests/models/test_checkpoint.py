@@ -32,6 +32,24 @@ def test_cnn_round_trip(tmp_path, digits, digits_cnn):
     assert np.array_equal(digits_cnn.logits(digits.X[:50]), loaded.logits(digits.X[:50]))
 
 
+def test_zoo_load_initialises_no_weights_and_keeps_batch_norm_and_gradients(tmp_path, credit_small):
+    from audit.models import zoo
+
+    config = {"in_features": credit_small.X.shape[1], "n_classes": 2, "widths": [16, 8], "norm": "batch",
+              "dropout": 0.3}
+    model = Model.from_nnx(zoo.build("mlp", config, seed=3), input_shape=credit_small.input_shape,
+                           class_names=credit_small.class_names)
+    template = zoo.rebuild({"name": "mlp", "config": config}, model_cls=Model, input_shape=model.input_shape,
+                           class_names=model.class_names, initialise=False)
+    assert all(isinstance(leaf, jax.ShapeDtypeStruct) for leaf in jax.tree.leaves(template.params))
+    loaded = Model.load(model.save(tmp_path / "bn"))
+    assert leaves_equal(model, loaded)  # batch statistics included
+    x = credit_small.X[:40]
+    assert np.array_equal(model.logits(x), loaded.logits(x))
+    grad = lambda m: np.asarray(jax.grad(lambda v: m.apply(m.params, v)[:, 1].sum())(x))
+    assert np.array_equal(grad(model), grad(loaded))
+
+
 def test_custom_model_needs_like(tmp_path, linear_model):
     path = linear_model.save(tmp_path / "linear")
     with pytest.raises(AuditInputError, match="like=model"):
