@@ -8,6 +8,7 @@ with a one-line reason on stderr (the traceback only with --debug).
 from __future__ import annotations
 
 import argparse
+import atexit
 import os
 import sys
 import traceback
@@ -419,5 +420,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
 
 
+def entry() -> None:
+    """The `audit` console script and `python -m audit.cli`: `main`, then a process exit that skips
+    tearing the interpreter down. Once the outputs are written, freeing XLA's compiled programs and
+    ~2,000 modules one by one took 1.2-1.4 s of a 25-60 s audit. The exit handler is registered
+    before any library registers its own, so every one of theirs (jax's clean-up, a distributed
+    run's shutdown, logging) still runs first; then both streams are flushed."""
+    code: list[int] = []
+    atexit.register(lambda: code and (sys.stdout.flush(), sys.stderr.flush(), os._exit(code[0])))
+    code.append(main())
+    sys.exit(code[0])
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    entry()

@@ -31,3 +31,24 @@ def test_bad_input_exits_2_with_one_line():
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == ["audit: error: unknown dataset 'nope'; choose one of "
                                                   "['credit', 'breast_cancer', 'digits', 'mnist']."]
+
+
+def test_console_entry_exits_with_mains_code_after_every_handler_and_all_output(tmp_path):
+    marker = tmp_path / "handler-ran"
+    script = f"""
+import atexit, sys
+from audit import cli
+
+def main():  # a command that imports a library registering an exit handler, prints, and fails its policy
+    atexit.register(lambda: open({str(marker)!r}, "w").write("ok"))
+    print("x" * 100_000)  # more than a pipe's buffer: must be flushed before the process ends
+    print("last line")
+    return 1
+
+cli.main = main
+cli.entry()
+"""
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert result.returncode == 1
+    assert result.stdout.endswith("last line\n") and len(result.stdout) == 100_011
+    assert marker.read_text() == "ok"
