@@ -36,24 +36,11 @@ import pandas as pd
 from audit.data import attribute_groups
 from audit.data._missing import Imputation
 from audit.errors import AuditInputError
+from audit.intervals import wilson_interval as wilson
 from audit.missing._report import (AttributeMissingness, ColumnImportance, ColumnProfile, Curve, FairnessGap,
                                    GroupPoint, GroupRate, MissingReport, RatePoint)
 from audit.missing._rubin import rubin
 from audit.results import Finding, Provenance, timer
-
-
-def wilson(count: np.ndarray, n: np.ndarray, *, confidence: float = 0.95) -> tuple[np.ndarray, np.ndarray]:
-    """Wilson score interval for `count` successes out of `n` (NaN where n is 0); vectorised."""
-    from scipy.stats import norm
-
-    count, n = np.asarray(count, np.float64), np.asarray(n, np.float64)
-    z = norm.ppf(0.5 + confidence / 2)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        p = count / n
-        denom = 1 + z * z / n
-        center = (p + z * z / (2 * n)) / denom
-        half = z / denom * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
-    return center - half, center + half
 
 
 def _rate(label: str, hits: np.ndarray, *, confidence: float, min_size: int) -> GroupRate:

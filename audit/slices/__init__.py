@@ -3,6 +3,6 @@ significantly more than on the rest. `evaluate(model, data)` is the audit entry 
 
 from audit.slices._evaluate import cohort_rows, evaluate, find_cohorts
 from audit.slices._report import Cohort, SliceReport
-from audit.slices._stats import wilson_interval
+from audit.intervals import wilson_interval
 
 __all__ = ["Cohort", "SliceReport", "cohort_rows", "evaluate", "find_cohorts", "wilson_interval"]

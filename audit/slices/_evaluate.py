@@ -15,11 +15,12 @@ from typing import Sequence
 import numpy as np
 
 from audit.errors import AuditInputError
+from audit.intervals import wilson_interval
 from audit.results import Finding, Provenance, timer
 from audit.slices import _conditions
 from audit.slices._report import Cohort, SliceReport
 from audit.slices._search import search
-from audit.slices._stats import CORRECTIONS, fisher_greater, wilson_interval
+from audit.slices._stats import CORRECTIONS, fisher_greater
 
 
 def _columns(data, rows: np.ndarray, columns: Sequence[str] | None, include_sensitive: bool) -> dict:

@@ -1,4 +1,5 @@
-"""Statistics for cohort search: one-sided Fisher exact test, Wilson intervals, multiple-test corrections."""
+"""Statistics for cohort search: one-sided Fisher exact test and multiple-test corrections (Wilson
+intervals: `audit.intervals`)."""
 
 from __future__ import annotations
 
@@ -11,17 +12,6 @@ def fisher_greater(errors: np.ndarray, size: np.ndarray, *, total_errors: int, t
     `total_errors` errors (out of `total` rows) has a higher error rate than the rest (vectorised:
     the hypergeometric upper tail, which is what `scipy.stats.fisher_exact(alternative="greater")` computes)."""
     return stats.hypergeom.sf(np.asarray(errors) - 1, total, total_errors, np.asarray(size))
-
-
-def wilson_interval(k: np.ndarray, n: np.ndarray, *, confidence: float = 0.95) -> tuple[np.ndarray, np.ndarray]:
-    """Wilson score interval for k successes in n trials (vectorised; Wilson 1927)."""
-    k, n = np.asarray(k, np.float64), np.asarray(n, np.float64)
-    z = stats.norm.ppf(1 - (1 - confidence) / 2)
-    p = k / n
-    denom = 1 + z * z / n
-    centre = (p + z * z / (2 * n)) / denom
-    half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-    return np.clip(centre - half, 0.0, 1.0), np.clip(centre + half, 0.0, 1.0)
 
 
 def holm(p: np.ndarray) -> np.ndarray:
