@@ -4,7 +4,7 @@ import ast
 import pathlib
 
 ROOT = pathlib.Path(__file__).resolve().parents[1] / "audit"
-LAYER = {"errors": 0, "_versions": 0, "results": 0, "parallel": 0, "data": 0, "datasets": 0, "models": 0,
+LAYER = {"errors": 0, "_versions": 0, "results": 0, "parallel": 0, "intervals": 0, "data": 0, "datasets": 0, "models": 0,
          "explain": 1, "robustness": 1, "fairness": 1, "imbalance": 1, "recourse": 1, "ood": 1, "slices": 1,
          "missing": 1,
          "pipeline": 2, "render": 3, "cli": 4}
