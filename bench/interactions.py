@@ -95,8 +95,8 @@ def main(argv=None) -> list[dict]:
     X = data.test.X[:args.examples]
     p = args.players
     cls = [1] * len(X)
-    explain.shap_interactions(model, X[:1], bg, method="exact", class_index=cls[:1])  # compile
-    exact_res, t_exact = timed(lambda: explain.shap_interactions(model, X, bg, method="exact", class_index=cls))
+    explain.shap_interactions(model, X[:1], bg, method="exact", target=cls[:1])  # compile
+    exact_res, t_exact = timed(lambda: explain.shap_interactions(model, X, bg, method="exact", target=cls))
     exact = exact_res.values
     check = shapiq.ExactComputer(game_for(model, X[0], bg), n_players=p)("SII", order=2)
     mask = ~np.eye(p, dtype=bool)
@@ -106,7 +106,7 @@ def main(argv=None) -> list[dict]:
 
     def ours(budget, seed):
         return explain.shap_interactions(model, X, bg, method="sampled", n_samples=budget, seed=seed,
-                                         class_index=cls).values
+                                         target=cls).values
 
     candidates = [block_cost(p) * k for k in (1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64)]
     native_error = {}

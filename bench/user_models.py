@@ -356,10 +356,10 @@ def shap_rows(name, model, data, *, n: int, rounds: int) -> list[dict]:
     p = X.shape[1]
     proba = lambda v: model.predict_proba(v)[:, 1]
     ex = shap.explainers.ExactExplainer(proba, shap.maskers.Independent(bg, max_samples=100))
-    best = race({"ours": lambda: compute_shap(model, X, bg, method="exact", class_index=1).values,
+    best = race({"ours": lambda: compute_shap(model, X, bg, method="exact", target=1).values,
                  "shap": lambda: ex(X).values,
                  "floor": shap_floor(model, 2 ** p * len(bg), n, _players.CHUNK_ROWS, p)}, rounds)
-    err = float(np.abs(compute_shap(model, X, bg, method="exact", class_index=1).values - ex(X).values).max())
+    err = float(np.abs(compute_shap(model, X, bg, method="exact", target=1).values - ex(X).values).max())
     common = {"model": name, "method": f"exact SHAP, {p} players, {len(bg)} background rows"}
     return [{**common, "impl": "audit compute_shap(method='exact')", "ms": 1e3 * best["ours"] / n,
              "x_floor": best["ours"] / best["floor"], "vs_peer": best["shap"] / best["ours"],
