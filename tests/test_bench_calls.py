@@ -46,7 +46,7 @@ def unknown_keywords(path: pathlib.Path) -> list[str]:
         if not isinstance(node, ast.Call):
             continue
         target = called(node.func, names)
-        if not callable(target) or inspect.isclass(target) and not hasattr(target, "__init__"):
+        if not callable(target):
             continue
         try:
             parameters = inspect.signature(target).parameters

@@ -127,6 +127,12 @@ def _read_manifest(directory: str) -> dict[str, Any]:
     return manifest
 
 
+def leaf_spec(leaf: Any) -> tuple[tuple[int, ...], np.dtype]:
+    """(shape, dtype) of a template's parameter: an array, or the `jax.ShapeDtypeStruct` of a
+    template that was traced rather than initialised (`zoo.rebuild(initialise=False)`)."""
+    return tuple(np.shape(leaf)), np.dtype(leaf.dtype if hasattr(leaf, "dtype") else np.asarray(leaf).dtype)
+
+
 def _template(manifest: dict[str, Any], like: Model | None, directory: str, model_cls: type[Model],
               allow_factory: bool = False) -> Model:
     """The Model whose parameters the checkpoint fills: `like`, the zoo architecture, or (only when
@@ -183,10 +189,10 @@ def load(directory: str | os.PathLike, *, model_cls: type[Model], like: Model | 
             raise AuditInputError(f"checkpoint {directory!r} lacks parameter {key}; it was saved from "
                                   "a different architecture.")
         value = np.asarray(flat[key])
-        expected = np.dtype(leaf.dtype if hasattr(leaf, "dtype") else np.asarray(leaf).dtype)  # leaf may be abstract
-        if value.shape != np.shape(leaf) or value.dtype != expected:
+        shape, dtype = leaf_spec(leaf)
+        if value.shape != shape or value.dtype != dtype:
             raise AuditInputError(f"checkpoint {directory!r}: parameter {key} has shape {value.shape} "
-                                  f"{value.dtype}, the model expects {np.shape(leaf)} {expected}.")
+                                  f"{value.dtype}, the model expects {shape} {dtype}.")
         leaves.append(value)
     extra = sorted(set(flat) - {jax.tree_util.keystr(p) for p, _ in leaves_with_path})
     if extra:

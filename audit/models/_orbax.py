@@ -120,6 +120,8 @@ def _select(stored: dict[tuple[str, ...], Any], wanted: set[tuple[str, ...]]) ->
 def fill(template: Any, stored: Any, *, source: str) -> Any:
     """`template`'s tree with every leaf taken from `stored` (matched by path), checking shapes and
     dtypes; missing or extra parameters are errors naming the path."""
+    from audit.models._checkpoint import leaf_spec
+
     leaves, treedef = jax.tree_util.tree_flatten(template)
     paths = list(flat_paths(template))
     if len(paths) != len(leaves):  # pragma: no cover - two leaves with one path cannot happen in a pytree
@@ -134,8 +136,8 @@ def fill(template: Any, stored: Any, *, source: str) -> Any:
                                   + (f" (it has e.g. {near})" if near else "")
                                   + "; it was saved from a different architecture or options.")
         value = np.asarray(available[path])
-        shape, dtype = np.shape(leaf), np.dtype(leaf.dtype if hasattr(leaf, "dtype") else np.asarray(leaf).dtype)
-        if value.shape != shape or value.dtype != dtype:  # the template's leaves may be abstract
+        shape, dtype = leaf_spec(leaf)
+        if value.shape != shape or value.dtype != dtype:
             raise AuditInputError(f"checkpoint {source!r}: parameter {name} is {value.shape} {value.dtype}, "
                                   f"the model expects {shape} {dtype}.")
         out.append(value)
